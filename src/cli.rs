@@ -1,0 +1,99 @@
+//! Command-line interface: global connection flags, then a subcommand (default: `watch`).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::db::connect::ConnectConfig;
+use crate::ident::TableRef;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idemtop",
+    version,
+    about = "A terminal dashboard for PostgreSQL idempotency-key tables",
+    long_about = "idemtop watches a PostgreSQL idempotency-key table (migration 045 of the \
+                  idempotency guide): live health, maintenance (cleanup, ANALYZE, VACUUM) and a \
+                  record browser. Without a subcommand it opens the dashboard (`watch`)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// PostgreSQL URL (postgres://user[:password]@host[:port]/db). Without it, libpq's PG*
+    /// variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...) are used.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Schema of the watched table.
+    #[arg(long, default_value = "public", global = true)]
+    pub schema: String,
+
+    /// Name of the watched table.
+    #[arg(long, default_value = "idempotency_records", global = true)]
+    pub table: String,
+
+    /// statement_timeout for idemtop's queries, in milliseconds.
+    #[arg(long, default_value_t = 5000, global = true, value_name = "MS")]
+    pub statement_timeout: u64,
+
+    /// Read-only session: every write is refused by the server itself.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+impl Global {
+    pub fn table_ref(&self) -> anyhow::Result<TableRef> {
+        TableRef::new(&self.schema, &self.table)
+            .map_err(|e| anyhow::anyhow!("invalid --schema/--table: {e}"))
+    }
+
+    pub fn connect_config(&self) -> ConnectConfig {
+        ConnectConfig {
+            url: self.database_url.clone(),
+            read_only: self.read_only,
+            statement_timeout: Duration::from_millis(self.statement_timeout),
+            application_name: "idemtop".into(),
+        }
+    }
+
+    /// `--no-color`, or `NO_COLOR` set to anything non-empty (no-color.org).
+    pub fn color(&self) -> bool {
+        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply, revert or list the embedded migrations (045 table, 046 cleanup function).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum MigrateAction {
+    /// Apply every pending migration, each in its own transaction.
+    Run,
+    /// Revert the newest applied migration.
+    Revert,
+    /// List the migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}

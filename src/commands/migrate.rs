@@ -1,0 +1,30 @@
+//! `idemtop migrate run|revert|status`.
+
+use anyhow::Result;
+
+use crate::cli::{Global, MigrateAction};
+use crate::db::migrate;
+
+pub async fn run(global: &Global, action: MigrateAction) -> Result<()> {
+    let table = global.table_ref()?;
+    let mut conn = global.connect_config().connect().await?;
+    match action {
+        MigrateAction::Run => {
+            for outcome in migrate::run(&mut conn, &table.schema).await? {
+                println!("{outcome}");
+            }
+        }
+        MigrateAction::Revert => println!("{}", migrate::revert(&mut conn, &table.schema).await?),
+        MigrateAction::Status => {
+            for s in migrate::status(&mut conn, &table.schema).await? {
+                let state = match (s.applied, s.modified) {
+                    (true, false) => "applied",
+                    (true, true) => "applied (file changed since)",
+                    (false, _) => "pending",
+                };
+                println!("{:03} {:<40} {state}", s.version, s.description);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! One runner per subcommand; `main` only parses and dispatches.
+
+pub mod migrate;

@@ -1,0 +1,248 @@
+//! Connection settings: `--database-url` / `DATABASE_URL`, else libpq's `PG*` variables.
+//! Every error is turned into one readable sentence that names the target but never the password.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::sanitize;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// A `postgres://` URL; `None` means libpq's `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+    /// `PGDATABASE`, `PGSSLMODE`... (and `~/.pgpass`).
+    pub url: Option<String>,
+    /// Session is read-only (`default_transaction_read_only=on`): even a bug cannot write.
+    pub read_only: bool,
+    /// `statement_timeout` for every statement of this session (0 = none).
+    pub statement_timeout: Duration,
+    /// `application_name`, so the operator's sessions are recognisable in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            read_only: false,
+            statement_timeout: Duration::from_secs(5),
+            application_name: "idemtop".into(),
+        }
+    }
+}
+
+impl ConnectConfig {
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    pub fn with_application_name(mut self, name: &str) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    pub fn options(&self) -> Result<PgConnectOptions> {
+        let base = match &self.url {
+            Some(url) => url.parse::<PgConnectOptions>().map_err(|e| {
+                // The parse error never echoes the URL, but say so plainly anyway.
+                anyhow!(
+                    "invalid database URL ({}): expected postgres://user[:password]@host[:port]/database",
+                    sanitize::line(&first_line(&e.to_string()))
+                )
+            })?,
+            None => PgConnectOptions::new(),
+        };
+        let mut settings = vec![
+            (
+                "statement_timeout",
+                format!("{}", self.statement_timeout.as_millis()),
+            ),
+            ("idle_in_transaction_session_timeout", "60000".to_string()),
+        ];
+        if self.read_only {
+            settings.push(("default_transaction_read_only", "on".to_string()));
+        }
+        Ok(base
+            .application_name(&self.application_name)
+            .options(settings)
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(2)))
+    }
+
+    /// `user@host:port/database`: what we connect to, without the password.
+    pub fn describe(&self) -> String {
+        match self.options() {
+            Ok(o) => describe_options(&o),
+            Err(_) => "(invalid database URL)".into(),
+        }
+    }
+
+    /// One connection, with readable errors.
+    pub async fn connect(&self) -> Result<PgConnection> {
+        let opts = self.options()?;
+        let target = describe_options(&opts);
+        tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| anyhow!("cannot connect to {target}: no answer within 10 s"))?
+            .map_err(|e| connect_error(&e, &target))
+    }
+
+    /// A small pool, with readable errors on the first connection.
+    pub async fn pool(&self, max: u32) -> Result<PgPool> {
+        let opts = self.options()?;
+        let target = describe_options(&opts);
+        PgPoolOptions::new()
+            .max_connections(max)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(true)
+            .connect_with(opts)
+            .await
+            .map_err(|e| connect_error(&e, &target))
+    }
+}
+
+pub fn describe_options(o: &PgConnectOptions) -> String {
+    let host = match o.get_socket() {
+        Some(sock) => sock.display().to_string(),
+        None => format!("{}:{}", o.get_host(), o.get_port()),
+    };
+    format!(
+        "{}@{}/{}",
+        sanitize::line(o.get_username()),
+        sanitize::line(&host),
+        sanitize::line(o.get_database().unwrap_or(o.get_username()))
+    )
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_owned()
+}
+
+/// Replace the password of a `postgres://` URL by `***` (for anything that must show a URL).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A connection failure as one sentence naming the target.
+pub fn connect_error(e: &sqlx::Error, target: &str) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let why = match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => {
+                "connection refused (is the server running and listening there?)".to_string()
+            }
+            ErrorKind::NotFound => "no such socket (is the server running?)".to_string(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            let msg = sanitize::line(db.message());
+            match code.as_str() {
+                "28P01" => format!("authentication failed: {msg}"),
+                "28000" => format!("not allowed to connect: {msg}"),
+                "3D000" => format!("{msg} (check the database name in the URL or PGDATABASE)"),
+                "57P03" => format!("the server is starting up or shutting down: {msg}"),
+                "53300" => format!("too many connections: {msg}"),
+                _ => msg,
+            }
+        }
+        sqlx::Error::Tls(t) => format!("TLS error: {}", sanitize::line(&t.to_string())),
+        sqlx::Error::Configuration(c) => {
+            format!("invalid settings: {}", sanitize::line(&c.to_string()))
+        }
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_string(),
+        other => sanitize::line(&other.to_string()),
+    };
+    anyhow!("cannot connect to {target}: {why}")
+}
+
+/// SQLSTATE of the database error inside `e`, if any (e.g. "42501" insufficient_privilege).
+pub fn sqlstate(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<sqlx::Error>())
+        .and_then(|s| match s {
+            sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
+            _ => None,
+        })
+}
+
+/// True when the error means the connection itself is gone (server restart, network).
+pub fn is_connection_lost(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_))
+        | Some(sqlx::Error::PoolTimedOut)
+        | Some(sqlx::Error::PoolClosed)
+        | Some(sqlx::Error::Protocol(_)) => true,
+        Some(sqlx::Error::Database(db)) => db
+            .code()
+            .map(|c| c.starts_with("57P") || c.starts_with("08"))
+            .unwrap_or(false),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cr3t@db:5432/app"),
+            "postgres://bob:***@db:5432/app"
+        );
+        assert_eq!(
+            redact_url("postgres://bob@db/app?password=x"),
+            "postgres://bob@db/app?password=x"
+        );
+        assert_eq!(redact_url("postgres://db/app"), "postgres://db/app");
+    }
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let cfg = ConnectConfig::from_url("postgres://alice:hunter2@example.org:6543/shop");
+        let d = cfg.describe();
+        assert_eq!(d, "alice@example.org:6543/shop");
+        assert!(!d.contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_url_is_one_readable_error_without_the_password() {
+        let cfg = ConnectConfig::from_url("postgres://alice:hunter2@example.org:notaport/shop");
+        let err = cfg.options().unwrap_err().to_string();
+        assert!(err.starts_with("invalid database URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,5 @@
+//! Everything that talks SQL. Returns typed structs; knows nothing of the screen.
+
+pub mod connect;
+pub mod migrate;
+pub mod table;

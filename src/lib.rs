@@ -1,0 +1,12 @@
+//! idemtop: a terminal dashboard for PostgreSQL idempotency-key tables.
+//!
+//! Layers: [`db`] talks SQL and returns typed structs; [`app`] holds state and the pure
+//! `update(state, event)`; [`ui`] draws state and never does I/O; [`worker`] runs database
+//! requests on tasks and reports back over channels.
+
+pub mod cli;
+pub mod commands;
+pub mod db;
+pub mod ident;
+pub mod pgtemp;
+pub mod sanitize;

@@ -1,0 +1,544 @@
+//! A throwaway PostgreSQL cluster: `initdb` into a private temp dir, `postgres` on a free
+//! loopback port, everything removed again when the handle is dropped, when a test panics
+//! (unwinding drops it) and when the owning process dies (a watchdog process notices that its
+//! stdin pipe closed, stops the server and deletes the directory).
+//!
+//! It uses the machine's own server binaries: `PG_BIN`, else the newest
+//! `/usr/lib/postgresql/*/bin`, else `initdb`/`postgres` on `PATH`. As root (CI, containers) it
+//! drops to the `postgres` user for `initdb` and `postgres`, which refuse to run as root.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How to start the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct TempPgOptions {
+    /// Extra server settings, passed as `-c name=value` (e.g. `shared_preload_libraries=pg_cron`).
+    pub settings: Vec<(String, String)>,
+    /// Keep the directory and server when the handle is dropped (`idemtop demo --keep`).
+    pub keep: bool,
+}
+
+impl TempPgOptions {
+    pub fn setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A running throwaway cluster. The superuser is `postgres`, trust authentication, loopback only.
+pub struct TempPostgres {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+    version: String,
+    server: Option<Child>,
+    watchdog: Option<Child>,
+    keep: bool,
+    opts: TempPgOptions,
+}
+
+/// The server binaries of one PostgreSQL installation.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub bin: PathBuf,
+}
+
+impl PgBinaries {
+    /// `PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`, else `PATH`.
+    pub fn find() -> Result<Self> {
+        Self::find_from(
+            std::env::var_os("PG_BIN").map(PathBuf::from),
+            Path::new("/usr/lib/postgresql"),
+            std::env::var_os("PATH"),
+        )
+    }
+
+    /// [`find`](Self::find) with its three sources given, so it can be tested.
+    pub fn find_from(
+        pg_bin: Option<PathBuf>,
+        debian_root: &Path,
+        path: Option<std::ffi::OsString>,
+    ) -> Result<Self> {
+        if let Some(dir) = pg_bin {
+            if has_server(&dir) {
+                return Ok(Self { bin: dir });
+            }
+            bail!(
+                "PG_BIN={} holds no PostgreSQL server binaries (initdb and postgres): \
+                 point it at a bin directory such as /usr/lib/postgresql/15/bin",
+                dir.display()
+            );
+        }
+        if let Some(dir) = newest_debian_bin(debian_root) {
+            return Ok(Self { bin: dir });
+        }
+        if let Some(path) = path {
+            for dir in std::env::split_paths(&path) {
+                if has_server(&dir) {
+                    // /usr/local/bin/initdb may be a symlink into the real bin dir.
+                    let real = fs::canonicalize(dir.join("initdb"))
+                        .ok()
+                        .and_then(|p| p.parent().map(Path::to_path_buf))
+                        .filter(|d| has_server(d))
+                        .unwrap_or(dir);
+                    return Ok(Self { bin: real });
+                }
+            }
+        }
+        bail!(
+            "no PostgreSQL server binaries found (looked in PG_BIN, /usr/lib/postgresql/*/bin and PATH): \
+             install the `postgresql` package (apt-get install postgresql)"
+        )
+    }
+
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// `SHAREDIR` of this installation (extension control files live in `SHAREDIR/extension`).
+    pub fn share_dir(&self) -> Option<PathBuf> {
+        let out = Command::new(self.tool("pg_config"))
+            .arg("--sharedir")
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+
+    /// True when the named extension is installed for this server (e.g. `pg_cron`).
+    pub fn has_extension(&self, name: &str) -> bool {
+        self.share_dir()
+            .map(|d| d.join("extension").join(format!("{name}.control")).exists())
+            .unwrap_or(false)
+    }
+}
+
+fn has_server(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("postgres").is_file()
+}
+
+fn newest_debian_bin(root: &Path) -> Option<PathBuf> {
+    let mut best: Option<(Vec<u32>, PathBuf)> = None;
+    for entry in fs::read_dir(root).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(version) = name
+            .split('.')
+            .map(|p| p.parse::<u32>().ok())
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let bin = entry.path().join("bin");
+        if has_server(&bin) && best.as_ref().is_none_or(|(v, _)| version > *v) {
+            best = Some((version, bin));
+        }
+    }
+    best.map(|(_, bin)| bin)
+}
+
+/// The uid/gid the server must run as: ours, or `postgres` when we are root.
+fn server_identity() -> Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = std::ffi::CString::new("postgres").expect("no NUL");
+    // SAFETY: getpwnam returns a pointer to static storage or NULL; we copy the fields at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        bail!(
+            "running as root, but there is no `postgres` user to run the server as \
+             (initdb refuses root): install the `postgresql` package, which creates it"
+        );
+    }
+    // SAFETY: pw is non-null and points to a valid passwd struct.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn as_server_user(cmd: &mut Command, who: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = who {
+        // std drops root's supplementary groups itself when it changes the uid.
+        cmd.uid(uid).gid(gid);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TempPostgres {
+    /// Start a cluster with default settings.
+    pub fn start() -> Result<Self> {
+        Self::start_with(TempPgOptions::default())
+    }
+
+    /// Start a cluster. Blocks for about a second (initdb, then server start).
+    pub fn start_with(opts: TempPgOptions) -> Result<Self> {
+        let bins = PgBinaries::find()?;
+        let who = server_identity()?;
+        let dir = std::env::temp_dir().join(format!(
+            "idemtop-pg-{}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        if let Some((uid, gid)) = who {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .with_context(|| format!("handing {} to the postgres user", dir.display()))?;
+        }
+        // From here on a failure must remove the directory: build the handle early.
+        let mut pg = TempPostgres {
+            dir,
+            port: 0,
+            bin: bins.bin.clone(),
+            version: String::new(),
+            server: None,
+            watchdog: None,
+            keep: opts.keep,
+            opts: opts.clone(),
+        };
+        pg.init(&bins, who)?;
+        pg.spawn_watchdog()?;
+        // A port can be taken between our probe and the server's bind: retry a few times.
+        let mut last_err = None;
+        for _ in 0..5 {
+            pg.port = free_port()?;
+            match pg.launch(&bins, who, &opts) {
+                Ok(()) => {
+                    last_err = None;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        Ok(pg)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    fn init(&mut self, bins: &PgBinaries, who: Option<(u32, u32)>) -> Result<()> {
+        let mut cmd = Command::new(bins.tool("initdb"));
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .env("TZ", "UTC")
+            .current_dir(&self.dir);
+        as_server_user(&mut cmd, who);
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", bins.tool("initdb").display()))?;
+        if !out.status.success() {
+            bail!(
+                "initdb failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        self.version = fs::read_to_string(self.data_dir().join("PG_VERSION"))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default();
+        Ok(())
+    }
+
+    /// A process that outlives us by a moment: it blocks reading its stdin, whose write end only
+    /// this process holds. When we die, however we die, the read ends, and it stops the server
+    /// (immediate shutdown) and removes the directory.
+    fn spawn_watchdog(&mut self) -> Result<()> {
+        if self.keep {
+            return Ok(());
+        }
+        let script = r#"
+trap '' INT TERM HUP
+cat >/dev/null
+pidfile="$1/data/postmaster.pid"
+if [ -f "$pidfile" ]; then
+  pid=$(head -n 1 "$pidfile")
+  if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+fi
+rm -rf "$1"
+"#;
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .arg("idemtop-pg-watchdog")
+            .arg(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("starting the cleanup watchdog")?;
+        self.watchdog = Some(child);
+        Ok(())
+    }
+
+    fn launch(
+        &mut self,
+        bins: &PgBinaries,
+        who: Option<(u32, u32)>,
+        opts: &TempPgOptions,
+    ) -> Result<()> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        if let Some((uid, gid)) = who {
+            let _ = std::os::unix::fs::chown(self.log_path(), Some(uid), Some(gid));
+        }
+        let mut cmd = Command::new(bins.tool("postgres"));
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-k")
+            .arg(&self.dir);
+        let mut settings: Vec<(String, String)> = vec![
+            ("listen_addresses".into(), "127.0.0.1".into()),
+            ("fsync".into(), "off".into()),
+            ("synchronous_commit".into(), "off".into()),
+            ("full_page_writes".into(), "off".into()),
+            ("max_connections".into(), "100".into()),
+            ("shared_buffers".into(), "128MB".into()),
+            ("timezone".into(), "UTC".into()),
+            ("log_min_messages".into(), "warning".into()),
+        ];
+        settings.extend(opts.settings.iter().cloned());
+        for (k, v) in &settings {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .current_dir(&self.dir)
+            .process_group(0);
+        as_server_user(&mut cmd, who);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bins.tool("postgres").display()))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let pidfile = self.data_dir().join("postmaster.pid");
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!(
+                    "the throwaway PostgreSQL server exited at start ({status}): {}",
+                    tail.join(" | ")
+                );
+            }
+            // Line 8 of postmaster.pid is the server status; "ready" once it accepts connections.
+            if let Ok(pid) = fs::read_to_string(&pidfile) {
+                if pid.lines().nth(7).map(str::trim) == Some("ready") {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the throwaway PostgreSQL server did not become ready within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.server = Some(child);
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Major version of the server, e.g. "15".
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn binaries(&self) -> PgBinaries {
+        PgBinaries {
+            bin: self.bin.clone(),
+        }
+    }
+
+    /// URL of a database on this server, as the `postgres` superuser.
+    pub fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// URL of the default `postgres` database.
+    pub fn url(&self) -> String {
+        self.url_for("postgres")
+    }
+
+    /// Run a SQL script with this installation's psql as the superuser; returns stdout.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String> {
+        let mut child = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url_for(database))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running psql")?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("psql stdin"))?
+            .write_all(sql.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Forget the server: it keeps running and its directory stays (for `demo --keep`).
+    pub fn into_kept(mut self) -> (PathBuf, u16) {
+        self.keep = true;
+        if let Some(mut w) = self.watchdog.take() {
+            // Killing the watchdog first means closing its stdin cannot trigger the cleanup.
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        (self.dir.clone(), self.port)
+    }
+
+    /// Stop the server now (fast shutdown), waiting for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            // SAFETY: kill(2) on a pid we spawned and have not yet reaped.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop the server abruptly (SIGKILL to the postmaster), to test what clients do when the
+    /// server goes away. `restart` brings it back on the same port with the same data.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            // SAFETY: immediate shutdown of a child we own.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGQUIT);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again after `stop` or `crash`, on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let bins = self.binaries();
+        let who = server_identity()?;
+        let opts = self.opts.clone();
+        self.launch(&bins, who, &opts)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(mut w) = self.watchdog.take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_version_dir_wins() {
+        let root = std::env::temp_dir().join(format!("idemtop-bins-{}", std::process::id()));
+        for v in ["9.6", "15", "13"] {
+            let bin = root.join(v).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::write(bin.join("initdb"), "").unwrap();
+            fs::write(bin.join("postgres"), "").unwrap();
+        }
+        fs::create_dir_all(root.join("common")).unwrap();
+        let best = newest_debian_bin(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert!(best.ends_with("15/bin"), "{best:?}");
+    }
+
+    #[test]
+    fn no_binaries_is_one_sentence_naming_the_package() {
+        let empty = std::env::temp_dir().join(format!("idemtop-nobins-{}", std::process::id()));
+        fs::create_dir_all(&empty).unwrap();
+        let err = PgBinaries::find_from(None, &empty, Some(empty.clone().into_os_string()))
+            .unwrap_err()
+            .to_string();
+        fs::remove_dir_all(&empty).unwrap();
+        assert!(err.contains("apt-get install postgresql"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let err = PgBinaries::find_from(Some(PathBuf::from("/nonexistent")), &empty, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PG_BIN=/nonexistent"), "{err}");
+    }
+}

@@ -1,0 +1,518 @@
+//! Foundation: migrations 045/046 against a real server, the three ways to apply them,
+//! readable connection errors, and the throwaway server's own lifecycle.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use idemtop::db::connect::ConnectConfig;
+use idemtop::db::migrate::{self, Outcome};
+use idemtop::ident::{Ident, TableRef};
+use idemtop::pgtemp::TempPostgres;
+use sqlx::{Executor, PgConnection, Row};
+
+fn public() -> Ident {
+    Ident::new("public").unwrap()
+}
+
+type Column = (String, String, Option<i32>, String, Option<String>);
+
+async fn columns(conn: &mut PgConnection) -> Vec<Column> {
+    sqlx::query_as(
+        "SELECT column_name::text, data_type::text, character_maximum_length::int,
+                is_nullable::text, column_default::text
+           FROM information_schema.columns
+          WHERE table_schema = 'public' AND table_name = 'idempotency_records'
+          ORDER BY ordinal_position",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// Everything the guide specifies, as the catalogs report it.
+async fn schema_fingerprint(
+    conn: &mut PgConnection,
+) -> (Vec<Column>, Vec<String>, Vec<String>, Vec<String>) {
+    let cols = columns(conn).await;
+    let constraints: Vec<String> = sqlx::query_scalar(
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = to_regclass('public.idempotency_records') ORDER BY conname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes
+          WHERE schemaname = 'public' AND tablename = 'idempotency_records' ORDER BY indexname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let functions: Vec<String> = sqlx::query_scalar(
+        "SELECT proname || '(' || pg_get_function_arguments(oid) || ') -> ' || pg_get_function_result(oid)
+           FROM pg_proc WHERE proname = 'cleanup_expired_idempotency_records'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (cols, constraints, indexes, functions)
+}
+
+fn guide_columns() -> Vec<Column> {
+    let c = |n: &str, t: &str, len: Option<i32>, null: &str, def: Option<&str>| {
+        (
+            n.to_string(),
+            t.to_string(),
+            len,
+            null.to_string(),
+            def.map(str::to_string),
+        )
+    };
+    vec![
+        c("request_id", "uuid", None, "NO", None),
+        c("operation", "character varying", Some(100), "NO", None),
+        c("result_payload", "text", None, "NO", None),
+        c("status_code", "integer", None, "YES", None),
+        c(
+            "created_at",
+            "timestamp with time zone",
+            None,
+            "NO",
+            Some("now()"),
+        ),
+        c("expires_at", "timestamp with time zone", None, "NO", None),
+    ]
+}
+
+fn assert_guide_schema(fp: &(Vec<Column>, Vec<String>, Vec<String>, Vec<String>)) {
+    assert_eq!(fp.0, guide_columns());
+    assert_eq!(
+        fp.1,
+        vec![
+            "chk_expires_at CHECK ((expires_at > created_at))".to_string(),
+            "idempotency_records_pkey PRIMARY KEY (request_id)".to_string(),
+        ]
+    );
+    assert_eq!(
+        fp.2,
+        vec![
+            "CREATE UNIQUE INDEX idempotency_records_pkey ON public.idempotency_records USING btree (request_id)".to_string(),
+            "CREATE INDEX idx_idempotency_expires ON public.idempotency_records USING btree (expires_at)".to_string(),
+            "CREATE INDEX idx_idempotency_operation ON public.idempotency_records USING btree (operation)".to_string(),
+        ]
+    );
+    assert_eq!(
+        fp.3,
+        vec!["cleanup_expired_idempotency_records() -> TABLE(deleted_count bigint)".to_string()]
+    );
+}
+
+async fn user_objects(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace
+         UNION ALL
+         SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+         ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn schema_after_up_is_the_guides() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    assert_guide_schema(&schema_fingerprint(&mut conn).await);
+}
+
+#[tokio::test]
+async fn down_then_up_round_trips_and_leaves_an_empty_schema() {
+    let url = fresh_db().await;
+    let mut conn = connect(&url).await;
+    let first = migrate::run(&mut conn, &public()).await.unwrap();
+    assert!(matches!(first[0], Outcome::Applied { version: 45, .. }));
+    assert!(matches!(first[1], Outcome::Applied { version: 46, .. }));
+    let before = schema_fingerprint(&mut conn).await;
+
+    let r1 = migrate::revert(&mut conn, &public()).await.unwrap();
+    assert!(
+        matches!(r1, Outcome::Reverted { version: 46, .. }),
+        "{r1:?}"
+    );
+    assert!(
+        schema_fingerprint(&mut conn).await.3.is_empty(),
+        "function removed"
+    );
+    let r2 = migrate::revert(&mut conn, &public()).await.unwrap();
+    assert!(
+        matches!(r2, Outcome::Reverted { version: 45, .. }),
+        "{r2:?}"
+    );
+    assert_eq!(user_objects(&mut conn).await, Vec::<String>::new());
+    assert_eq!(
+        migrate::revert(&mut conn, &public()).await.unwrap(),
+        Outcome::NothingToRevert
+    );
+
+    migrate::run(&mut conn, &public()).await.unwrap();
+    assert_eq!(schema_fingerprint(&mut conn).await, before);
+}
+
+#[tokio::test]
+async fn applying_twice_says_already_applied() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    let again = migrate::run(&mut conn, &public()).await.unwrap();
+    assert!(again
+        .iter()
+        .all(|o| matches!(o, Outcome::AlreadyApplied { .. })));
+    assert!(again[0].to_string().contains("already applied"));
+
+    // Outside sqlx's bookkeeping (psql, or another tool) the file itself says so.
+    let pg = server();
+    let db = url.rsplit('/').next().unwrap();
+    let sql = std::fs::read_to_string("migrations/045_create_idempotency_records.up.sql").unwrap();
+    let err = pg.psql(db, &sql).unwrap_err().to_string();
+    assert!(
+        err.contains("migration 045 is already applied: table idempotency_records already exists"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_migration_leaves_nothing_half_applied() {
+    let url = fresh_db().await;
+    let mut conn = connect(&url).await;
+    // An unrelated index already holds the name 045 wants for its second index.
+    conn.execute("CREATE TABLE other (operation text); CREATE INDEX idx_idempotency_operation ON other (operation);")
+        .await
+        .unwrap();
+    let err = migrate::run(&mut conn, &public()).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("migration 045"), "{msg}");
+    assert!(msg.contains("already exists"), "{msg}");
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('idempotency_records')::text")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        table, None,
+        "the table created before the failure was rolled back"
+    );
+    let status = migrate::status(&mut conn, &public()).await.unwrap();
+    assert!(status.iter().all(|s| !s.applied));
+}
+
+#[tokio::test]
+async fn check_constraint_rejects_expiry_not_after_creation() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    for expires in ["now()", "now() - interval '1 second'"] {
+        let err = conn
+            .execute(
+                format!(
+                    "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+                     VALUES (gen_random_uuid(), 'op', '{{}}', 200, now(), {expires})"
+                )
+                .as_str(),
+            )
+            .await
+            .unwrap_err();
+        let db = err.as_database_error().expect("a database error");
+        assert_eq!(db.code().as_deref(), Some("23514"));
+        assert_eq!(db.constraint(), Some("chk_expires_at"));
+    }
+}
+
+#[tokio::test]
+async fn cleanup_function_deletes_only_expired_rows_and_counts_them() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    conn.execute(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), 'expired', '{}', 200, now() - interval '2 days', now() - interval '1 day' - g * interval '1 minute'
+           FROM generate_series(1, 7) g;
+         INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), 'live', '{}', 201, now(), now() + interval '1 hour'
+           FROM generate_series(1, 5) g;",
+    )
+    .await
+    .unwrap();
+    let row = sqlx::query("SELECT * FROM cleanup_expired_idempotency_records()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(row.columns().len(), 1);
+    let deleted: i64 = row.try_get("deleted_count").unwrap();
+    assert_eq!(deleted, 7);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT operation::text FROM idempotency_records")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(left, vec!["live".to_string()]);
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_records")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(live, 5);
+    let again: i64 =
+        sqlx::query_scalar("SELECT deleted_count FROM cleanup_expired_idempotency_records()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(again, 0);
+}
+
+#[tokio::test]
+async fn psql_applies_each_file_in_order_and_reverts_them() {
+    let url = fresh_db().await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let pg = server();
+    let psql = pg.binaries().tool("psql");
+    let run_file = |file: &str| {
+        let out = std::process::Command::new(&psql)
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-d",
+            ])
+            .arg(&url)
+            .arg("-f")
+            .arg(PathBuf::from("migrations").join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_file("045_create_idempotency_records.up.sql");
+    run_file("046_create_idempotency_cleanup_job.up.sql");
+    let mut conn = connect(&url).await;
+    assert_guide_schema(&schema_fingerprint(&mut conn).await);
+    run_file("046_create_idempotency_cleanup_job.down.sql");
+    run_file("045_create_idempotency_records.down.sql");
+    assert_eq!(user_objects(&mut conn).await, Vec::<String>::new());
+    let _ = db;
+}
+
+#[tokio::test]
+async fn migrate_cli_run_then_revert_twice_leaves_an_empty_schema() {
+    let url = fresh_db().await;
+    let (code, out, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("applied  045 create idempotency records"),
+        "{out}"
+    );
+    assert!(
+        out.contains("applied  046 create idempotency cleanup job"),
+        "{out}"
+    );
+    let (_, out, _) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert!(
+        out.contains("045 create idempotency records: already applied"),
+        "{out}"
+    );
+    let (_, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert!(out.lines().all(|l| l.ends_with("applied")), "{out}");
+    for expected in ["reverted 046", "reverted 045"] {
+        let (code, out, err) = idemtop(&["migrate", "revert"], &[("DATABASE_URL", &url)]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(expected), "{out}");
+    }
+    let mut conn = connect(&url).await;
+    assert_eq!(user_objects(&mut conn).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn pg_environment_variables_are_the_fallback() {
+    let url = migrated_db().await;
+    let db = url.rsplit('/').next().unwrap();
+    let port = server().port().to_string();
+    let (code, out, err) = idemtop(
+        &["migrate", "status"],
+        &[
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", &port),
+            ("PGUSER", "postgres"),
+            ("PGDATABASE", db),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("045 create idempotency records"), "{out}");
+}
+
+#[tokio::test]
+async fn bad_url_gives_one_readable_line_without_the_password() {
+    // Nothing listens on port 1.
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            "postgres://alice:hunter2@127.0.0.1:1/app",
+            "migrate",
+            "status",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot connect to alice@127.0.0.1:1/app: connection refused"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"));
+
+    let (code, _, err) = idemtop(
+        &[
+            "--database-url",
+            "postgres://alice:hunter2@host:port/x",
+            "migrate",
+            "status",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid database URL"), "{err}");
+    assert!(!err.contains("hunter2"));
+
+    // The database does not exist.
+    let url = server().url_for("no_such_db");
+    let err = ConnectConfig::from_url(url)
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("database \"no_such_db\" does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_table_and_schema_give_readable_errors() {
+    let url = fresh_db().await;
+    let mut conn = connect(&url).await;
+    let err = idemtop::db::table::resolve(&mut conn, &TableRef::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("table public.idempotency_records does not exist in database"),
+        "{err}"
+    );
+    assert!(err.contains("idemtop migrate run"), "{err}");
+    let err = idemtop::db::table::resolve(&mut conn, &TableRef::new("nope", "t").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("schema nope does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn odd_table_names_are_quoted_not_pasted() {
+    let url = fresh_db().await;
+    let mut conn = connect(&url).await;
+    let odd = r#"Idem "records"; DROP TABLE x"#;
+    conn.execute(
+        format!(
+            "CREATE TABLE {} (request_id uuid primary key)",
+            Ident::new(odd).unwrap().quoted()
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let info = idemtop::db::table::resolve(&mut conn, &TableRef::new("public", odd).unwrap())
+        .await
+        .unwrap();
+    assert!(!info.partitioned);
+    assert_eq!(info.owner, "postgres");
+}
+
+#[test]
+fn throwaway_server_is_removed_on_drop() {
+    let started = Instant::now();
+    let pg = TempPostgres::start().unwrap();
+    let startup = started.elapsed();
+    let dir = pg.dir().to_path_buf();
+    let port = pg.port();
+    assert!(dir.join("data/PG_VERSION").exists());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(startup < Duration::from_secs(20), "started in {startup:?}");
+    drop(pg);
+    assert!(!dir.exists(), "{} removed", dir.display());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn throwaway_server_is_removed_when_a_test_panics() {
+    let dir_port = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let pg = TempPostgres::start().unwrap();
+        *dir_port.lock().unwrap() = Some((pg.dir().to_path_buf(), pg.port()));
+        panic!("a failing test");
+    }));
+    assert!(result.is_err());
+    let (dir, port) = dir_port.into_inner().unwrap().unwrap();
+    assert!(!dir.exists());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// Run by `throwaway_server_is_removed_when_its_owner_is_killed` in a child process.
+#[test]
+#[ignore = "helper: run in a child process by another test"]
+fn child_holding_a_server() {
+    let pg = TempPostgres::start().unwrap();
+    println!("DIR={} PORT={}", pg.dir().display(), pg.port());
+    std::thread::sleep(Duration::from_secs(60));
+    drop(pg);
+}
+
+#[test]
+fn throwaway_server_is_removed_when_its_owner_is_killed() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holding_a_server",
+            "--ignored",
+            "--nocapture",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("DIR=")))
+        .expect("the child reports its server");
+    let (dir, port) = line
+        .trim_start_matches("DIR=")
+        .split_once(" PORT=")
+        .unwrap();
+    let dir = PathBuf::from(dir);
+    let port: u16 = port.parse().unwrap();
+    assert!(dir.exists());
+    child.kill().unwrap(); // SIGKILL: no destructor runs.
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (dir.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "watchdog removed {}", dir.display());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}

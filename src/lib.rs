@@ -10,3 +10,5 @@ pub mod db;
 pub mod ident;
 pub mod pgtemp;
 pub mod sanitize;
+pub mod store;
+pub mod workload;

@@ -3,3 +3,6 @@
 pub mod connect;
 pub mod migrate;
 pub mod table;
+pub mod cron;
+pub mod maintenance;
+pub mod records;

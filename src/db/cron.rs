@@ -1,0 +1,1 @@
+//! pg_cron: the `cleanup-idempotency` job, its runs, scheduling it.

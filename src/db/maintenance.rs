@@ -1,0 +1,1 @@
+//! Maintenance: batched cleanup of expired rows, ANALYZE, VACUUM.

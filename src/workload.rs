@@ -1,0 +1,1 @@
+//! Synthetic API workload and history backfill for the demo and the benchmark.

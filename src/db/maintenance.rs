@@ -1,1 +1,748 @@
 //! Maintenance: batched cleanup of expired rows, ANALYZE, VACUUM.
+//!
+//! Cleanup takes its cutoff once, from the server's clock, and only ever deletes rows with
+//! `expires_at <= cutoff`: it can never delete a live row, and it stops when it has caught up
+//! instead of chasing rows that expire while it runs. Each batch is its own short transaction
+//! that walks `idx_idempotency_expires` by keyset (`expires_at >= last seen`), locks its rows
+//! with `FOR UPDATE SKIP LOCKED` (so concurrent cleanups neither block each other nor count a
+//! row twice) and deletes them by `(request_id, expires_at)`, which is also the key of a table
+//! partitioned by range on `expires_at`. The batch size adapts so that a batch takes about
+//! [`CleanupOptions::target_batch`].
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use sqlx::postgres::types::Oid;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::ident::TableRef;
+use crate::sanitize;
+
+/// `statement_timeout` of one cleanup batch (its own transaction).
+const BATCH_STATEMENT_TIMEOUT: &str = "30s";
+/// `lock_timeout` of one cleanup batch: a batch never waits long behind DDL.
+const BATCH_LOCK_TIMEOUT: &str = "5s";
+/// The expired-row count at the start stops counting here (so it stays cheap).
+pub const COUNT_CAP: u64 = 10_000_001;
+/// How often in a row a batch may fail with a transient error (lock or statement timeout,
+/// deadlock, serialization failure) before cleanup gives up.
+const MAX_RETRIES: u32 = 3;
+
+/// How [`cleanup`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanupOptions {
+    /// Wanted duration of one batch; the batch size adapts towards it.
+    pub target_batch: Duration,
+    /// Rows in the first batch.
+    pub initial_batch: u32,
+    /// Smallest batch the adaptation chooses.
+    pub min_batch: u32,
+    /// Largest batch the adaptation chooses.
+    pub max_batch: u32,
+    /// Stop (between batches) once this much time has passed.
+    pub max_duration: Option<Duration>,
+    /// Only count the expired rows; delete nothing.
+    pub dry_run: bool,
+    /// Always this many rows per batch (`--batch-size`): disables the adaptation.
+    pub fixed_batch: Option<u32>,
+}
+
+impl Default for CleanupOptions {
+    fn default() -> Self {
+        Self {
+            target_batch: Duration::from_millis(100),
+            initial_batch: 1000,
+            min_batch: 100,
+            max_batch: 50_000,
+            max_duration: None,
+            dry_run: false,
+            fixed_batch: None,
+        }
+    }
+}
+
+/// Reported after every batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanupProgress {
+    /// Rows deleted so far.
+    pub deleted: u64,
+    /// Batches run so far.
+    pub batches: u64,
+    /// Expired rows counted at the start (capped at [`COUNT_CAP`]) minus those deleted.
+    pub remaining_estimate: u64,
+    #[serde(rename = "elapsed_ms", serialize_with = "ser_ms")]
+    pub elapsed: Duration,
+    /// Rows deleted per second since the first batch started.
+    pub rows_per_sec: f64,
+    /// Row limit of the batch just run.
+    pub batch_size: u32,
+    /// Duration of the batch just run (its whole transaction).
+    #[serde(rename = "last_batch_ms", serialize_with = "ser_ms")]
+    pub last_batch: Duration,
+}
+
+/// Why [`cleanup`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// No expired row (as of the cutoff) is left that another cleanup is not already deleting.
+    CaughtUp,
+    /// The cancellation token fired; stopped between batches.
+    Cancelled,
+    /// `max_duration` passed; stopped between batches.
+    MaxDuration,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::CaughtUp => "caught up",
+            StopReason::Cancelled => "cancelled",
+            StopReason::MaxDuration => "max duration reached",
+        }
+    }
+}
+
+/// What [`cleanup`] did. JSON: `deleted`, `batches`, `duration_ms`, `cutoff` (RFC 3339),
+/// `stopped` (`caught_up`, `cancelled`, `max_duration`), `dry_run`, `expired_at_start`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanupSummary {
+    pub deleted: u64,
+    pub batches: u64,
+    #[serde(rename = "duration_ms", serialize_with = "ser_ms")]
+    pub duration: Duration,
+    /// The server's `now()` when cleanup started: only rows with `expires_at <= cutoff` go.
+    pub cutoff: DateTime<Utc>,
+    pub stopped: StopReason,
+    pub dry_run: bool,
+    /// Expired rows (as of the cutoff) when cleanup started, capped at [`COUNT_CAP`].
+    pub expired_at_start: u64,
+}
+
+fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis().min(u64::MAX as u128) as u64)
+}
+
+/// One batch's outcome.
+struct Batch {
+    /// Rows the batch selected (and locked, when it could).
+    candidates: u64,
+    /// Rows it deleted.
+    deleted: u64,
+    /// Largest `expires_at` it selected: where the next batch starts (`>=`, as several rows
+    /// can share one `expires_at`).
+    max_expires: Option<DateTime<Utc>>,
+}
+
+/// Delete every row with `expires_at <= cutoff` (the server's `now()` at the start), in short
+/// batches, until caught up, cancelled or `max_duration` passed. `progress` is called after
+/// every batch. What was deleted stays deleted when it stops early or fails.
+pub async fn cleanup(
+    pool: &PgPool,
+    table: &TableRef,
+    opts: &CleanupOptions,
+    cancel: &CancellationToken,
+    mut progress: impl FnMut(&CleanupProgress),
+) -> Result<CleanupSummary> {
+    let started = Instant::now();
+    let privs = {
+        let mut conn = pool.acquire().await?;
+        let info = crate::db::table::resolve(&mut conn, table).await?;
+        privileges(&mut conn, info.oid).await?
+    };
+    let (cutoff, expired_at_start) = cutoff_and_count(pool, table).await?;
+    let summary = |deleted, batches, stopped| CleanupSummary {
+        deleted,
+        batches,
+        duration: started.elapsed(),
+        cutoff,
+        stopped,
+        dry_run: opts.dry_run,
+        expired_at_start,
+    };
+    if opts.dry_run {
+        return Ok(summary(0, 0, StopReason::CaughtUp));
+    }
+    let mut missing = Vec::new();
+    if !privs.schema_usage {
+        return Err(anyhow!(
+            "permission denied: role {role} lacks USAGE on schema {schema} (GRANT USAGE ON SCHEMA {qs} TO {qr})",
+            role = sanitize::line(&privs.role),
+            schema = sanitize::line(table.schema.as_str()),
+            qs = sql_ident(table.schema.as_str()),
+            qr = sql_ident(&privs.role),
+        ));
+    }
+    if !privs.select {
+        missing.push("SELECT");
+    }
+    if !privs.delete {
+        missing.push("DELETE");
+    }
+    if !missing.is_empty() {
+        return Err(privilege_error(&privs.role, &missing.join(", "), table));
+    }
+    // FOR UPDATE needs UPDATE on some column; without it batches run without row locks,
+    // which is still correct (the DELETE counts only what it deleted), only concurrent
+    // cleanups may then wait for each other's batches.
+    let lock_rows = privs.update;
+
+    let deleting = Instant::now();
+    let mut batch_size = initial_batch_size(opts);
+    let mut last_seen: Option<DateTime<Utc>> = None;
+    let (mut deleted, mut batches) = (0u64, 0u64);
+    let mut retries = 0u32;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(summary(deleted, batches, StopReason::Cancelled));
+        }
+        if opts
+            .max_duration
+            .is_some_and(|max| started.elapsed() >= max)
+        {
+            return Ok(summary(deleted, batches, StopReason::MaxDuration));
+        }
+        let t0 = Instant::now();
+        let batch = match delete_batch(pool, table, last_seen, cutoff, batch_size, lock_rows).await
+        {
+            Ok(b) => {
+                retries = 0;
+                b
+            }
+            Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::warn!("cleanup batch of {batch_size} rows failed, retrying: {e}");
+                if sqlstate_of(&e).as_deref() == Some("57014") {
+                    batch_size = clamp_batch((batch_size / 4).max(1), opts);
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                let err = explain_cleanup_error(&e, table);
+                return Err(if deleted > 0 {
+                    err.context(format!(
+                        "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
+                    ))
+                } else {
+                    err
+                });
+            }
+        };
+        let took = t0.elapsed();
+        if batch.candidates == 0 {
+            return Ok(summary(deleted, batches, StopReason::CaughtUp));
+        }
+        deleted += batch.deleted;
+        batches += 1;
+        if batch.max_expires.is_some() {
+            last_seen = batch.max_expires;
+        }
+        let elapsed = started.elapsed();
+        progress(&CleanupProgress {
+            deleted,
+            batches,
+            remaining_estimate: expired_at_start.saturating_sub(deleted),
+            elapsed,
+            rows_per_sec: match deleting.elapsed().as_secs_f64() {
+                secs if secs > 0.0 => deleted as f64 / secs,
+                _ => 0.0,
+            },
+            batch_size,
+            last_batch: took,
+        });
+        batch_size = next_batch_size(batch_size, batch.deleted, took, opts);
+    }
+}
+
+/// The cutoff (server `now()`) and the number of rows expired by then, capped at [`COUNT_CAP`].
+async fn cutoff_and_count(pool: &PgPool, table: &TableRef) -> Result<(DateTime<Utc>, u64)> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(BATCH_STATEMENT_TIMEOUT)
+        .execute(&mut *tx)
+        .await?;
+    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let sql = format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
+        table.qualified()
+    );
+    let count: Result<i64, sqlx::Error> = sqlx::query_scalar(&sql)
+        .bind(cutoff)
+        .bind(COUNT_CAP as i64)
+        .fetch_one(&mut *tx)
+        .await;
+    let count = match count {
+        Ok(n) => n.max(0) as u64,
+        // Only an estimate: a huge backlog that cannot even be counted in time is no reason
+        // not to start deleting it.
+        Err(e) if db_code(&e).as_deref() == Some("57014") => {
+            tracing::warn!("counting the expired rows timed out; no estimate");
+            return Ok((cutoff, 0));
+        }
+        Err(e) => return Err(explain_write_error_as(&e, "SELECT", table, "cleanup")),
+    };
+    tx.commit().await?;
+    Ok((cutoff, count))
+}
+
+/// One batch, in its own transaction.
+async fn delete_batch(
+    pool: &PgPool,
+    table: &TableRef,
+    last_seen: Option<DateTime<Utc>>,
+    cutoff: DateTime<Utc>,
+    limit: u32,
+    lock_rows: bool,
+) -> Result<Batch, sqlx::Error> {
+    let t = table.qualified();
+    let lock = if lock_rows {
+        "FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    // The DELETE's own range condition lets the planner read exactly the batch's slice of
+    // idx_idempotency_expires whatever join it picks.
+    let sql = format!(
+        "WITH batch AS (
+             SELECT request_id, expires_at FROM {t}
+              WHERE expires_at >= coalesce($1, '-infinity') AND expires_at <= $2
+              ORDER BY expires_at
+              LIMIT $3
+              {lock}
+         ), del AS (
+             DELETE FROM {t} AS d USING batch AS b
+              WHERE d.request_id = b.request_id AND d.expires_at = b.expires_at
+                AND d.expires_at >= coalesce($1, '-infinity')
+                AND d.expires_at <= (SELECT max(expires_at) FROM batch)
+             RETURNING d.expires_at
+         )
+         SELECT (SELECT count(*) FROM batch)::int8,
+                (SELECT max(expires_at) FROM batch),
+                (SELECT count(*) FROM del)::int8"
+    );
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
+    )
+    .bind(BATCH_STATEMENT_TIMEOUT)
+    .bind(BATCH_LOCK_TIMEOUT)
+    .execute(&mut *tx)
+    .await?;
+    let (candidates, max_expires, deleted): (i64, Option<DateTime<Utc>>, i64) =
+        sqlx::query_as(&sql)
+            .bind(last_seen)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(Batch {
+        candidates: candidates.max(0) as u64,
+        deleted: deleted.max(0) as u64,
+        max_expires,
+    })
+}
+
+fn initial_batch_size(opts: &CleanupOptions) -> u32 {
+    match opts.fixed_batch {
+        Some(n) => n.max(1),
+        None => clamp_batch(opts.initial_batch, opts),
+    }
+}
+
+fn clamp_batch(n: u32, opts: &CleanupOptions) -> u32 {
+    if let Some(fixed) = opts.fixed_batch {
+        return fixed.max(1);
+    }
+    let min = opts.min_batch.max(1);
+    let max = opts.max_batch.max(min);
+    n.clamp(min, max)
+}
+
+/// The next batch size: the rate of the last batch times the target duration, at most twice
+/// the last size, within `[min_batch, max_batch]`. A fixed batch size never changes.
+fn next_batch_size(current: u32, rows: u64, took: Duration, opts: &CleanupOptions) -> u32 {
+    if let Some(fixed) = opts.fixed_batch {
+        return fixed.max(1);
+    }
+    let grown = f64::from(current) * 2.0;
+    let proposed = if rows == 0 || took.is_zero() {
+        grown
+    } else {
+        rows as f64 * opts.target_batch.as_secs_f64() / took.as_secs_f64()
+    };
+    let n = proposed.min(grown).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+    clamp_batch(n, opts)
+}
+
+struct Privileges {
+    role: String,
+    schema_usage: bool,
+    select: bool,
+    delete: bool,
+    update: bool,
+}
+
+async fn privileges(conn: &mut PgConnection, oid: u32) -> Result<Privileges> {
+    let (role, schema_usage, select, delete, update): (String, bool, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT current_user::text,
+                    has_schema_privilege(c.relnamespace, 'USAGE'),
+                    has_table_privilege(c.oid, 'SELECT'),
+                    has_table_privilege(c.oid, 'DELETE'),
+                    has_any_column_privilege(c.oid, 'UPDATE')
+               FROM pg_class c WHERE c.oid = $1",
+        )
+        .bind(Oid(oid))
+        .fetch_one(conn)
+        .await?;
+    Ok(Privileges {
+        role,
+        schema_usage,
+        select,
+        delete,
+        update,
+    })
+}
+
+fn privilege_error(role: &str, privilege: &str, table: &TableRef) -> anyhow::Error {
+    anyhow!(
+        "permission denied: role {} lacks {privilege} on {table} (GRANT {privilege} ON {} TO {})",
+        sanitize::line(role),
+        qualified_for_humans(table),
+        sql_ident(role)
+    )
+}
+
+/// `schema.table` as SQL an operator can paste: quoted only where needed.
+fn qualified_for_humans(table: &TableRef) -> String {
+    format!(
+        "{}.{}",
+        sql_ident(table.schema.as_str()),
+        sql_ident(table.table.as_str())
+    )
+}
+
+/// An identifier as SQL: bare when it is a plain lower-case name, else quoted (and sanitized).
+fn sql_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !matches!(
+            name,
+            "user" | "table" | "select" | "from" | "where" | "order" | "group" | "all"
+        );
+    if plain {
+        name.to_owned()
+    } else {
+        sanitize::line(&format!("\"{}\"", name.replace('"', "\"\"")))
+    }
+}
+
+fn db_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
+        _ => None,
+    }
+}
+
+fn sqlstate_of(e: &sqlx::Error) -> Option<String> {
+    db_code(e)
+}
+
+/// Lock timeout, statement timeout, deadlock, serialization failure: worth another try.
+fn is_transient(e: &sqlx::Error) -> bool {
+    matches!(
+        db_code(e).as_deref(),
+        Some("55P03" | "57014" | "40P01" | "40001")
+    )
+}
+
+fn explain_cleanup_error(e: &sqlx::Error, table: &TableRef) -> anyhow::Error {
+    match db_code(e).as_deref() {
+        Some("55P03") => anyhow!(
+            "cleanup of {table} gave up: could not lock the table or its rows within {BATCH_LOCK_TIMEOUT} \
+             (another session holds a conflicting lock; see pg_locks)"
+        ),
+        Some("57014") => anyhow!(
+            "cleanup of {table} gave up: a batch did not finish within {BATCH_STATEMENT_TIMEOUT} \
+             even at the smallest batch size (try --batch-size with a small number)"
+        ),
+        _ => explain_write_error_as(e, "DELETE", table, "cleanup"),
+    }
+}
+
+/// A failed write as one readable sentence: a missing privilege names the privilege, the
+/// table and the GRANT that would fix it; a read-only session (`--read-only`) says so.
+/// `action` is the SQL privilege/command, e.g. `"DELETE"`.
+pub fn explain_write_error(e: &sqlx::Error, action: &str, table: &TableRef) -> anyhow::Error {
+    explain_write_error_as(e, action, table, &format!("{action} on {table}"))
+}
+
+/// [`explain_write_error`] naming the refused feature (e.g. `"cleanup"`) for a read-only
+/// session: "the session is read-only (--read-only): cleanup is disabled".
+pub fn explain_write_error_as(
+    e: &sqlx::Error,
+    action: &str,
+    table: &TableRef,
+    feature: &str,
+) -> anyhow::Error {
+    let sqlx::Error::Database(db) = e else {
+        return anyhow!("{feature} failed: {}", sanitize::line(&e.to_string()));
+    };
+    let msg = sanitize::line(db.message());
+    match db.code().as_deref() {
+        Some("25006") => anyhow!("the session is read-only (--read-only): {feature} is disabled"),
+        Some("42501") => anyhow!(
+            "permission denied: the current role lacks {action} on {table} \
+             (GRANT {action} ON {} TO <role>; the server said: {msg})",
+            qualified_for_humans(table)
+        ),
+        Some(code) => anyhow!("{feature} failed: {msg} (SQLSTATE {code})"),
+        None => anyhow!("{feature} failed: {msg}"),
+    }
+}
+
+/// Who may run ANALYZE/VACUUM on the table, checked up front because PostgreSQL itself only
+/// warns ("skipping ...") and succeeds when the role may not.
+async fn check_maintain(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    command: &str,
+) -> Result<crate::db::table::TableInfo> {
+    let info = crate::db::table::resolve(conn, table).await?;
+    let read_only: String = sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+        .fetch_one(&mut *conn)
+        .await?;
+    if read_only == "on" {
+        bail!("the session is read-only (--read-only): {command} is disabled");
+    }
+    // PG 17 has the MAINTAIN privilege (owners, pg_maintain and grantees hold it); before,
+    // the table owner or the database owner (and superusers) may.
+    let sql = if info.server_version_num >= 170000 {
+        "SELECT current_user::text, has_table_privilege(c.oid, 'MAINTAIN')
+           FROM pg_class c WHERE c.oid = $1"
+    } else {
+        "SELECT current_user::text,
+                pg_has_role(c.relowner, 'USAGE')
+                OR (pg_has_role(d.datdba, 'USAGE') AND NOT c.relisshared)
+           FROM pg_class c, pg_database d
+          WHERE c.oid = $1 AND d.datname = current_database()"
+    };
+    let (role, allowed): (String, bool) = sqlx::query_as(sql)
+        .bind(Oid(info.oid))
+        .fetch_one(&mut *conn)
+        .await?;
+    if !allowed {
+        let who = if info.server_version_num >= 170000 {
+            format!(
+                "only the table owner ({}), a superuser or a role with the MAINTAIN privilege can {command} {table}; \
+                 role {} has none of these (GRANT MAINTAIN ON {} TO {})",
+                sanitize::line(&info.owner),
+                sanitize::line(&role),
+                qualified_for_humans(table),
+                sql_ident(&role)
+            )
+        } else {
+            format!(
+                "only the table owner ({}), the database owner or a superuser can {command} {table}; \
+                 role {} is none of these",
+                sanitize::line(&info.owner),
+                sanitize::line(&role)
+            )
+        };
+        bail!("permission denied: {who}");
+    }
+    Ok(info)
+}
+
+/// Run a maintenance command outside any transaction with no statement timeout, then restore
+/// the session's timeout.
+async fn run_unbounded(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    command: &str,
+    sql: &str,
+) -> Result<Duration> {
+    // `Executor::execute(&str)` (simple protocol, no transaction); `sqlx::raw_sql` would make
+    // the future non-Send for tokio::spawn (higher-ranked Executor bound).
+    use sqlx::Executor as _;
+    conn.execute("SET statement_timeout = 0").await?;
+    let t0 = Instant::now();
+    let result = conn.execute(sql).await;
+    let took = t0.elapsed();
+    let reset = conn.execute("RESET statement_timeout").await;
+    result.map_err(|e| explain_write_error_as(&e, command, table, command))?;
+    reset.context("restoring statement_timeout")?;
+    Ok(took)
+}
+
+/// `ANALYZE` the table on this (dedicated) connection, outside any transaction; returns how
+/// long it took.
+pub async fn analyze(conn: &mut PgConnection, table: &TableRef) -> Result<Duration> {
+    check_maintain(conn, table, "ANALYZE").await?;
+    run_unbounded(
+        conn,
+        table,
+        "ANALYZE",
+        &format!("ANALYZE {}", table.qualified()),
+    )
+    .await
+}
+
+/// `VACUUM` (with `analyze`: `VACUUM (ANALYZE)`) the table on this (dedicated) connection,
+/// outside any transaction; returns how long it took. Watch it with [`vacuum_progress`].
+pub async fn vacuum(conn: &mut PgConnection, table: &TableRef, analyze: bool) -> Result<Duration> {
+    check_maintain(conn, table, "VACUUM").await?;
+    let sql = if analyze {
+        format!("VACUUM (ANALYZE) {}", table.qualified())
+    } else {
+        format!("VACUUM {}", table.qualified())
+    };
+    run_unbounded(conn, table, "VACUUM", &sql).await
+}
+
+/// A running VACUUM of the table, from `pg_stat_progress_vacuum`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VacuumProgress {
+    pub phase: String,
+    pub heap_blks_total: i64,
+    pub heap_blks_scanned: i64,
+    pub heap_blks_vacuumed: i64,
+    pub index_vacuum_count: i64,
+    pub pid: i32,
+}
+
+/// The VACUUM running on the table (or, for a partitioned table, on one of its partitions),
+/// if any. Use another connection than the one running the VACUUM.
+pub async fn vacuum_progress(
+    conn: &mut PgConnection,
+    table_oid: u32,
+) -> Result<Option<VacuumProgress>> {
+    let row: Option<(String, i64, i64, i64, i64, i32)> = sqlx::query_as(
+        "SELECT phase::text, heap_blks_total::int8, heap_blks_scanned::int8,
+                heap_blks_vacuumed::int8, index_vacuum_count::int8, pid::int4
+           FROM pg_stat_progress_vacuum
+          WHERE relid = $1
+             OR relid IN (SELECT relid FROM pg_partition_tree($1::regclass))
+          ORDER BY (relid = $1) DESC, pid
+          LIMIT 1",
+    )
+    .bind(Oid(table_oid))
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(
+        |(
+            phase,
+            heap_blks_total,
+            heap_blks_scanned,
+            heap_blks_vacuumed,
+            index_vacuum_count,
+            pid,
+        )| {
+            VacuumProgress {
+                phase,
+                heap_blks_total,
+                heap_blks_scanned,
+                heap_blks_vacuumed,
+                index_vacuum_count,
+                pid,
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adaptive() -> CleanupOptions {
+        CleanupOptions::default()
+    }
+
+    #[test]
+    fn batch_size_follows_the_target_and_grows_at_most_2x() {
+        let o = adaptive();
+        // 1000 rows in 10 ms = 100k rows/s: 10k rows would take 100 ms, but growth is capped.
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_millis(10), &o),
+            2000
+        );
+        // 1000 rows in 200 ms: half as many next time.
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_millis(200), &o),
+            500
+        );
+        // Never below min or above max.
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_secs(60), &o),
+            100
+        );
+        assert_eq!(
+            next_batch_size(40_000, 40_000, Duration::from_millis(1), &o),
+            50_000
+        );
+        // A zero duration counts as "fast".
+        assert_eq!(next_batch_size(1000, 1000, Duration::ZERO, &o), 2000);
+    }
+
+    #[test]
+    fn fixed_batch_never_adapts() {
+        let o = CleanupOptions {
+            fixed_batch: Some(7),
+            ..adaptive()
+        };
+        assert_eq!(initial_batch_size(&o), 7);
+        assert_eq!(next_batch_size(7, 7, Duration::from_millis(1), &o), 7);
+        assert_eq!(next_batch_size(7, 7, Duration::from_secs(9), &o), 7);
+    }
+
+    #[test]
+    fn initial_batch_is_clamped() {
+        let o = CleanupOptions {
+            initial_batch: 10,
+            ..adaptive()
+        };
+        assert_eq!(initial_batch_size(&o), 100);
+    }
+
+    #[test]
+    fn identifiers_in_hints_are_quoted_only_when_needed() {
+        assert_eq!(sql_ident("reader"), "reader");
+        assert_eq!(sql_ident("Reader"), "\"Reader\"");
+        assert_eq!(sql_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(sql_ident("user"), "\"user\"");
+    }
+
+    #[test]
+    fn summary_json_has_the_documented_fields() {
+        let s = CleanupSummary {
+            deleted: 3,
+            batches: 1,
+            duration: Duration::from_millis(1500),
+            cutoff: DateTime::<Utc>::UNIX_EPOCH,
+            stopped: StopReason::MaxDuration,
+            dry_run: false,
+            expired_at_start: 3,
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["deleted"], 3);
+        assert_eq!(v["batches"], 1);
+        assert_eq!(v["duration_ms"], 1500);
+        assert_eq!(v["stopped"], "max_duration");
+        assert_eq!(v["cutoff"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -49,6 +49,10 @@ pub struct Global {
     /// No colours (also when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+
+    /// Dashboard refresh interval in seconds (+/- change it live).
+    #[arg(long, default_value_t = 2, global = true, value_name = "SECS")]
+    pub interval: u64,
 }
 
 impl Global {
@@ -74,6 +78,20 @@ impl Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the live dashboard (the default).
+    Watch,
+    /// Print one snapshot of the table's health (text or JSON) and exit.
+    Snapshot {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also run the exact per-operation counts on a large table (bounded by a timeout).
+        #[arg(long)]
+        exact: bool,
+    },
+    /// A throwaway PostgreSQL with live synthetic traffic, and the dashboard on it.
+    Demo(crate::commands::demo::DemoArgs),
+    /// Delete expired rows in short batches (for cron jobs and scripts).
+    Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Apply, revert or list the embedded migrations (045 table, 046 cleanup function).
     Migrate {
         #[command(subcommand)]

@@ -4,11 +4,18 @@
 //! `update(state, event)`; [`ui`] draws state and never does I/O; [`worker`] runs database
 //! requests on tasks and reports back over channels.
 
+pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod db;
+pub mod format;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod ident;
 pub mod pgtemp;
 pub mod sanitize;
 pub mod store;
+pub mod ui;
+pub mod worker;
 pub mod workload;

@@ -19,7 +19,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate { action }) => commands::migrate::run(&cli.global, action).await,
-            None => anyhow::bail!("the dashboard is not built yet; try `idemtop migrate status`"),
+            Some(Command::Snapshot { format, exact }) => {
+                commands::snapshot::run(&cli.global, format, exact).await
+            }
+            Some(Command::Cleanup(args)) => commands::cleanup::run(&cli.global, &args)
+                .await
+                .map(|code| if code != 0 { std::process::exit(code) }),
+            Some(Command::Demo(args)) => commands::demo::run(&cli.global, &args).await,
+            Some(Command::Watch) | None => commands::watch::run(&cli.global).await,
         }
     });
     match result {

@@ -98,18 +98,17 @@ impl ConnectConfig {
             .map_err(|e| connect_error(&e, &target))
     }
 
-    /// A small pool, with readable errors on the first connection.
+    /// A small pool. One connection is made first, so a wrong URL, a refused connection or a
+    /// bad password is reported at once and readably; the pool itself connects lazily.
     pub async fn pool(&self, max: u32) -> Result<PgPool> {
-        let opts = self.options()?;
-        let target = describe_options(&opts);
-        PgPoolOptions::new()
+        let first = self.connect().await?;
+        let _ = first.close().await;
+        Ok(PgPoolOptions::new()
             .max_connections(max)
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(true)
-            .connect_with(opts)
-            .await
-            .map_err(|e| connect_error(&e, &target))
+            .connect_lazy_with(self.options()?))
     }
 }
 

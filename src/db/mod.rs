@@ -6,3 +6,4 @@ pub mod table;
 pub mod cron;
 pub mod maintenance;
 pub mod records;
+pub mod snapshot;

@@ -1,0 +1,105 @@
+//! What the user can ask for. Keys map to these through the one key table in `keys.rs`.
+
+/// The screens, in Tab order; number keys 1..=5 jump to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Screen {
+    #[default]
+    Dashboard,
+    Records,
+    Partitions,
+    Health,
+    Activity,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 5] = [
+        Screen::Dashboard,
+        Screen::Records,
+        Screen::Partitions,
+        Screen::Health,
+        Screen::Activity,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Dashboard => "Dashboard",
+            Screen::Records => "Records",
+            Screen::Partitions => "Partitions",
+            Screen::Health => "Health",
+            Screen::Activity => "Activity",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> Self {
+        Self::ALL[(self.index() + 1) % Self::ALL.len()]
+    }
+
+    pub fn prev(self) -> Self {
+        Self::ALL[(self.index() + Self::ALL.len() - 1) % Self::ALL.len()]
+    }
+}
+
+/// A maintenance action that changes the database: always confirmed first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maintenance {
+    Cleanup,
+    Analyze,
+    Vacuum,
+    ScheduleCron,
+    UnscheduleCron,
+    DeleteRecord(uuid::Uuid),
+}
+
+impl Maintenance {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Maintenance::Cleanup => "cleanup",
+            Maintenance::Analyze => "ANALYZE",
+            Maintenance::Vacuum => "VACUUM (ANALYZE)",
+            Maintenance::ScheduleCron => "schedule pg_cron job",
+            Maintenance::UnscheduleCron => "unschedule pg_cron job",
+            Maintenance::DeleteRecord(_) => "delete record",
+        }
+    }
+}
+
+/// Everything a key can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    /// Esc: close whatever is on top; never quits.
+    Back,
+    RefreshNow,
+    TogglePause,
+    FasterRefresh,
+    SlowerRefresh,
+    NextScreen,
+    PrevScreen,
+    GoTo(Screen),
+    Cleanup,
+    Analyze,
+    Vacuum,
+    ScheduleCron,
+    UnscheduleCron,
+    Confirm,
+    Cancel,
+    /// `/`: look a record up by its request_id.
+    Lookup,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Home,
+    Open,
+    Delete,
+    CycleSort,
+    CycleStatus,
+    CycleLiveness,
+    FilterOperation,
+    ClearFilters,
+}

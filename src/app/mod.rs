@@ -1,0 +1,692 @@
+//! Application state and the pure `update(state, event) -> requests`.
+//!
+//! Nothing here does I/O: the event loop feeds events in (keys, ticks, database results) and
+//! sends the returned [`Request`]s to the worker. Tests drive `update` directly.
+
+pub mod action;
+pub mod dashboard;
+pub mod keys;
+pub mod payload;
+pub mod records;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use crossterm::event::KeyEvent;
+
+use crate::db::snapshot::Snapshot;
+use action::{Action, Maintenance, Screen};
+use records::{PageRequest, RecordsState};
+use uuid::Uuid;
+use dashboard::DashboardState;
+use keys::Context;
+
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the exact per-operation pass runs on a large table.
+pub const EXACT_PASS_EVERY: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const LOG_LEN: usize = 200;
+
+/// What the worker should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `cron`: also read the pg_cron job (when its panel is on screen).
+    Refresh {
+        generation: u64,
+        exact_pass: bool,
+        cron: bool,
+    },
+    Run(Maintenance),
+    /// Stop the running cleanup between batches.
+    StopCleanup,
+    LoadPage(PageRequest),
+    LoadRecord(Uuid),
+}
+
+/// A failed database request, already readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    pub message: String,
+    /// The connection itself is gone (server restart, network): reconnect with backoff.
+    pub connection_lost: bool,
+}
+
+/// Progress of a running maintenance action.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Progress {
+    pub deleted: u64,
+    pub remaining: u64,
+    pub batches: u64,
+    pub rows_per_sec: f64,
+    pub elapsed: Duration,
+    pub batch_size: u32,
+}
+
+/// How a maintenance action ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub rows: Option<u64>,
+    pub detail: String,
+}
+
+/// What comes back from the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbEvent {
+    Snapshot {
+        generation: u64,
+        result: Result<Box<Snapshot>, DbError>,
+    },
+    Progress(Progress),
+    Cron(Result<crate::db::cron::CronStatus, DbError>),
+    /// A page of records, and whether the sort walks an index.
+    Page {
+        generation: u64,
+        result: Result<(crate::db::records::Page, bool), DbError>,
+    },
+    Record {
+        id: Uuid,
+        result: Result<Option<crate::db::records::Record>, DbError>,
+    },
+    Done {
+        what: Maintenance,
+        elapsed: Duration,
+        result: Result<Finished, DbError>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Key(KeyEvent),
+    /// Time passes (the loop ticks a few times a second).
+    Tick(Instant),
+    Db(DbEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    /// The server went away; retrying with backoff, forever.
+    Reconnecting {
+        attempt: u32,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Confirm { what: Maintenance, question: String },
+}
+
+/// A one-line text prompt at the bottom (`/` look-up, `o` operation filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub kind: InputKind,
+    pub text: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Lookup,
+    Operation,
+}
+
+impl InputKind {
+    pub fn prompt(self) -> &'static str {
+        match self {
+            InputKind::Lookup => "request_id: ",
+            InputKind::Operation => "operation (empty: all): ",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub what: Maintenance,
+    pub started: Instant,
+    pub progress: Option<Progress>,
+    pub stopping: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: DateTime<Utc>,
+    pub what: String,
+    pub elapsed: Option<Duration>,
+    pub rows: Option<u64>,
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Refresh {
+    pub interval: Duration,
+    pub paused: bool,
+    /// Generation of the refresh in flight; a result with another generation is dropped.
+    pub in_flight: Option<u64>,
+    pub generation: u64,
+    pub due: Instant,
+    pub last_exact_pass: Option<Instant>,
+    pub last_duration_ms: Option<f64>,
+}
+
+/// Static facts about the session, shown in the header.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub target: String,
+    pub table: String,
+    pub read_only: bool,
+}
+
+pub struct App {
+    pub session: SessionInfo,
+    pub screen: Screen,
+    pub overlay: Option<Overlay>,
+    pub conn: ConnState,
+    pub refresh: Refresh,
+    pub dash: DashboardState,
+    pub records: RecordsState,
+    pub input: Option<Input>,
+    pub running: Option<Running>,
+    /// pg_cron as last read (None before the first read).
+    pub cron: Option<Result<crate::db::cron::CronStatus, String>>,
+    pub log: Vec<LogEntry>,
+    /// A one-line message for the footer (key refused, action result).
+    pub flash: Option<String>,
+    pub now: Instant,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(session: SessionInfo, interval: Duration, now: Instant) -> Self {
+        Self {
+            session,
+            screen: Screen::Dashboard,
+            overlay: None,
+            conn: ConnState::Connecting,
+            refresh: Refresh {
+                interval: interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
+                paused: false,
+                in_flight: None,
+                generation: 0,
+                due: now,
+                last_exact_pass: None,
+                last_duration_ms: None,
+            },
+            dash: DashboardState::default(),
+            records: RecordsState::default(),
+            input: None,
+            running: None,
+            cron: None,
+            log: Vec::new(),
+            flash: None,
+            now,
+            quit: false,
+        }
+    }
+
+    /// The key contexts in force, innermost first, and whether they are modal.
+    pub fn contexts(&self) -> (Vec<Context>, bool) {
+        match &self.overlay {
+            Some(Overlay::Confirm { .. }) => (vec![Context::Confirm], true),
+            Some(Overlay::Help) => (vec![], false),
+            None => (self.screen_contexts(), false),
+        }
+    }
+
+    /// The contexts of the current screen, ignoring overlays (for the help).
+    pub fn screen_contexts(&self) -> Vec<Context> {
+        let mut ctx = Vec::new();
+        if self.running.is_some() {
+            ctx.push(Context::Running);
+        }
+        ctx.push(match self.screen {
+            Screen::Dashboard => Context::Dashboard,
+            Screen::Records if self.records.detail.is_some() => Context::Detail,
+            Screen::Records => Context::Records,
+            Screen::Health => Context::Health,
+            Screen::Partitions | Screen::Activity => Context::Global,
+        });
+        ctx
+    }
+
+    fn backoff(attempt: u32) -> Duration {
+        Duration::from_millis(500u64.saturating_mul(1u64 << attempt.min(6))).min(MAX_BACKOFF)
+    }
+
+    fn log(&mut self, entry: LogEntry) {
+        self.log.push(entry);
+        if self.log.len() > LOG_LEN {
+            self.log.remove(0);
+        }
+    }
+
+    /// Start a refresh if one is due and none is in flight.
+    fn maybe_refresh(&mut self, force: bool) -> Option<Request> {
+        if self.refresh.in_flight.is_some() {
+            return None;
+        }
+        if !force && (self.refresh.paused || self.now < self.refresh.due) {
+            return None;
+        }
+        self.refresh.generation += 1;
+        self.refresh.in_flight = Some(self.refresh.generation);
+        let exact_pass = self
+            .refresh
+            .last_exact_pass
+            .is_none_or(|t| self.now.duration_since(t) >= EXACT_PASS_EVERY);
+        if exact_pass {
+            self.refresh.last_exact_pass = Some(self.now);
+        }
+        Some(Request::Refresh {
+            generation: self.refresh.generation,
+            exact_pass,
+            cron: self.screen == Screen::Activity || self.cron.is_none(),
+        })
+    }
+
+    fn confirm_question(&self, what: &Maintenance) -> String {
+        let table = &self.session.table;
+        match what {
+            Maintenance::Cleanup => {
+                let expired = self.dash.current.as_ref().map(|s| {
+                    let approx = if s.rows.expired_exact { "" } else { "~" };
+                    format!(
+                        "{approx}{} expired rows",
+                        crate::format::count(s.rows.expired)
+                    )
+                });
+                format!(
+                    "Delete {} from {table} in short batches (expires_at <= the server's now())?",
+                    expired.unwrap_or_else(|| "all expired rows".into())
+                )
+            }
+            Maintenance::Analyze => format!("Run ANALYZE on {table}?"),
+            Maintenance::Vacuum => format!("Run VACUUM (ANALYZE) on {table}? It reads the whole table."),
+            Maintenance::ScheduleCron => {
+                "Schedule pg_cron job 'cleanup-idempotency' hourly (0 * * * *)?".into()
+            }
+            Maintenance::UnscheduleCron => "Unschedule pg_cron job 'cleanup-idempotency'?".into(),
+            Maintenance::DeleteRecord(id) => format!("Delete record {id} from {table}?"),
+        }
+    }
+
+    fn ask(&mut self, what: Maintenance) {
+        if self.session.read_only {
+            self.flash = Some(format!("read-only mode: {} is disabled", what.verb()));
+            return;
+        }
+        if let Some(r) = &self.running {
+            self.flash = Some(format!(
+                "{} is still running: one maintenance action at a time",
+                r.what.verb()
+            ));
+            return;
+        }
+        let question = self.confirm_question(&what);
+        self.overlay = Some(Overlay::Confirm { what, question });
+    }
+
+    fn on_action(&mut self, action: Action) -> Vec<Request> {
+        let mut out = Vec::new();
+        match action {
+            Action::Quit => self.quit = true,
+            Action::ToggleHelp => {
+                self.overlay = match self.overlay {
+                    Some(Overlay::Help) => None,
+                    _ => Some(Overlay::Help),
+                }
+            }
+            Action::Back => {
+                if self.overlay.is_some() {
+                    self.overlay = None;
+                } else if self.screen == Screen::Records && self.records.detail.is_some() {
+                    self.records.detail = None;
+                } else if self.flash.is_some() {
+                    self.flash = None;
+                }
+            }
+            Action::Cancel => {
+                if matches!(self.overlay, Some(Overlay::Confirm { .. })) {
+                    self.overlay = None;
+                    self.flash = Some("cancelled".into());
+                } else if let Some(r) = &mut self.running {
+                    if !r.stopping {
+                        r.stopping = true;
+                        out.push(Request::StopCleanup);
+                    }
+                }
+            }
+            Action::Confirm => {
+                if let Some(Overlay::Confirm { what, .. }) = self.overlay.take() {
+                    self.running = Some(Running {
+                        what: what.clone(),
+                        started: self.now,
+                        progress: None,
+                        stopping: false,
+                    });
+                    out.push(Request::Run(what));
+                }
+            }
+            Action::RefreshNow => {
+                out.extend(self.maybe_refresh(true));
+                if self.refresh.in_flight.is_some() && out.is_empty() {
+                    self.flash = Some("a refresh is already in flight".into());
+                }
+            }
+            Action::TogglePause => {
+                self.refresh.paused = !self.refresh.paused;
+                if !self.refresh.paused {
+                    self.refresh.due = self.now;
+                    out.extend(self.maybe_refresh(false));
+                }
+            }
+            Action::SlowerRefresh => {
+                self.refresh.interval = (self.refresh.interval + Duration::from_secs(1)).min(MAX_INTERVAL)
+            }
+            Action::FasterRefresh => {
+                self.refresh.interval = self
+                    .refresh
+                    .interval
+                    .saturating_sub(Duration::from_secs(1))
+                    .max(MIN_INTERVAL)
+            }
+            Action::NextScreen => self.screen = self.screen.next(),
+            Action::PrevScreen => self.screen = self.screen.prev(),
+            Action::GoTo(s) => self.screen = s,
+            Action::Cleanup => self.ask(Maintenance::Cleanup),
+            Action::Analyze => self.ask(Maintenance::Analyze),
+            Action::Vacuum => self.ask(Maintenance::Vacuum),
+            Action::ScheduleCron => self.ask(Maintenance::ScheduleCron),
+            Action::UnscheduleCron => self.ask(Maintenance::UnscheduleCron),
+            Action::Lookup => {
+                self.input = Some(Input {
+                    kind: InputKind::Lookup,
+                    text: String::new(),
+                    error: None,
+                })
+            }
+            Action::FilterOperation => {
+                self.input = Some(Input {
+                    kind: InputKind::Operation,
+                    text: self.records.filter.operation.clone().unwrap_or_default(),
+                    error: None,
+                })
+            }
+            Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Home => {
+                out.extend(self.on_move(action))
+            }
+            Action::Open => match self.screen {
+                Screen::Dashboard => {
+                    if let Some(op) = self.dash.selected_operation().map(str::to_owned) {
+                        self.records.filter.operation = Some(op);
+                        self.records.detail = None;
+                        self.screen = Screen::Records;
+                        out.push(Request::LoadPage(self.records.reload()));
+                    }
+                }
+                Screen::Records if self.records.detail.is_none() => {
+                    if let Some(id) = self.records.selected_id() {
+                        self.records.open(id);
+                        out.push(Request::LoadRecord(id));
+                    }
+                }
+                _ => {}
+            },
+            Action::Delete => {
+                let id = match &self.records.detail {
+                    Some(d) => Some(d.id),
+                    None => self.records.selected_id(),
+                };
+                if let Some(id) = id {
+                    self.ask(Maintenance::DeleteRecord(id));
+                }
+            }
+            Action::CycleSort => {
+                self.records.sort = self.records.sort.next();
+                out.push(Request::LoadPage(self.records.reload()));
+            }
+            Action::CycleStatus => {
+                self.records.cycle_status();
+                out.push(Request::LoadPage(self.records.reload()));
+            }
+            Action::CycleLiveness => {
+                self.records.cycle_liveness();
+                out.push(Request::LoadPage(self.records.reload()));
+            }
+            Action::ClearFilters => {
+                self.records.filter = Default::default();
+                out.push(Request::LoadPage(self.records.reload()));
+            }
+        }
+        out
+    }
+
+    /// Arrow and page keys: the operations list, the records list, or the detail's scroll.
+    fn on_move(&mut self, action: Action) -> Vec<Request> {
+        let mut out = Vec::new();
+        match self.screen {
+            Screen::Dashboard => {
+                let n = self.dash.current.as_ref().map_or(0, |s| s.operations.len());
+                match action {
+                    Action::Up => self.dash.selected_op = self.dash.selected_op.saturating_sub(1),
+                    Action::Down if self.dash.selected_op + 1 < n => self.dash.selected_op += 1,
+                    _ => {}
+                }
+            }
+            Screen::Records => {
+                if let Some(d) = &mut self.records.detail {
+                    d.scroll = match action {
+                        Action::Up => d.scroll.saturating_sub(1),
+                        Action::Down => d.scroll + 1,
+                        Action::PageUp => d.scroll.saturating_sub(20),
+                        Action::PageDown => d.scroll + 20,
+                        _ => 0,
+                    }
+                    .min(d.view.lines.len().saturating_sub(1));
+                } else {
+                    let n = self.records.page.as_ref().map_or(0, |p| p.rows.len());
+                    match action {
+                        Action::Up => self.records.selected = self.records.selected.saturating_sub(1),
+                        Action::Down if self.records.selected + 1 < n => self.records.selected += 1,
+                        Action::PageDown => match self.records.next_page() {
+                            Some(r) => out.push(Request::LoadPage(r)),
+                            None => self.flash = Some("last page".into()),
+                        },
+                        Action::PageUp => out.extend(self.records.prev_page().map(Request::LoadPage)),
+                        Action::Home => out.push(Request::LoadPage(self.records.reload())),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Keys while the text prompt is open: edit, Enter submits, Esc cancels.
+    fn on_input(&mut self, key: KeyEvent) -> Vec<Request> {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        let Some(input) = self.input.as_mut() else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => input.text.clear(),
+            KeyCode::Backspace => {
+                input.text.pop();
+                input.error = None;
+            }
+            KeyCode::Char(c) if !c.is_control() && input.text.chars().count() < 200 => {
+                input.text.push(c);
+                input.error = None;
+            }
+            KeyCode::Enter => {
+                let text = input.text.trim().to_string();
+                match input.kind {
+                    InputKind::Lookup => match crate::db::records::parse_request_id(&text) {
+                        Ok(id) => {
+                            self.input = None;
+                            self.overlay = None;
+                            self.screen = Screen::Records;
+                            self.records.open(id);
+                            return vec![Request::LoadRecord(id)];
+                        }
+                        Err(msg) => input.error = Some(msg),
+                    },
+                    InputKind::Operation => {
+                        self.input = None;
+                        self.records.filter.operation = (!text.is_empty()).then_some(text);
+                        return vec![Request::LoadPage(self.records.reload())];
+                    }
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The records view loads its first page when it is first shown.
+    fn records_need_loading(&mut self) -> Option<Request> {
+        let r = &self.records;
+        (self.screen == Screen::Records
+            && r.page.is_none()
+            && r.loading.is_none()
+            && r.error.is_none()
+            && r.detail.is_none())
+        .then(|| Request::LoadPage(self.records.reload()))
+    }
+
+    fn on_db(&mut self, ev: DbEvent) -> Vec<Request> {
+        match ev {
+            DbEvent::Cron(result) => {
+                self.cron = Some(result.map_err(|e| e.message));
+                Vec::new()
+            }
+            DbEvent::Page { generation, result } => {
+                self.records.on_page(generation, result.map_err(|e| e.message));
+                Vec::new()
+            }
+            DbEvent::Record { id, result } => {
+                self.records.on_record(id, result.map_err(|e| e.message));
+                Vec::new()
+            }
+            DbEvent::Snapshot { generation, result } => {
+                if self.refresh.in_flight != Some(generation) {
+                    return Vec::new(); // stale: a newer request superseded it
+                }
+                self.refresh.in_flight = None;
+                match result {
+                    Ok(snap) => {
+                        self.refresh.last_duration_ms = Some(snap.refresh_ms);
+                        self.dash.apply(*snap);
+                        self.conn = ConnState::Connected;
+                        self.refresh.due = self.now + self.refresh.interval;
+                    }
+                    Err(e) => {
+                        self.dash.fail(e.message.clone());
+                        if e.connection_lost {
+                            let attempt = match &self.conn {
+                                ConnState::Reconnecting { attempt, .. } => attempt + 1,
+                                _ => 0,
+                            };
+                            self.refresh.due = self.now + Self::backoff(attempt);
+                            self.conn = ConnState::Reconnecting {
+                                attempt,
+                                error: e.message,
+                            };
+                        } else {
+                            self.conn = ConnState::Connected;
+                            self.refresh.due = self.now + self.refresh.interval;
+                        }
+                    }
+                }
+                Vec::new()
+            }
+            DbEvent::Progress(p) => {
+                if let Some(r) = &mut self.running {
+                    r.progress = Some(p);
+                }
+                Vec::new()
+            }
+            DbEvent::Done {
+                what,
+                elapsed,
+                result,
+            } => {
+                self.running = None;
+                let ok = result.is_ok();
+                let entry = match result {
+                    Ok(f) => {
+                        self.flash = Some(format!("{} done: {}", what.verb(), f.detail));
+                        LogEntry {
+                            at: Utc::now(),
+                            what: what.verb().into(),
+                            elapsed: Some(elapsed),
+                            rows: f.rows,
+                            ok: true,
+                            message: f.detail,
+                        }
+                    }
+                    Err(e) => {
+                        self.flash = Some(format!("{} failed: {}", what.verb(), e.message));
+                        LogEntry {
+                            at: Utc::now(),
+                            what: what.verb().into(),
+                            elapsed: Some(elapsed),
+                            rows: None,
+                            ok: false,
+                            message: e.message,
+                        }
+                    }
+                };
+                self.log(entry);
+                let mut out: Vec<Request> = self.maybe_refresh(true).into_iter().collect();
+                if let (Maintenance::DeleteRecord(id), true) = (&what, ok) {
+                    if self.records.detail.as_ref().is_some_and(|d| d.id == *id) {
+                        self.records.detail = None;
+                    }
+                    if self.records.page.is_some() {
+                        out.push(Request::LoadPage(self.records.reload_current()));
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The pure state transition: state and event in, requests for the worker out.
+pub fn update(app: &mut App, event: Event) -> Vec<Request> {
+    match event {
+        Event::Tick(now) => {
+            app.now = now;
+            app.maybe_refresh(false).into_iter().collect()
+        }
+        Event::Key(key) if app.input.is_some() => app.on_input(key),
+        Event::Key(key) => {
+            let (contexts, modal) = app.contexts();
+            match keys::action_for(&contexts, modal, &key) {
+                Some(action) => {
+                    if matches!(app.overlay, Some(Overlay::Help))
+                        && !matches!(action, Action::Quit | Action::ToggleHelp | Action::Back)
+                    {
+                        return Vec::new();
+                    }
+                    let mut out = app.on_action(action);
+                    out.extend(app.records_need_loading());
+                    out
+                }
+                None => Vec::new(),
+            }
+        }
+        Event::Db(ev) => app.on_db(ev),
+    }
+}
+
+#[cfg(test)]
+mod tests;

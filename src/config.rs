@@ -1,0 +1,623 @@
+//! idemtop's configuration file: refresh interval, the health checks' thresholds, the retention
+//! policy (the guide's TTLs) and the colours.
+//!
+//! Looked up at `--config PATH`, else `$XDG_CONFIG_HOME/idemtop/config.toml`, else
+//! `~/.config/idemtop/config.toml`. Every key is optional (a partial file overrides only what it
+//! says); an unknown key is an error, so a typo is reported instead of silently ignored.
+//! `idemtop --print-config` prints [`Config::default_toml`], the commented defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use ratatui::style::Color;
+use serde::{Deserialize, Serialize};
+
+use crate::store::TtlPolicy;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Dashboard refresh interval, seconds.
+    pub refresh_interval_secs: u64,
+    pub thresholds: Thresholds,
+    pub retention: Retention,
+    pub colors: Colors,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            refresh_interval_secs: 2,
+            thresholds: Thresholds::default(),
+            retention: Retention::default(),
+            colors: Colors::default(),
+        }
+    }
+}
+
+/// The health checks' limits. Shares and ratios are fractions (0.25 = 25 %).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    pub cleanup_lag: CleanupLag,
+    pub expired_share: ExpiredShare,
+    pub bloat: Bloat,
+    pub vacuum_age: VacuumAge,
+    pub retention_excess: RetentionExcess,
+    pub cached_failures: CachedFailures,
+    pub replay_rate: ReplayRate,
+    pub indexes: Indexes,
+}
+
+/// Age of the oldest expired row, relative to how often cleanup is meant to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleanupLag {
+    pub schedule_secs: u64,
+    pub warning_factor: f64,
+    pub critical_factor: f64,
+}
+
+impl Default for CleanupLag {
+    fn default() -> Self {
+        Self {
+            schedule_secs: 3600,
+            warning_factor: 1.5,
+            critical_factor: 3.0,
+        }
+    }
+}
+
+impl CleanupLag {
+    pub fn warning_secs(&self) -> f64 {
+        self.schedule_secs as f64 * self.warning_factor
+    }
+    pub fn critical_secs(&self) -> f64 {
+        self.schedule_secs as f64 * self.critical_factor
+    }
+}
+
+/// Expired rows as a share of all rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExpiredShare {
+    pub warning: f64,
+    pub critical: f64,
+    /// Below this many expired rows the share is not judged.
+    pub min_rows: i64,
+}
+
+impl Default for ExpiredShare {
+    fn default() -> Self {
+        Self {
+            warning: 0.25,
+            critical: 0.50,
+            min_rows: 100,
+        }
+    }
+}
+
+/// Dead tuples as a share of all tuples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bloat {
+    pub warning_ratio: f64,
+    pub critical_ratio: f64,
+    /// Below this many dead tuples neither the ratio nor the vacuum age matters.
+    pub min_dead_tuples: i64,
+}
+
+impl Default for Bloat {
+    fn default() -> Self {
+        Self {
+            warning_ratio: 0.10,
+            critical_ratio: 0.20,
+            min_dead_tuples: 10_000,
+        }
+    }
+}
+
+/// Time since the last VACUUM or autovacuum, judged only when there are dead tuples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VacuumAge {
+    pub warning_hours: f64,
+    pub critical_hours: f64,
+}
+
+impl Default for VacuumAge {
+    fn default() -> Self {
+        Self {
+            warning_hours: 24.0,
+            critical_hours: 72.0,
+        }
+    }
+}
+
+/// Rows whose TTL (expires_at - created_at) is longer than their operation's policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionExcess {
+    /// Warning above this share of rows (0 = any row).
+    pub warning: f64,
+    pub critical: f64,
+    /// A TTL within this many seconds over the policy still counts as within it.
+    pub slack_secs: f64,
+}
+
+impl Default for RetentionExcess {
+    fn default() -> Self {
+        Self {
+            warning: 0.0,
+            critical: 0.5,
+            slack_secs: 60.0,
+        }
+    }
+}
+
+/// Stored 5xx results per operation (a cached server error is replayed to every retry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CachedFailures {
+    pub warning: f64,
+    pub critical: f64,
+    /// Operations with fewer rows than this are not judged.
+    pub min_rows: i64,
+}
+
+impl Default for CachedFailures {
+    fn default() -> Self {
+        Self {
+            warning: 0.01,
+            critical: 0.05,
+            min_rows: 10,
+        }
+    }
+}
+
+/// Primary-key index scans per inserted row between two refreshes. Informational: outside the
+/// bounds the detail says so, the level stays ok.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayRate {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Default for ReplayRate {
+    fn default() -> Self {
+        Self {
+            low: 0.5,
+            high: 20.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Indexes {
+    /// A non-unique index never scanned is flagged once the table has seen this many inserts
+    /// (since the statistics were reset); before that it is only noted.
+    pub unused_after_inserts: i64,
+}
+
+impl Default for Indexes {
+    fn default() -> Self {
+        Self {
+            unused_after_inserts: 100_000,
+        }
+    }
+}
+
+/// How long a stored result may live, per operation (the guide: 24 h, 1 h for payment and
+/// transfer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    pub default_hours: f64,
+    pub per_operation: BTreeMap<String, f64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            default_hours: 24.0,
+            per_operation: [("payment".to_string(), 1.0), ("transfer".to_string(), 1.0)]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+fn hours(h: f64) -> Duration {
+    Duration::from_secs_f64((h * 3600.0).max(0.0))
+}
+
+impl Retention {
+    pub fn ttl_policy(&self) -> TtlPolicy {
+        TtlPolicy {
+            default: hours(self.default_hours),
+            per_operation: self
+                .per_operation
+                .iter()
+                .map(|(op, h)| (op.clone(), hours(*h)))
+                .collect(),
+        }
+    }
+
+    /// The policy TTL of `operation`, in seconds.
+    pub fn ttl_secs(&self, operation: &str) -> f64 {
+        self.per_operation
+            .get(operation)
+            .copied()
+            .unwrap_or(self.default_hours)
+            * 3600.0
+    }
+}
+
+/// Colour names (`green`, `lightred`, ...) or `#rrggbb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Colors {
+    pub ok: String,
+    pub warning: String,
+    pub critical: String,
+    pub accent: String,
+}
+
+impl Default for Colors {
+    fn default() -> Self {
+        Self {
+            ok: "green".into(),
+            warning: "yellow".into(),
+            critical: "red".into(),
+            accent: "cyan".into(),
+        }
+    }
+}
+
+/// A colour name as ratatui reads it.
+pub fn parse_color(name: &str) -> Result<Color> {
+    Color::from_str(name.trim()).map_err(|_| {
+        anyhow!(
+            "unknown colour {:?} (use a name such as green, lightred, darkgray, or #rrggbb)",
+            crate::sanitize::line(name)
+        )
+    })
+}
+
+impl Colors {
+    pub fn ok_color(&self) -> Color {
+        parse_color(&self.ok).unwrap_or(Color::Green)
+    }
+    pub fn warning_color(&self) -> Color {
+        parse_color(&self.warning).unwrap_or(Color::Yellow)
+    }
+    pub fn critical_color(&self) -> Color {
+        parse_color(&self.critical).unwrap_or(Color::Red)
+    }
+    pub fn accent_color(&self) -> Color {
+        parse_color(&self.accent).unwrap_or(Color::Cyan)
+    }
+}
+
+impl Config {
+    /// `$XDG_CONFIG_HOME/idemtop/config.toml`, else `~/.config/idemtop/config.toml`.
+    pub fn default_path() -> Option<PathBuf> {
+        default_path_from(
+            std::env::var_os("XDG_CONFIG_HOME"),
+            std::env::var_os("HOME"),
+        )
+    }
+
+    /// The configuration for this run: `explicit` (`--config`) must exist; the default file
+    /// may be missing (then the defaults apply).
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        match explicit {
+            Some(path) => Self::load_file(path),
+            None => match Self::default_path() {
+                Some(path) if path.exists() => Self::load_file(&path),
+                _ => Ok(Config::default()),
+            },
+        }
+    }
+
+    /// Read and check one file.
+    pub fn load_file(path: &Path) -> Result<Config> {
+        let shown = crate::sanitize::line(&path.display().to_string());
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow!("config file {shown} does not exist")
+            } else {
+                anyhow!("cannot read config file {shown}: {e}")
+            }
+        })?;
+        Self::from_toml_str(&text, &shown)
+    }
+
+    /// Parse and check TOML text; `origin` names it in errors (the file name).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let msg = crate::sanitize::line(e.message().trim());
+            match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    anyhow!("config file {origin}, line {line}, column {col}: {msg}")
+                }
+                None => anyhow!("config file {origin}: {msg}"),
+            }
+        })?;
+        cfg.validate()
+            .map_err(|e| anyhow!("config file {origin}: {e}"))?;
+        Ok(cfg)
+    }
+
+    /// Values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.refresh_interval_secs == 0 {
+            bail!("refresh_interval_secs must be at least 1");
+        }
+        let t = &self.thresholds;
+        let pairs = [
+            (
+                "thresholds.cleanup_lag",
+                t.cleanup_lag.warning_factor,
+                t.cleanup_lag.critical_factor,
+            ),
+            (
+                "thresholds.expired_share",
+                t.expired_share.warning,
+                t.expired_share.critical,
+            ),
+            (
+                "thresholds.bloat",
+                t.bloat.warning_ratio,
+                t.bloat.critical_ratio,
+            ),
+            (
+                "thresholds.vacuum_age",
+                t.vacuum_age.warning_hours,
+                t.vacuum_age.critical_hours,
+            ),
+            (
+                "thresholds.retention_excess",
+                t.retention_excess.warning,
+                t.retention_excess.critical,
+            ),
+            (
+                "thresholds.cached_failures",
+                t.cached_failures.warning,
+                t.cached_failures.critical,
+            ),
+            ("thresholds.replay_rate", t.replay_rate.low, t.replay_rate.high),
+        ];
+        for (name, warning, critical) in pairs {
+            if !(warning.is_finite() && critical.is_finite()) || warning < 0.0 || critical < 0.0 {
+                bail!("{name}: thresholds must be finite and not negative");
+            }
+            if warning > critical {
+                bail!("{name}: the warning threshold ({warning}) is above the critical one ({critical})");
+            }
+        }
+        if t.cleanup_lag.schedule_secs == 0 {
+            bail!("thresholds.cleanup_lag.schedule_secs must be at least 1");
+        }
+        let r = &self.retention;
+        if !(r.default_hours.is_finite() && r.default_hours > 0.0) {
+            bail!("retention.default_hours must be a positive number of hours");
+        }
+        for (op, h) in &r.per_operation {
+            if !(h.is_finite() && *h > 0.0) {
+                bail!(
+                    "retention.per_operation.{}: must be a positive number of hours",
+                    crate::sanitize::line(op)
+                );
+            }
+        }
+        for (name, value) in [
+            ("colors.ok", &self.colors.ok),
+            ("colors.warning", &self.colors.warning),
+            ("colors.critical", &self.colors.critical),
+            ("colors.accent", &self.colors.accent),
+        ] {
+            parse_color(value).map_err(|e| anyhow!("{name}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The TTL policy of the retention section.
+    pub fn ttl_policy(&self) -> TtlPolicy {
+        self.retention.ttl_policy()
+    }
+
+    /// The defaults as a commented TOML file (`idemtop --print-config`); parses back to
+    /// `Config::default()`.
+    pub fn default_toml() -> String {
+        let d = Config::default();
+        let t = &d.thresholds;
+        let mut per_op = String::new();
+        for (op, h) in &d.retention.per_operation {
+            per_op.push_str(&format!("{op} = {}\n", float(*h)));
+        }
+        format!(
+            r#"# idemtop configuration: idemtop --config PATH, else $XDG_CONFIG_HOME/idemtop/config.toml,
+# else ~/.config/idemtop/config.toml. Every key is optional: a missing key keeps the default
+# shown here. Unknown keys are errors. Shares and ratios are fractions (0.25 = 25 %).
+
+# Dashboard refresh interval, in seconds.
+refresh_interval_secs = {refresh}
+
+# cleanup_lag: age of the oldest expired row (how long expired rows wait for cleanup),
+# relative to how often cleanup is meant to run (the guide: every hour). Warning above
+# warning_factor x schedule_secs, critical above critical_factor x schedule_secs.
+[thresholds.cleanup_lag]
+schedule_secs = {cl_sched}
+warning_factor = {cl_w}
+critical_factor = {cl_c}
+
+# expired_backlog: expired rows as a share of all rows; not judged below min_rows expired rows.
+[thresholds.expired_share]
+warning = {es_w}
+critical = {es_c}
+min_rows = {es_min}
+
+# bloat: dead tuples as a share of all tuples (n_dead_tup / (n_live_tup + n_dead_tup)),
+# judged only from min_dead_tuples dead tuples on (the guide: VACUUM ANALYZE if needed).
+[thresholds.bloat]
+warning_ratio = {b_w}
+critical_ratio = {b_c}
+min_dead_tuples = {b_min}
+
+# bloat: hours since the last VACUUM or autovacuum, judged only when there are at least
+# thresholds.bloat.min_dead_tuples dead tuples.
+[thresholds.vacuum_age]
+warning_hours = {va_w}
+critical_hours = {va_c}
+
+# retention: share of rows whose TTL (expires_at - created_at) exceeds their operation's
+# policy ([retention] below) by more than slack_secs. Warning above `warning` (0 = any row),
+# critical above `critical`.
+[thresholds.retention_excess]
+warning = {re_w}
+critical = {re_c}
+slack_secs = {re_slack}
+
+# cached_failures: stored 5xx results as a share of an operation's rows (a cached server
+# error is replayed to every retry). Operations with fewer than min_rows rows are not judged.
+[thresholds.cached_failures]
+warning = {cf_w}
+critical = {cf_c}
+min_rows = {cf_min}
+
+# replay_rate: primary-key index scans per inserted row between two refreshes (lookups and
+# INSERT ... ON CONFLICT checks per new record). Informational: outside low..high the detail
+# says so, the level stays ok.
+[thresholds.replay_rate]
+low = {rr_low}
+high = {rr_high}
+
+# indexes: a non-unique index that was never scanned is flagged (warning) once the table has
+# seen this many inserts since the statistics were reset; before that it is only noted.
+[thresholds.indexes]
+unused_after_inserts = {ix_unused}
+
+# The retention policy (the guide's TTLs): hours a stored result may live, per operation;
+# every other operation gets default_hours. Also the TTLs of idemtop's workload generator.
+[retention]
+default_hours = {ret_default}
+
+[retention.per_operation]
+{per_op}
+# Colours: names (black, red, green, yellow, blue, magenta, cyan, gray, darkgray, lightred,
+# lightgreen, lightyellow, lightblue, lightmagenta, lightcyan, white) or "#rrggbb".
+# --no-color and NO_COLOR turn every colour off.
+[colors]
+ok = "{c_ok}"
+warning = "{c_warn}"
+critical = "{c_crit}"
+accent = "{c_accent}"
+"#,
+            refresh = d.refresh_interval_secs,
+            cl_sched = t.cleanup_lag.schedule_secs,
+            cl_w = float(t.cleanup_lag.warning_factor),
+            cl_c = float(t.cleanup_lag.critical_factor),
+            es_w = float(t.expired_share.warning),
+            es_c = float(t.expired_share.critical),
+            es_min = t.expired_share.min_rows,
+            b_w = float(t.bloat.warning_ratio),
+            b_c = float(t.bloat.critical_ratio),
+            b_min = t.bloat.min_dead_tuples,
+            va_w = float(t.vacuum_age.warning_hours),
+            va_c = float(t.vacuum_age.critical_hours),
+            re_w = float(t.retention_excess.warning),
+            re_c = float(t.retention_excess.critical),
+            re_slack = float(t.retention_excess.slack_secs),
+            cf_w = float(t.cached_failures.warning),
+            cf_c = float(t.cached_failures.critical),
+            cf_min = t.cached_failures.min_rows,
+            rr_low = float(t.replay_rate.low),
+            rr_high = float(t.replay_rate.high),
+            ix_unused = t.indexes.unused_after_inserts,
+            ret_default = float(d.retention.default_hours),
+            c_ok = d.colors.ok,
+            c_warn = d.colors.warning,
+            c_crit = d.colors.critical,
+            c_accent = d.colors.accent,
+        )
+    }
+}
+
+/// A float as TOML writes it (always with a decimal point).
+fn float(v: f64) -> String {
+    let s = format!("{v}");
+    if s.contains(['.', 'e', 'E']) || !v.is_finite() {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn default_path_from(
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    // The XDG spec: a relative $XDG_CONFIG_HOME is invalid and ignored.
+    if let Some(x) = xdg.map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return Some(x.join("idemtop").join("config.toml"));
+    }
+    home.filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".config").join("idemtop").join("config.toml"))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let mut end = offset;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit_once('\n')
+        .map(|(_, l)| l)
+        .unwrap_or(before)
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xdg_then_home() {
+        assert_eq!(
+            default_path_from(Some("/x".into()), Some("/home/a".into())),
+            Some(PathBuf::from("/x/idemtop/config.toml"))
+        );
+        assert_eq!(
+            default_path_from(Some("rel".into()), Some("/home/a".into())),
+            Some(PathBuf::from("/home/a/.config/idemtop/config.toml"))
+        );
+        assert_eq!(default_path_from(None, None), None);
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("a\nbc\nd", 4), (2, 3));
+        assert_eq!(line_col("x", 0), (1, 1));
+        assert_eq!(line_col("é=1", 2), (1, 2));
+    }
+
+    #[test]
+    fn floats_keep_a_point() {
+        assert_eq!(float(24.0), "24.0");
+        assert_eq!(float(0.25), "0.25");
+    }
+}

@@ -1,0 +1,240 @@
+//! The activity log screen, and the progress panel of a running action.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::format::{self, count};
+use super::Theme;
+use crate::app::action::{Maintenance, Screen};
+use crate::app::App;
+use crate::sanitize;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let [cron_area, log_area] =
+        Layout::vertical([Constraint::Length(8), Constraint::Min(4)]).areas(area);
+    draw_cron(frame, cron_area, app, t);
+    draw_log(frame, log_area, app, t);
+}
+
+/// The pg_cron panel: the `cleanup-idempotency` job and its last runs, or how to enable it.
+fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    use crate::db::cron::{enable_hint, CronStatus, JOB_NAME};
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border())
+        .title(Span::styled(
+            format!(" pg_cron job '{JOB_NAME}' (S schedule hourly · U unschedule) "),
+            t.title(),
+        ));
+    let now = app
+        .dash
+        .current
+        .as_ref()
+        .map(|s| s.taken_at)
+        .unwrap_or_else(chrono::Utc::now);
+    let lines: Vec<Line> = match &app.cron {
+        None => vec![Line::from(Span::styled("reading pg_cron…", t.dim()))],
+        Some(Err(e)) => vec![Line::from(vec![
+            Span::styled("error: ", t.crit()),
+            Span::raw(sanitize::line(e)),
+        ])],
+        Some(Ok(CronStatus::Ready { job: None, .. })) => vec![
+            Line::from(Span::styled("pg_cron is ready; the cleanup job is not scheduled.", t.warn())),
+            Line::from(Span::styled(
+                "S schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
+                t.dim(),
+            )),
+        ],
+        Some(Ok(CronStatus::Ready { job: Some(job), runs })) => {
+            let mut lines = vec![Line::from(vec![
+                Span::styled("schedule ", t.label()),
+                Span::styled(sanitize::line(&job.schedule), t.value()),
+                Span::styled("  active ", t.label()),
+                if job.active {
+                    Span::styled("yes", t.ok())
+                } else {
+                    Span::styled("NO", t.crit())
+                },
+                Span::styled("  command ", t.label()),
+                Span::raw(sanitize::line(&job.command)),
+            ])];
+            if runs.is_empty() {
+                lines.push(Line::from(Span::styled("no runs yet", t.dim())));
+            }
+            for r in runs.iter().take(4) {
+                let took = match (r.start_time, r.end_time) {
+                    (Some(s), Some(e)) => format!("{:.2} s", (e - s).num_milliseconds() as f64 / 1000.0),
+                    _ => "—".into(),
+                };
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{:<10}", format::ago_short(r.start_time, now))),
+                    Span::styled(
+                        format!("{:<10}", sanitize::line(&r.status)),
+                        if r.status == "succeeded" { t.ok() } else if r.status == "failed" { t.crit() } else { t.label() },
+                    ),
+                    Span::raw(format!("{took:<9}")),
+                    Span::styled(sanitize::line(&r.return_message), t.dim()),
+                ]));
+            }
+            lines
+        }
+        Some(Ok(other)) => vec![
+            Line::from(Span::styled("pg_cron is not usable here.", t.warn())),
+            Line::from(sanitize::line(&enable_hint(other).unwrap_or_default())),
+        ],
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .block(block),
+        area,
+    );
+}
+
+fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let rows = app.log.iter().rev().map(|e| {
+        Row::new(vec![
+            Cell::from(e.at.format("%H:%M:%S").to_string()),
+            Cell::from(e.what.clone()),
+            Cell::from(
+                e.elapsed
+                    .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                    .unwrap_or_default(),
+            ),
+            Cell::from(e.rows.map(|r| count(r as i64)).unwrap_or_default()),
+            Cell::from(if e.ok {
+                Span::styled("ok", t.ok())
+            } else {
+                Span::styled("FAILED", t.crit())
+            }),
+            Cell::from(sanitize::line(&e.message)),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(18),
+            Constraint::Length(9),
+            Constraint::Length(10),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(["time", "action", "took", "rows", "result", "detail"]).style(t.label()))
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.border())
+            .title(Span::styled(" Activity log (newest first) ", t.title())),
+    );
+    if app.log.is_empty() {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(Span::styled("No maintenance yet this session.", t.dim())),
+                Line::from(Span::styled(
+                    "c cleanup · a ANALYZE · v VACUUM: each asks first, then shows up here.",
+                    t.dim(),
+                )),
+            ])
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(t.border())
+                    .title(Span::styled(" Activity log ", t.title())),
+            ),
+            area,
+        );
+    } else {
+        frame.render_widget(table, area);
+    }
+}
+
+/// Progress of the running maintenance action (or of a VACUUM seen in pg_stat_progress_vacuum).
+pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border())
+        .title(Span::styled(" Running ", t.warn()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [gauge_area, text_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    let vac = app.dash.current.as_ref().and_then(|s| s.vacuum.running.as_ref());
+    let (ratio, label, text) = match (&app.running, vac) {
+        (Some(r), _) if r.what == Maintenance::Cleanup => {
+            let p = r.progress.clone().unwrap_or_default();
+            let total = p.deleted + p.remaining;
+            let ratio = if total > 0 { p.deleted as f64 / total as f64 } else { 0.0 };
+            (
+                ratio,
+                format!("cleanup {}", format::percent(ratio)),
+                format!(
+                    "deleted {} · left ~{} · {} rows/s · {} batches of ~{} · {:.1} s{}",
+                    count(p.deleted as i64),
+                    count(p.remaining as i64),
+                    count(p.rows_per_sec.round() as i64),
+                    p.batches,
+                    count(i64::from(p.batch_size)),
+                    p.elapsed.as_secs_f64(),
+                    if r.stopping { " · stopping after this batch" } else { " · Esc stops" }
+                ),
+            )
+        }
+        (_, Some(v)) => (
+            v.fraction(),
+            format!("VACUUM {}", format::percent(v.fraction())),
+            format!(
+                "pid {} · {} · heap {}/{} blocks scanned, {} vacuumed · index passes {}",
+                v.pid,
+                sanitize::line(&v.phase),
+                count(v.heap_blks_scanned),
+                count(v.heap_blks_total),
+                count(v.heap_blks_vacuumed),
+                v.index_vacuum_count
+            ),
+        ),
+        (Some(r), None) => (
+            0.0,
+            format!("{} …", r.what.verb()),
+            format!(
+                "{} running for {:.1} s; the dashboard stays live",
+                r.what.verb(),
+                app.now.saturating_duration_since(r.started).as_secs_f64()
+            ),
+        ),
+        (None, None) => (0.0, String::new(), String::new()),
+    };
+    frame.render_widget(
+        Gauge::default()
+            .gauge_style(t.gauge())
+            .ratio(ratio.clamp(0.0, 1.0))
+            .label(label),
+        gauge_area,
+    );
+    frame.render_widget(Paragraph::new(text), text_area);
+}
+
+/// Screens whose data source is not connected yet.
+pub fn draw_placeholder(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let text = match app.screen {
+        Screen::Partitions => match &app.dash.current {
+            Some(s) if !s.partitioned => {
+                "This table is not partitioned (see README: partition-based cleanup).".to_string()
+            }
+            _ => "Loading…".into(),
+        },
+        other => format!("{}: loading…", other.title()),
+    };
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(text, t.dim()))).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(t.border())
+                .title(Span::styled(format!(" {} ", app.screen.title()), t.title())),
+        ),
+        area,
+    );
+}

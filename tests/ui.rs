@@ -1,0 +1,353 @@
+//! Render snapshots of the dashboard's states at fixed sizes (ratatui's TestBackend), driven
+//! through the same pure `update` the real loop uses.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use idemtop::app::{update, App, DbError, DbEvent, Event, Progress, Request, SessionInfo};
+use idemtop::fixtures::snapshot;
+use idemtop::ui::{self, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn app() -> (App, Instant) {
+    let t0 = Instant::now();
+    let a = App::new(
+        SessionInfo {
+            target: "app@db.internal:5432/app".into(),
+            table: "public.idempotency_records".into(),
+            read_only: false,
+        },
+        Duration::from_secs(2),
+        t0,
+    );
+    (a, t0)
+}
+
+fn render(a: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| ui::draw(f, a, &Theme::new(false))).unwrap();
+    term.backend().to_string()
+}
+
+fn key(c: char) -> Event {
+    Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+/// Start, and feed `n` snapshots 2 s apart.
+fn loaded(n: i64) -> App {
+    let (mut a, t0) = app();
+    for i in 0..n {
+        let reqs = update(&mut a, Event::Tick(t0 + Duration::from_secs(2 * i as u64)));
+        let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
+            panic!("expected a refresh: {reqs:?}")
+        };
+        update(
+            &mut a,
+            Event::Db(DbEvent::Snapshot {
+                generation,
+                result: Ok(Box::new(snapshot(2 * i, 1_000 + 37 * i * i))),
+            }),
+        );
+    }
+    a
+}
+
+#[test]
+fn loading() {
+    let (mut a, t0) = app();
+    update(&mut a, Event::Tick(t0));
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("Loading the first snapshot"));
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn loaded_wide() {
+    let a = loaded(12);
+    let screen = render(&a, 120, 36);
+    assert!(screen.contains("48,210"), "total rows shown");
+    assert!(screen.contains("idx_idempotency_operation"));
+    assert!(screen.contains("unused"), "never scanned index flagged");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn loaded_80x24() {
+    let a = loaded(3);
+    let screen = render(&a, 80, 24);
+    for needle in ["live 26,210", "expired 22,000", "cleanup lag 1h 30m", "create_transaction", "idx_idempotency_expires"] {
+        assert!(screen.contains(needle), "{needle} missing at 80x24:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn stale_after_an_error() {
+    let mut a = loaded(2);
+    let reqs = update(&mut a, key('r'));
+    let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
+        panic!()
+    };
+    update(
+        &mut a,
+        Event::Db(DbEvent::Snapshot {
+            generation,
+            result: Err(DbError {
+                message: "canceling statement due to statement timeout".into(),
+                connection_lost: false,
+            }),
+        }),
+    );
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("stale: canceling statement due to statement timeout"));
+    assert!(screen.contains("48,210"), "last good data stays");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn reconnecting() {
+    let mut a = loaded(2);
+    let reqs = update(&mut a, key('r'));
+    let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
+        panic!()
+    };
+    update(
+        &mut a,
+        Event::Db(DbEvent::Snapshot {
+            generation,
+            result: Err(DbError {
+                message: "cannot connect to app@db.internal:5432/app: connection refused".into(),
+                connection_lost: true,
+            }),
+        }),
+    );
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("server unreachable, reconnecting (attempt 1)"));
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn help_overlay_lists_the_key_table() {
+    let mut a = loaded(1);
+    update(&mut a, key('?'));
+    let screen = render(&a, 100, 40);
+    for needle in ["show or hide this help", "cleanup: delete expired rows", "select next operation", "y/Enter"] {
+        assert!(screen.contains(needle), "{needle}");
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn confirm_dialog_and_cleanup_progress() {
+    let mut a = loaded(2);
+    update(&mut a, key('c'));
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("Delete 22,000 expired rows from public.idempotency_records"));
+    insta::assert_snapshot!("confirm_cleanup", screen);
+    update(&mut a, key('y'));
+    update(
+        &mut a,
+        Event::Db(DbEvent::Progress(Progress {
+            deleted: 12_000,
+            remaining: 10_000,
+            batches: 6,
+            rows_per_sec: 8_500.0,
+            elapsed: Duration::from_millis(1_400),
+            batch_size: 4_000,
+        })),
+    );
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("cleanup 54.5%"));
+    assert!(screen.contains("deleted 12,000 · left ~10,000"));
+    insta::assert_snapshot!("cleanup_progress", screen);
+}
+
+#[test]
+fn no_color_means_no_colour() {
+    let a = loaded(2);
+    let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    term.draw(|f| ui::draw(f, &a, &Theme::new(false))).unwrap();
+    let buf = term.backend().buffer().clone();
+    assert!(buf
+        .content()
+        .iter()
+        .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset));
+    term.draw(|f| ui::draw(f, &a, &Theme::new(true))).unwrap();
+    assert!(term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset));
+}
+
+#[test]
+fn hostile_operation_names_never_reach_the_terminal_raw() {
+    let (mut a, t0) = app();
+    let mut snap = snapshot(0, 10);
+    snap.operations[0].operation = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J".into();
+    let reqs = update(&mut a, Event::Tick(t0));
+    let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
+        panic!()
+    };
+    update(
+        &mut a,
+        Event::Db(DbEvent::Snapshot {
+            generation,
+            result: Ok(Box::new(snap)),
+        }),
+    );
+    let screen = render(&a, 120, 36);
+    assert!(!screen.contains('\u{1b}') && !screen.contains('\u{7}'));
+    assert!(screen.contains("evil␛]0;pwned␇␛[2J"));
+}
+
+mod records_view {
+    use super::*;
+    use idemtop::db::records::{Page, Record, RecordSummary};
+    use idemtop::fixtures::at;
+    use uuid::Uuid;
+
+    fn summary(i: u128, op: &str, status: Option<i32>, age_secs: i64, ttl_secs: i64, bytes: i64) -> RecordSummary {
+        RecordSummary {
+            request_id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 + i),
+            operation: op.into(),
+            status_code: status,
+            created_at: at(-age_secs),
+            expires_at: at(-age_secs + ttl_secs),
+            payload_bytes: bytes,
+        }
+    }
+
+    /// The records screen with one page loaded.
+    fn with_page(rows: Vec<RecordSummary>) -> App {
+        let (mut a, _) = app();
+        let reqs = update(&mut a, key('2'));
+        let Some(Request::LoadPage(req)) = reqs.first().cloned() else {
+            panic!("entering the view loads a page: {reqs:?}")
+        };
+        assert!(req.after.is_none(), "first page has no cursor");
+        update(
+            &mut a,
+            Event::Db(DbEvent::Page {
+                generation: req.generation,
+                result: Ok((Page { rows, next: None, server_now: at(0) }, false)),
+            }),
+        );
+        a
+    }
+
+    fn with_detail(payload: &str, truncated: i64) -> App {
+        let rows = vec![summary(0, "create_transaction", Some(201), 120, 86_400, payload.len() as i64 + truncated)];
+        let mut a = with_page(rows.clone());
+        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let Some(Request::LoadRecord(id)) = reqs.first().cloned() else {
+            panic!("Enter loads the record: {reqs:?}")
+        };
+        update(
+            &mut a,
+            Event::Db(DbEvent::Record {
+                id,
+                result: Ok(Some(Record {
+                    summary: rows[0].clone(),
+                    payload: payload.into(),
+                    payload_truncated_bytes: truncated,
+                })),
+            }),
+        );
+        a
+    }
+
+    #[test]
+    fn list() {
+        let a = with_page(vec![
+            summary(1, "create_transaction", Some(201), 30, 86_400, 231),
+            summary(2, "payment", Some(500), 4_000, 3_600, 312),
+            summary(3, "get_balance", Some(404), 90_000, 86_400, 48),
+            summary(4, "refund", None, 600, 86_400, 8_192),
+        ]);
+        let screen = render(&a, 110, 14);
+        assert!(screen.contains("550e8400-e29b-41d4-a716-446655440001"));
+        assert!(screen.contains("sort column has no index"));
+        assert!(screen.contains("6m 40s ago"), "expired 400 s ago:\n{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn empty_list() {
+        let a = with_page(vec![]);
+        let screen = render(&a, 100, 12);
+        assert!(screen.contains("No records match."));
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn detail_with_json() {
+        let a = with_detail(r#"{"transaction_id":"tx_9f2","amount":"100.50","currency":"EUR","items":[1,2]}"#, 0);
+        let screen = render(&a, 100, 30);
+        assert!(screen.contains("\"transaction_id\": \"tx_9f2\","), "pretty-printed, key order kept:\n{screen}");
+        assert!(screen.contains("JSON"));
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn detail_with_invalid_json() {
+        let a = with_detail("{\"amount\": 100.50, oops\nsecond line\tend", 0);
+        let screen = render(&a, 100, 24);
+        assert!(screen.contains("(not JSON: shown raw)"));
+        assert!(screen.contains("second line    end"));
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn detail_with_truncated_payload() {
+        let a = with_detail(&"A".repeat(300), 1_048_276);
+        let screen = render(&a, 100, 24);
+        assert!(screen.contains("truncated: 1023.71 KiB of 1 MiB not shown"), "{screen}");
+        assert!(screen.contains("… 1023.71 KiB more not shown"));
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn hostile_payload_and_operation_render_without_escape_bytes() {
+        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2Jgone";
+        let mut a = with_detail(hostile, 0);
+        if let Some(d) = a.records.detail.as_mut() {
+            if let Some(r) = d.record.as_mut() {
+                r.summary.operation = format!("op{hostile}");
+            }
+        }
+        let screen = render(&a, 100, 24);
+        assert!(!screen.contains('\u{1b}') && !screen.contains('\u{7}'));
+        assert!(screen.contains("␛]0;pwned␇␛[2Jgone"));
+    }
+
+    #[test]
+    fn lookup_by_key_validates_before_asking_the_server() {
+        let (mut a, _) = app();
+        update(&mut a, key('/'));
+        for c in "nope".chars() {
+            update(&mut a, key(c));
+        }
+        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert!(reqs.is_empty(), "invalid input never reaches the server");
+        let screen = render(&a, 100, 20);
+        assert!(screen.contains("not a UUID"), "{screen}");
+        update(&mut a, Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+        for c in "550e8400-e29b-41d4-a716-446655440000".chars() {
+            update(&mut a, key(c));
+        }
+        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        assert_eq!(reqs, vec![Request::LoadRecord(Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000))]);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Record { id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000), result: Ok(None) }),
+        );
+        let screen = render(&a, 100, 20);
+        assert!(screen.contains("No record with request_id 550e8400-e29b-41d4-a716-446655440000"));
+        // Esc goes back to the list, never quits.
+        update(&mut a, Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(a.records.detail.is_none() && !a.quit);
+    }
+}

@@ -57,13 +57,24 @@ pub async fn run_with_pool(
     let worker = Worker::new(cfg, pool, table_ref, tx);
     let mut app = App::new(session, interval, Instant::now());
     let mut terminal = ratatui::init();
+    // ratatui's hook leaves raw mode and the alternate screen; show the cursor too.
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+        ratatui_hook(info);
+    }));
     let result = async {
         let mut keys = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        // For the end-to-end test that the terminal is restored after a panic.
+        let panic_for_test = std::env::var_os("IDEMTOP_TEST_PANIC").is_some();
         loop {
             terminal.draw(|f| ui::draw(f, &app, &theme))?;
+            if panic_for_test && app.dash.current.is_some() {
+                panic!("IDEMTOP_TEST_PANIC is set: panicking on purpose");
+            }
             let event = tokio::select! {
                 Some(ev) = keys.next() => match ev? {
                     TermEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
@@ -87,5 +98,6 @@ pub async fn run_with_pool(
     }
     .await;
     ratatui::restore();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
     result
 }

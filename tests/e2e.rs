@@ -1,0 +1,239 @@
+//! End-to-end: the real binary in a real terminal (tmux), against a real server. The terminal
+//! must be restored on every exit (q, Ctrl-C, SIGTERM, panic), and the dashboard must ride out
+//! a server restart by itself.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use idemtop::pgtemp::TempPostgres;
+use sqlx::Executor;
+
+/// A private tmux server, killed on drop (also when the test fails).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Self {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is needed for the end-to-end tests (apt-get install tmux)"
+        );
+        Self {
+            socket: format!("idemtop-e2e-{}-{name}", std::process::id()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Start `idemtop args` in a 100x30 pane that stays after the program exits.
+    fn start(&self, args: &[&str], env: &[(&str, &str)]) {
+        let mut cmd = vec![env!("CARGO_BIN_EXE_idemtop").to_string()];
+        cmd.extend(args.iter().map(|a| format!("'{a}'")));
+        let mut envs = String::from("env -u DATABASE_URL NO_COLOR=1 RUST_BACKTRACE=0 ");
+        for (k, v) in env {
+            envs.push_str(&format!("{k}='{v}' "));
+        }
+        // The shell outlives idemtop, so the terminal's state after the exit can be read.
+        let shell = format!("{envs}{}; echo \"EXIT=$?\"; sleep 600", cmd.join(" "));
+        self.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "sh", "-c", &shell]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-t", "t"])
+    }
+
+    fn var(&self, name: &str) -> String {
+        self.run(&["display-message", "-p", "-t", "t", &format!("#{{{name}}}")])
+            .trim()
+            .to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", "t", k]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("{what:?} did not appear within {timeout:?}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_exit(&self) -> i32 {
+        let s = self.wait_for("EXIT=", Duration::from_secs(30));
+        let code = s.split("EXIT=").nth(1).unwrap_or("").trim();
+        let code = code.split_whitespace().next().unwrap_or("");
+        code.parse().unwrap_or_else(|_| panic!("exit code in {s}"))
+    }
+
+    fn running(&self) -> bool {
+        !self.screen().contains("EXIT=")
+    }
+
+    /// The idemtop process: the child of the pane's shell.
+    fn pid(&self) -> i32 {
+        let shell = self.var("pane_pid");
+        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_string();
+                (ppid == shell).then_some(pid)
+            })
+            .next()
+            .expect("idemtop's pid")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+    }
+}
+
+async fn seeded() -> String {
+    let url = migrated_db().await;
+    connect(&url)
+        .await
+        .execute(
+            "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+             SELECT gen_random_uuid(), 'payment', '{}', 201, now() - interval '2 hours', now() - interval '1 hour' FROM generate_series(1, 12);
+             INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+             SELECT gen_random_uuid(), 'get_balance', '{}', 200, now(), now() + interval '1 day' FROM generate_series(1, 30);",
+        )
+        .await
+        .unwrap();
+    url
+}
+
+#[tokio::test]
+async fn q_quits_and_restores_the_terminal() {
+    let url = seeded().await;
+    let t = Tmux::new("q");
+    t.start(&["--database-url", &url], &[]);
+    let s = t.wait_for("● connected", Duration::from_secs(15));
+    assert!(s.contains("live 30  expired 12"), "{s}");
+    assert_eq!(t.var("alternate_on"), "1", "the dashboard uses the alternate screen");
+    t.keys(&["?"]);
+    t.wait_for("show or hide this help", Duration::from_secs(3));
+    t.keys(&["Escape"]);
+    t.keys(&["c"]);
+    t.wait_for("Delete 12 expired rows", Duration::from_secs(3));
+    t.keys(&["n"]);
+    t.wait_for("cancelled", Duration::from_secs(3));
+    t.keys(&["Escape", "Escape"]);
+    assert!(t.running(), "Esc never quits");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+    assert_eq!(t.var("alternate_on"), "0", "alternate screen left");
+    assert_eq!(t.var("cursor_flag"), "1", "cursor shown again");
+}
+
+#[tokio::test]
+async fn cleanup_from_the_dashboard_deletes_the_expired_rows() {
+    let url = seeded().await;
+    let t = Tmux::new("cleanup");
+    t.start(&["--database-url", &url], &[]);
+    t.wait_for("● connected", Duration::from_secs(15));
+    t.keys(&["c", "y"]);
+    t.wait_for("cleanup done: deleted 12 rows", Duration::from_secs(10));
+    t.wait_for("live 30  expired 0", Duration::from_secs(10));
+    t.keys(&["5"]);
+    t.wait_for("deleted 12 rows in", Duration::from_secs(3));
+    t.keys(&["C-c"]);
+    assert_eq!(t.wait_exit(), 0);
+    assert_eq!(t.var("alternate_on"), "0");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_records")
+        .fetch_one(&mut connect(&url).await)
+        .await
+        .unwrap();
+    assert_eq!(n, 30);
+}
+
+#[tokio::test]
+async fn sigterm_restores_the_terminal() {
+    let url = seeded().await;
+    let t = Tmux::new("term");
+    t.start(&["--database-url", &url], &[]);
+    t.wait_for("● connected", Duration::from_secs(15));
+    // SAFETY: signalling the idemtop process this test started.
+    unsafe {
+        libc::kill(t.pid(), libc::SIGTERM);
+    }
+    assert_eq!(t.wait_exit(), 0);
+    assert_eq!(t.var("alternate_on"), "0");
+    assert_eq!(t.var("cursor_flag"), "1");
+}
+
+#[tokio::test]
+async fn a_panic_restores_the_terminal_and_says_why() {
+    let url = seeded().await;
+    let t = Tmux::new("panic");
+    t.start(&["--database-url", &url], &[("IDEMTOP_TEST_PANIC", "1")]);
+    let code = t.wait_exit();
+    assert_ne!(code, 0);
+    assert_eq!(t.var("alternate_on"), "0", "restored after the panic");
+    let s = t.screen();
+    assert!(s.contains("IDEMTOP_TEST_PANIC is set: panicking on purpose"), "{s}");
+}
+
+#[test]
+fn a_wrong_url_fails_before_the_screen_switches() {
+    let t = Tmux::new("badurl");
+    t.start(&["--database-url", "postgres://me:secret@127.0.0.1:1/app"], &[]);
+    assert_eq!(t.wait_exit(), 1);
+    let s = t.screen();
+    assert!(s.contains("idemtop: cannot connect to me@127.0.0.1:1/app: connection refused"), "{s}");
+    assert!(!s.contains("secret"));
+}
+
+#[tokio::test]
+async fn the_dashboard_reconnects_by_itself_after_a_server_restart() {
+    let mut pg = tokio::task::spawn_blocking(TempPostgres::start).await.unwrap().unwrap();
+    let url = pg.url();
+    {
+        let mut c = connect(&url).await;
+        idemtop::db::migrate::run(&mut c, &idemtop::ident::Ident::new("public").unwrap())
+            .await
+            .unwrap();
+        c.execute("INSERT INTO idempotency_records (request_id, operation, result_payload, expires_at) VALUES (gen_random_uuid(), 'op', '{}', now() + interval '1 hour')")
+            .await
+            .unwrap();
+    }
+    let t = Tmux::new("restart");
+    t.start(&["--database-url", &url, "--interval", "1"], &[]);
+    t.wait_for("● connected", Duration::from_secs(15));
+    pg.crash();
+    let s = t.wait_for("server unreachable, reconnecting", Duration::from_secs(15));
+    assert!(s.contains("live 1"), "last good data stays on screen:\n{s}");
+    assert!(s.contains("stale: ") || s.contains("error: "), "{s}");
+    pg.restart().unwrap();
+    t.wait_for("● connected  every 1s", Duration::from_secs(40));
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}

@@ -166,19 +166,20 @@ async fn keyset_paging_visits_every_row_once_in_every_order_while_rows_are_inser
     assert_eq!(initial.len(), 1040);
     let initial_ids: HashSet<Uuid> = initial.iter().map(|r| r.request_id).collect();
 
-    // The inserter runs on its own connection and task; after each page the pager waits until
-    // it has inserted another batch, so inserts certainly interleave with the paging.
-    let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The inserter runs on its own task and connection. For every page the pager asks it for
+    // one batch of 3 rows and runs the page query while the batch is being inserted; the
+    // batch is acknowledged before the next page. So inserts certainly overlap the paging,
+    // and the table grows by less than a page per page (paging always terminates).
+    let (go_tx, mut go_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<()>(1);
     let inserter = {
         let url = url.clone();
-        let stop = stop.clone();
         let table = table.clone();
         tokio::spawn(async move {
             let mut conn = connect(&url).await;
             let mut ids = Vec::new();
             let mut n: i64 = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while go_rx.recv().await.is_some() {
                 for _ in 0..3 {
                     n += 1;
                     let id = Uuid::new_v4();
@@ -198,19 +199,22 @@ async fn keyset_paging_visits_every_row_once_in_every_order_while_rows_are_inser
                     .await;
                     ids.push(id);
                 }
-                count_tx.send_replace(ids.len() as u64);
-                tokio::task::yield_now().await;
+                if ack_tx.send(()).await.is_err() {
+                    break;
+                }
             }
             ids
         })
     };
 
     let mut visited: HashMap<Sort, Vec<RecordSummary>> = HashMap::new();
+    let mut total_pages = 0;
     for sort in Sort::ALL {
         let mut rows = Vec::new();
         let mut after: Option<Cursor> = None;
         let mut pages = 0;
         loop {
+            go_tx.send(()).await.unwrap();
             let page = records::page(
                 &mut conn,
                 &table,
@@ -221,25 +225,38 @@ async fn keyset_paging_visits_every_row_once_in_every_order_while_rows_are_inser
             )
             .await
             .unwrap();
+            ack_rx.recv().await.expect("the inserter inserted a batch");
             pages += 1;
             assert!(page.rows.len() <= 37);
             rows.extend(page.rows.iter().cloned());
-            // Wait for the inserter's next batch before asking for the next page.
-            count_rx.mark_unchanged();
-            count_rx.changed().await.unwrap();
             match page.next {
                 Some(c) => after = Some(c),
                 None => break,
             }
         }
         assert!(pages >= 1040 / 37, "{sort:?}: {pages} pages");
+        total_pages += pages;
         visited.insert(sort, rows);
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(go_tx);
     let inserted: HashSet<Uuid> = inserter.await.unwrap().into_iter().collect();
-    assert!(
-        inserted.len() >= 4 * (1040 / 37),
+    assert_eq!(
+        inserted.len(),
+        3 * total_pages,
         "rows were inserted during paging"
+    );
+    let late_seen = Sort::ALL
+        .iter()
+        .map(|s| {
+            visited[s]
+                .iter()
+                .filter(|r| inserted.contains(&r.request_id))
+                .count()
+        })
+        .sum::<usize>();
+    assert!(
+        late_seen > 0,
+        "some rows inserted during paging were paged too"
     );
 
     for sort in Sort::ALL {

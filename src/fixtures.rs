@@ -54,8 +54,20 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
     let total: i64 = operations.iter().map(|o| o.total).sum();
     let expired: i64 = operations.iter().filter_map(|o| o.expired).sum();
     let indexes = vec![
-        index("idempotency_records_pkey", "request_id", 1_540_096, 91_220, true),
-        index("idx_idempotency_expires", "expires_at", 1_105_920, 1_204, false),
+        index(
+            "idempotency_records_pkey",
+            "request_id",
+            1_540_096,
+            91_220,
+            true,
+        ),
+        index(
+            "idx_idempotency_expires",
+            "expires_at",
+            1_105_920,
+            1_204,
+            false,
+        ),
         index("idx_idempotency_operation", "operation", 352_256, 0, false),
     ];
     Snapshot {

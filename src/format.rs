@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(compact(9_999), "9,999");
         assert_eq!(compact(2_500_000), "2.5M");
         let now = Utc::now();
-        assert_eq!(ago_short(Some(now - chrono::Duration::seconds(1_290)), now), "21m ago");
+        assert_eq!(
+            ago_short(Some(now - chrono::Duration::seconds(1_290)), now),
+            "21m ago"
+        );
         assert_eq!(ago_short(None, now), "never");
     }
 }

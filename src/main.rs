@@ -22,9 +22,15 @@ fn main() -> ExitCode {
             Some(Command::Snapshot { format, exact }) => {
                 commands::snapshot::run(&cli.global, format, exact).await
             }
-            Some(Command::Cleanup(args)) => commands::cleanup::run(&cli.global, &args)
-                .await
-                .map(|code| if code != 0 { std::process::exit(code) }),
+            Some(Command::Cleanup(args)) => {
+                commands::cleanup::run(&cli.global, &args)
+                    .await
+                    .map(|code| {
+                        if code != 0 {
+                            std::process::exit(code)
+                        }
+                    })
+            }
             Some(Command::Demo(args)) => commands::demo::run(&cli.global, &args).await,
             Some(Command::Watch) | None => commands::watch::run(&cli.global).await,
         }

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::records::{PageRequest, MAX_PAYLOAD_BYTES, PAGE_SIZE};
 use crate::app::{DbError, DbEvent, Request};
-use crate::db::records;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
+use crate::db::records;
 use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions};
 use crate::db::table;
 use crate::ident::TableRef;
@@ -76,7 +76,13 @@ impl Worker {
         let result = async {
             let info = table::resolve(c, &self.table).await?;
             sampler
-                .take(c, &self.table, &info, opts, crate::app::EXACT_PASS_EVERY * 3)
+                .take(
+                    c,
+                    &self.table,
+                    &info,
+                    opts,
+                    crate::app::EXACT_PASS_EVERY * 3,
+                )
                 .await
         }
         .await;

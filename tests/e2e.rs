@@ -47,7 +47,19 @@ impl Tmux {
         }
         // The shell outlives idemtop, so the terminal's state after the exit can be read.
         let shell = format!("{envs}{}; echo \"EXIT=$?\"; sleep 600", cmd.join(" "));
-        self.run(&["new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "sh", "-c", &shell]);
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &shell,
+        ]);
     }
 
     fn screen(&self) -> String {
@@ -102,7 +114,12 @@ impl Tmux {
             .filter_map(|e| {
                 let pid: i32 = e.file_name().to_str()?.parse().ok()?;
                 let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-                let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_string();
+                let ppid = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .to_string();
                 (ppid == shell).then_some(pid)
             })
             .next()
@@ -112,7 +129,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
     }
 }
 
@@ -138,7 +157,11 @@ async fn q_quits_and_restores_the_terminal() {
     t.start(&["--database-url", &url], &[]);
     let s = t.wait_for("● connected", Duration::from_secs(15));
     assert!(s.contains("live 30  expired 12"), "{s}");
-    assert_eq!(t.var("alternate_on"), "1", "the dashboard uses the alternate screen");
+    assert_eq!(
+        t.var("alternate_on"),
+        "1",
+        "the dashboard uses the alternate screen"
+    );
     t.keys(&["?"]);
     t.wait_for("show or hide this help", Duration::from_secs(3));
     t.keys(&["Escape"]);
@@ -199,22 +222,34 @@ async fn a_panic_restores_the_terminal_and_says_why() {
     assert_ne!(code, 0);
     assert_eq!(t.var("alternate_on"), "0", "restored after the panic");
     let s = t.screen();
-    assert!(s.contains("IDEMTOP_TEST_PANIC is set: panicking on purpose"), "{s}");
+    assert!(
+        s.contains("IDEMTOP_TEST_PANIC is set: panicking on purpose"),
+        "{s}"
+    );
 }
 
 #[test]
 fn a_wrong_url_fails_before_the_screen_switches() {
     let t = Tmux::new("badurl");
-    t.start(&["--database-url", "postgres://me:secret@127.0.0.1:1/app"], &[]);
+    t.start(
+        &["--database-url", "postgres://me:secret@127.0.0.1:1/app"],
+        &[],
+    );
     assert_eq!(t.wait_exit(), 1);
     let s = t.screen();
-    assert!(s.contains("idemtop: cannot connect to me@127.0.0.1:1/app: connection refused"), "{s}");
+    assert!(
+        s.contains("idemtop: cannot connect to me@127.0.0.1:1/app: connection refused"),
+        "{s}"
+    );
     assert!(!s.contains("secret"));
 }
 
 #[tokio::test]
 async fn the_dashboard_reconnects_by_itself_after_a_server_restart() {
-    let mut pg = tokio::task::spawn_blocking(TempPostgres::start).await.unwrap().unwrap();
+    let mut pg = tokio::task::spawn_blocking(TempPostgres::start)
+        .await
+        .unwrap()
+        .unwrap();
     let url = pg.url();
     {
         let mut c = connect(&url).await;

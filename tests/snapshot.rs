@@ -34,7 +34,10 @@ async fn snapshot_json_has_the_exact_figures() {
     let url = migrated_db().await;
     let mut conn = connect(&url).await;
     conn.execute(SEED).await.unwrap();
-    let (code, out, err) = idemtop(&["--database-url", &url, "snapshot", "--format", "json"], &[]);
+    let (code, out, err) = idemtop(
+        &["--database-url", &url, "snapshot", "--format", "json"],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["table"], "public.idempotency_records");
@@ -51,7 +54,14 @@ async fn snapshot_json_has_the_exact_figures() {
         assert!(v["sizes"][key].as_i64().is_some(), "{key}");
     }
     assert!(v["sizes"]["total_bytes"].as_i64().unwrap() > 0);
-    for key in ["n_live_tup", "n_dead_tup", "last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze"] {
+    for key in [
+        "n_live_tup",
+        "n_dead_tup",
+        "last_vacuum",
+        "last_autovacuum",
+        "last_analyze",
+        "last_autoanalyze",
+    ] {
         assert!(v["vacuum"].get(key).is_some(), "vacuum.{key}");
     }
     let ops = v["operations"].as_array().unwrap();
@@ -68,7 +78,14 @@ async fn snapshot_json_has_the_exact_figures() {
     assert_eq!(v["horizon"]["within_24h"], 30);
     let idx = v["indexes"].as_array().unwrap();
     let names: Vec<&str> = idx.iter().map(|i| i["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["idempotency_records_pkey", "idx_idempotency_expires", "idx_idempotency_operation"]);
+    assert_eq!(
+        names,
+        [
+            "idempotency_records_pkey",
+            "idx_idempotency_expires",
+            "idx_idempotency_operation"
+        ]
+    );
     for i in idx {
         for key in ["size_bytes", "idx_scan", "idx_tup_read", "idx_tup_fetch"] {
             assert!(i[key].as_i64().is_some(), "{key}");
@@ -78,7 +95,10 @@ async fn snapshot_json_has_the_exact_figures() {
 
     let (code, text, _) = idemtop(&["--database-url", &url, "snapshot"], &[]);
     assert_eq!(code, 0);
-    assert!(text.contains("rows     total 100  live 70  expired 30"), "{text}");
+    assert!(
+        text.contains("rows     total 100  live 70  expired 30"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -88,21 +108,45 @@ async fn the_dashboard_shows_the_same_figures() {
     conn.execute(SEED).await.unwrap();
     let t = TableRef::default();
     let info = table::resolve(&mut conn, &t).await.unwrap();
-    let snap = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default()).await.unwrap();
+    let snap = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default())
+        .await
+        .unwrap();
     let t0 = Instant::now();
     let mut app = App::new(
-        SessionInfo { target: "x".into(), table: t.to_string(), read_only: false },
+        SessionInfo {
+            target: "x".into(),
+            table: t.to_string(),
+            read_only: false,
+        },
         Duration::from_secs(2),
         t0,
     );
-    let Some(Request::Refresh { generation, .. }) = update(&mut app, Event::Tick(t0)).first().cloned() else {
+    let Some(Request::Refresh { generation, .. }) =
+        update(&mut app, Event::Tick(t0)).first().cloned()
+    else {
         panic!()
     };
-    update(&mut app, Event::Db(DbEvent::Snapshot { generation, result: Ok(Box::new(snap)) }));
+    update(
+        &mut app,
+        Event::Db(DbEvent::Snapshot {
+            generation,
+            result: Ok(Box::new(snap)),
+        }),
+    );
     let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    term.draw(|f| ui::draw(f, &app, &Theme::new(false))).unwrap();
+    term.draw(|f| ui::draw(f, &app, &Theme::new(false)))
+        .unwrap();
     let screen = term.backend().to_string();
-    for needle in ["live 70  expired 30", "total 100", "30.0% expired", "cleanup lag 2h 5", "≤1h 40", "≤24h 30", "create_transaction", "Rows (exact)"] {
+    for needle in [
+        "live 70  expired 30",
+        "total 100",
+        "30.0% expired",
+        "cleanup lag 2h 5",
+        "≤1h 40",
+        "≤24h 30",
+        "create_transaction",
+        "Rows (exact)",
+    ] {
         assert!(screen.contains(needle), "{needle} not on screen:\n{screen}");
     }
 }
@@ -127,24 +171,52 @@ async fn a_large_table_is_estimated_from_statistics_and_says_so() {
     .unwrap();
     let t = TableRef::default();
     let info = table::resolve(&mut conn, &t).await.unwrap();
-    let s = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default()).await.unwrap();
+    let s = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default())
+        .await
+        .unwrap();
     assert!(!s.rows.exact, "a 150k-row table is estimated");
-    assert!(s.rows.expired_exact, "a 20k backlog is still counted exactly");
+    assert!(
+        s.rows.expired_exact,
+        "a 20k backlog is still counted exactly"
+    );
     assert_eq!(s.rows.expired, 20_000);
-    assert!((s.rows.total - 150_000).abs() <= 150_000 / 50, "total {} within 2%", s.rows.total);
+    assert!(
+        (s.rows.total - 150_000).abs() <= 150_000 / 50,
+        "total {} within 2%",
+        s.rows.total
+    );
     assert!(!s.operations_exact);
-    let ct = s.operations.iter().find(|o| o.operation == "create_transaction").unwrap();
-    assert!((ct.total - 90_000).abs() <= 4_500, "mcv estimate {}", ct.total);
+    let ct = s
+        .operations
+        .iter()
+        .find(|o| o.operation == "create_transaction")
+        .unwrap();
+    assert!(
+        (ct.total - 90_000).abs() <= 4_500,
+        "mcv estimate {}",
+        ct.total
+    );
     assert_eq!(ct.live, None, "unknown per-operation split is not invented");
     assert!(!s.horizon.exact);
     // The exact pass on request.
-    let s = snapshot::take(&mut conn, &t, &info, SnapshotOptions { exact_pass: true, ..Default::default() })
-        .await
-        .unwrap();
+    let s = snapshot::take(
+        &mut conn,
+        &t,
+        &info,
+        SnapshotOptions {
+            exact_pass: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(s.rows.exact && s.operations_exact);
     assert_eq!(s.rows.total, 150_000);
     assert_eq!(s.rows.live, 130_000);
-    let (_, out, _) = idemtop(&["--database-url", &url, "snapshot", "--format", "json"], &[]);
+    let (_, out, _) = idemtop(
+        &["--database-url", &url, "snapshot", "--format", "json"],
+        &[],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"]["exact"], false);
 }
@@ -158,11 +230,16 @@ async fn a_missing_index_is_flagged_and_a_renamed_one_found() {
         .unwrap();
     let t = TableRef::default();
     let info = table::resolve(&mut conn, &t).await.unwrap();
-    let s = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default()).await.unwrap();
+    let s = snapshot::take(&mut conn, &t, &info, SnapshotOptions::default())
+        .await
+        .unwrap();
     assert_eq!(s.expected_indexes[0].found_as.as_deref(), Some("by_expiry"));
     assert!(s.expected_indexes[1].missing());
     let (_, text, _) = idemtop(&["--database-url", &url, "snapshot"], &[]);
-    assert!(text.contains("idx_idempotency_operation        MISSING (index on operation)"), "{text}");
+    assert!(
+        text.contains("idx_idempotency_operation        MISSING (index on operation)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -170,10 +247,18 @@ async fn a_table_under_an_access_exclusive_lock_is_not_probed() {
     let url = migrated_db().await;
     let mut locker = connect(&url).await;
     let mut tx = locker.begin().await.unwrap();
-    tx.execute("LOCK TABLE idempotency_records IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    tx.execute("LOCK TABLE idempotency_records IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
     let started = Instant::now();
-    let (code, out, err) = idemtop(&["--database-url", &url, "snapshot", "--format", "json"], &[]);
-    assert!(started.elapsed() < Duration::from_secs(4), "did not queue behind the lock");
+    let (code, out, err) = idemtop(
+        &["--database-url", &url, "snapshot", "--format", "json"],
+        &[],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "did not queue behind the lock"
+    );
     tx.rollback().await.unwrap();
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -183,16 +268,29 @@ async fn a_table_under_an_access_exclusive_lock_is_not_probed() {
 
 #[tokio::test]
 async fn unreachable_server_or_missing_table_exit_non_zero_with_one_line() {
-    let (code, out, err) = idemtop(&["--database-url", "postgres://x:pw@127.0.0.1:1/db", "snapshot"], &[]);
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            "postgres://x:pw@127.0.0.1:1/db",
+            "snapshot",
+        ],
+        &[],
+    );
     assert_ne!(code, 0);
     assert!(out.is_empty());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("connection refused"));
     let url = fresh_db().await;
-    let (code, _, err) = idemtop(&["--database-url", &url, "snapshot", "--format", "json"], &[]);
+    let (code, _, err) = idemtop(
+        &["--database-url", &url, "snapshot", "--format", "json"],
+        &[],
+    );
     assert_ne!(code, 0);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("table public.idempotency_records does not exist"), "{err}");
+    assert!(
+        err.contains("table public.idempotency_records does not exist"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -204,17 +302,39 @@ async fn another_schema_and_table_name_can_be_watched() {
     )
     .await
     .ok();
-    conn.execute(r#"DROP TABLE IF EXISTS "Billing"."idem keys"; CREATE SCHEMA IF NOT EXISTS "Billing";"#)
-        .await
-        .unwrap();
-    let (code, out, err) = idemtop(&["--database-url", &url, "--schema", "Billing", "migrate", "run"], &[]);
+    conn.execute(
+        r#"DROP TABLE IF EXISTS "Billing"."idem keys"; CREATE SCHEMA IF NOT EXISTS "Billing";"#,
+    )
+    .await
+    .unwrap();
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "--schema",
+            "Billing",
+            "migrate",
+            "run",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("applied  045"));
     conn.execute(r#"ALTER TABLE "Billing".idempotency_records RENAME TO "idem keys"; INSERT INTO "Billing"."idem keys" (request_id, operation, result_payload, expires_at) VALUES (gen_random_uuid(), 'op', '{}', now() + interval '1 hour')"#)
         .await
         .unwrap();
     let (code, out, err) = idemtop(
-        &["--database-url", &url, "--schema", "Billing", "--table", "idem keys", "snapshot", "--format", "json"],
+        &[
+            "--database-url",
+            &url,
+            "--schema",
+            "Billing",
+            "--table",
+            "idem keys",
+            "snapshot",
+            "--format",
+            "json",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");

@@ -76,8 +76,17 @@ fn loaded_wide() {
 fn loaded_80x24() {
     let a = loaded(3);
     let screen = render(&a, 80, 24);
-    for needle in ["live 26,210", "expired 22,000", "cleanup lag 1h 30m", "create_transaction", "idx_idempotency_expires"] {
-        assert!(screen.contains(needle), "{needle} missing at 80x24:\n{screen}");
+    for needle in [
+        "live 26,210",
+        "expired 22,000",
+        "cleanup lag 1h 30m",
+        "create_transaction",
+        "idx_idempotency_expires",
+    ] {
+        assert!(
+            screen.contains(needle),
+            "{needle} missing at 80x24:\n{screen}"
+        );
     }
     insta::assert_snapshot!(screen);
 }
@@ -132,7 +141,12 @@ fn help_overlay_lists_the_key_table() {
     let mut a = loaded(1);
     update(&mut a, key('?'));
     let screen = render(&a, 100, 40);
-    for needle in ["show or hide this help", "cleanup: delete expired rows", "select next operation", "y/Enter"] {
+    for needle in [
+        "show or hide this help",
+        "cleanup: delete expired rows",
+        "select next operation",
+        "y/Enter",
+    ] {
         assert!(screen.contains(needle), "{needle}");
     }
     insta::assert_snapshot!(screen);
@@ -209,7 +223,14 @@ mod records_view {
     use idemtop::fixtures::at;
     use uuid::Uuid;
 
-    fn summary(i: u128, op: &str, status: Option<i32>, age_secs: i64, ttl_secs: i64, bytes: i64) -> RecordSummary {
+    fn summary(
+        i: u128,
+        op: &str,
+        status: Option<i32>,
+        age_secs: i64,
+        ttl_secs: i64,
+        bytes: i64,
+    ) -> RecordSummary {
         RecordSummary {
             request_id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 + i),
             operation: op.into(),
@@ -232,16 +253,33 @@ mod records_view {
             &mut a,
             Event::Db(DbEvent::Page {
                 generation: req.generation,
-                result: Ok((Page { rows, next: None, server_now: at(0) }, false)),
+                result: Ok((
+                    Page {
+                        rows,
+                        next: None,
+                        server_now: at(0),
+                    },
+                    false,
+                )),
             }),
         );
         a
     }
 
     fn with_detail(payload: &str, truncated: i64) -> App {
-        let rows = vec![summary(0, "create_transaction", Some(201), 120, 86_400, payload.len() as i64 + truncated)];
+        let rows = vec![summary(
+            0,
+            "create_transaction",
+            Some(201),
+            120,
+            86_400,
+            payload.len() as i64 + truncated,
+        )];
         let mut a = with_page(rows.clone());
-        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let reqs = update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        );
         let Some(Request::LoadRecord(id)) = reqs.first().cloned() else {
             panic!("Enter loads the record: {reqs:?}")
         };
@@ -270,7 +308,10 @@ mod records_view {
         let screen = render(&a, 110, 14);
         assert!(screen.contains("550e8400-e29b-41d4-a716-446655440001"));
         assert!(screen.contains("sort column has no index"));
-        assert!(screen.contains("6m 40s ago"), "expired 400 s ago:\n{screen}");
+        assert!(
+            screen.contains("6m 40s ago"),
+            "expired 400 s ago:\n{screen}"
+        );
         insta::assert_snapshot!(screen);
     }
 
@@ -284,9 +325,15 @@ mod records_view {
 
     #[test]
     fn detail_with_json() {
-        let a = with_detail(r#"{"transaction_id":"tx_9f2","amount":"100.50","currency":"EUR","items":[1,2]}"#, 0);
+        let a = with_detail(
+            r#"{"transaction_id":"tx_9f2","amount":"100.50","currency":"EUR","items":[1,2]}"#,
+            0,
+        );
         let screen = render(&a, 100, 30);
-        assert!(screen.contains("\"transaction_id\": \"tx_9f2\","), "pretty-printed, key order kept:\n{screen}");
+        assert!(
+            screen.contains("\"transaction_id\": \"tx_9f2\","),
+            "pretty-printed, key order kept:\n{screen}"
+        );
         assert!(screen.contains("JSON"));
         insta::assert_snapshot!(screen);
     }
@@ -304,7 +351,10 @@ mod records_view {
     fn detail_with_truncated_payload() {
         let a = with_detail(&"A".repeat(300), 1_048_276);
         let screen = render(&a, 100, 24);
-        assert!(screen.contains("truncated: 1023.71 KiB of 1 MiB not shown"), "{screen}");
+        assert!(
+            screen.contains("truncated: 1023.71 KiB of 1 MiB not shown"),
+            "{screen}"
+        );
         assert!(screen.contains("… 1023.71 KiB more not shown"));
         insta::assert_snapshot!(screen);
     }
@@ -330,24 +380,44 @@ mod records_view {
         for c in "nope".chars() {
             update(&mut a, key(c));
         }
-        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let reqs = update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        );
         assert!(reqs.is_empty(), "invalid input never reaches the server");
         let screen = render(&a, 100, 20);
         assert!(screen.contains("not a UUID"), "{screen}");
-        update(&mut a, Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)));
+        update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+        );
         for c in "550e8400-e29b-41d4-a716-446655440000".chars() {
             update(&mut a, key(c));
         }
-        let reqs = update(&mut a, Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
-        assert_eq!(reqs, vec![Request::LoadRecord(Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000))]);
+        let reqs = update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        );
+        assert_eq!(
+            reqs,
+            vec![Request::LoadRecord(Uuid::from_u128(
+                0x550e8400_e29b_41d4_a716_446655440000
+            ))]
+        );
         update(
             &mut a,
-            Event::Db(DbEvent::Record { id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000), result: Ok(None) }),
+            Event::Db(DbEvent::Record {
+                id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000),
+                result: Ok(None),
+            }),
         );
         let screen = render(&a, 100, 20);
         assert!(screen.contains("No record with request_id 550e8400-e29b-41d4-a716-446655440000"));
         // Esc goes back to the list, never quits.
-        update(&mut a, Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+        update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)),
+        );
         assert!(a.records.detail.is_none() && !a.quit);
     }
 }

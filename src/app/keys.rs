@@ -93,12 +93,7 @@ pub struct Binding {
     pub writes: bool,
 }
 
-const fn b(
-    keys: &'static [Key],
-    context: Context,
-    action: Action,
-    help: &'static str,
-) -> Binding {
+const fn b(keys: &'static [Key], context: Context, action: Action, help: &'static str) -> Binding {
     Binding {
         keys,
         context,
@@ -108,12 +103,7 @@ const fn b(
     }
 }
 
-const fn w(
-    keys: &'static [Key],
-    context: Context,
-    action: Action,
-    help: &'static str,
-) -> Binding {
+const fn w(keys: &'static [Key], context: Context, action: Action, help: &'static str) -> Binding {
     Binding {
         keys,
         context,
@@ -127,52 +117,267 @@ use Context as C;
 use Key as K;
 
 pub static BINDINGS: &[Binding] = &[
-    b(&[K::Char('?')], C::Global, Action::ToggleHelp, "show or hide this help"),
-    b(&[K::Char('q'), K::Ctrl('c')], C::Global, Action::Quit, "quit"),
-    b(&[K::Esc], C::Global, Action::Back, "close what is on top (never quits)"),
+    b(
+        &[K::Char('?')],
+        C::Global,
+        Action::ToggleHelp,
+        "show or hide this help",
+    ),
+    b(
+        &[K::Char('q'), K::Ctrl('c')],
+        C::Global,
+        Action::Quit,
+        "quit",
+    ),
+    b(
+        &[K::Esc],
+        C::Global,
+        Action::Back,
+        "close what is on top (never quits)",
+    ),
     b(&[K::Tab], C::Global, Action::NextScreen, "next screen"),
-    b(&[K::BackTab], C::Global, Action::PrevScreen, "previous screen"),
-    b(&[K::Char('1')], C::Global, Action::GoTo(Screen::Dashboard), "dashboard"),
-    b(&[K::Char('2')], C::Global, Action::GoTo(Screen::Records), "records"),
-    b(&[K::Char('3')], C::Global, Action::GoTo(Screen::Partitions), "partitions"),
-    b(&[K::Char('4')], C::Global, Action::GoTo(Screen::Health), "health checks"),
-    b(&[K::Char('5')], C::Global, Action::GoTo(Screen::Activity), "activity log"),
-    b(&[K::Char('r')], C::Global, Action::RefreshNow, "refresh now"),
-    b(&[K::Char(' ')], C::Global, Action::TogglePause, "pause / resume refreshing"),
-    b(&[K::Char('+'), K::Char('=')], C::Global, Action::SlowerRefresh, "refresh less often (+1 s)"),
-    b(&[K::Char('-')], C::Global, Action::FasterRefresh, "refresh more often (-1 s)"),
-    b(&[K::Char('/')], C::Global, Action::Lookup, "look a record up by request_id"),
-    w(&[K::Char('c')], C::Global, Action::Cleanup, "cleanup: delete expired rows in batches"),
-    w(&[K::Char('a')], C::Global, Action::Analyze, "ANALYZE the table"),
-    w(&[K::Char('v')], C::Global, Action::Vacuum, "VACUUM (ANALYZE) the table"),
-    w(&[K::Char('S')], C::Global, Action::ScheduleCron, "schedule the hourly pg_cron cleanup job"),
-    w(&[K::Char('U')], C::Global, Action::UnscheduleCron, "unschedule the pg_cron cleanup job"),
-    b(&[K::Up, K::Char('k')], C::Dashboard, Action::Up, "select previous operation"),
-    b(&[K::Down, K::Char('j')], C::Dashboard, Action::Down, "select next operation"),
-    b(&[K::Enter], C::Dashboard, Action::Open, "open records of the selected operation"),
-    b(&[K::Up, K::Char('k')], C::Records, Action::Up, "previous record"),
-    b(&[K::Down, K::Char('j')], C::Records, Action::Down, "next record"),
-    b(&[K::PageDown, K::Char('n')], C::Records, Action::PageDown, "next page"),
-    b(&[K::PageUp, K::Char('p')], C::Records, Action::PageUp, "previous page"),
-    b(&[K::Home, K::Char('g')], C::Records, Action::Home, "first page"),
-    b(&[K::Enter], C::Records, Action::Open, "open the record's detail"),
-    b(&[K::Char('s')], C::Records, Action::CycleSort, "sort: newest, oldest, expiring soonest, expiring latest"),
-    b(&[K::Char('f')], C::Records, Action::CycleStatus, "status filter: all, 2xx, 3xx, 4xx, 5xx"),
-    b(&[K::Char('l')], C::Records, Action::CycleLiveness, "live filter: all, live, expired"),
-    b(&[K::Char('o')], C::Records, Action::FilterOperation, "filter by operation (type a name)"),
-    b(&[K::Char('x')], C::Records, Action::ClearFilters, "clear all filters"),
-    w(&[K::Char('d')], C::Records, Action::Delete, "delete the selected record"),
+    b(
+        &[K::BackTab],
+        C::Global,
+        Action::PrevScreen,
+        "previous screen",
+    ),
+    b(
+        &[K::Char('1')],
+        C::Global,
+        Action::GoTo(Screen::Dashboard),
+        "dashboard",
+    ),
+    b(
+        &[K::Char('2')],
+        C::Global,
+        Action::GoTo(Screen::Records),
+        "records",
+    ),
+    b(
+        &[K::Char('3')],
+        C::Global,
+        Action::GoTo(Screen::Partitions),
+        "partitions",
+    ),
+    b(
+        &[K::Char('4')],
+        C::Global,
+        Action::GoTo(Screen::Health),
+        "health checks",
+    ),
+    b(
+        &[K::Char('5')],
+        C::Global,
+        Action::GoTo(Screen::Activity),
+        "activity log",
+    ),
+    b(
+        &[K::Char('r')],
+        C::Global,
+        Action::RefreshNow,
+        "refresh now",
+    ),
+    b(
+        &[K::Char(' ')],
+        C::Global,
+        Action::TogglePause,
+        "pause / resume refreshing",
+    ),
+    b(
+        &[K::Char('+'), K::Char('=')],
+        C::Global,
+        Action::SlowerRefresh,
+        "refresh less often (+1 s)",
+    ),
+    b(
+        &[K::Char('-')],
+        C::Global,
+        Action::FasterRefresh,
+        "refresh more often (-1 s)",
+    ),
+    b(
+        &[K::Char('/')],
+        C::Global,
+        Action::Lookup,
+        "look a record up by request_id",
+    ),
+    w(
+        &[K::Char('c')],
+        C::Global,
+        Action::Cleanup,
+        "cleanup: delete expired rows in batches",
+    ),
+    w(
+        &[K::Char('a')],
+        C::Global,
+        Action::Analyze,
+        "ANALYZE the table",
+    ),
+    w(
+        &[K::Char('v')],
+        C::Global,
+        Action::Vacuum,
+        "VACUUM (ANALYZE) the table",
+    ),
+    w(
+        &[K::Char('S')],
+        C::Global,
+        Action::ScheduleCron,
+        "schedule the hourly pg_cron cleanup job",
+    ),
+    w(
+        &[K::Char('U')],
+        C::Global,
+        Action::UnscheduleCron,
+        "unschedule the pg_cron cleanup job",
+    ),
+    b(
+        &[K::Up, K::Char('k')],
+        C::Dashboard,
+        Action::Up,
+        "select previous operation",
+    ),
+    b(
+        &[K::Down, K::Char('j')],
+        C::Dashboard,
+        Action::Down,
+        "select next operation",
+    ),
+    b(
+        &[K::Enter],
+        C::Dashboard,
+        Action::Open,
+        "open records of the selected operation",
+    ),
+    b(
+        &[K::Up, K::Char('k')],
+        C::Records,
+        Action::Up,
+        "previous record",
+    ),
+    b(
+        &[K::Down, K::Char('j')],
+        C::Records,
+        Action::Down,
+        "next record",
+    ),
+    b(
+        &[K::PageDown, K::Char('n')],
+        C::Records,
+        Action::PageDown,
+        "next page",
+    ),
+    b(
+        &[K::PageUp, K::Char('p')],
+        C::Records,
+        Action::PageUp,
+        "previous page",
+    ),
+    b(
+        &[K::Home, K::Char('g')],
+        C::Records,
+        Action::Home,
+        "first page",
+    ),
+    b(
+        &[K::Enter],
+        C::Records,
+        Action::Open,
+        "open the record's detail",
+    ),
+    b(
+        &[K::Char('s')],
+        C::Records,
+        Action::CycleSort,
+        "sort: newest, oldest, expiring soonest, expiring latest",
+    ),
+    b(
+        &[K::Char('f')],
+        C::Records,
+        Action::CycleStatus,
+        "status filter: all, 2xx, 3xx, 4xx, 5xx",
+    ),
+    b(
+        &[K::Char('l')],
+        C::Records,
+        Action::CycleLiveness,
+        "live filter: all, live, expired",
+    ),
+    b(
+        &[K::Char('o')],
+        C::Records,
+        Action::FilterOperation,
+        "filter by operation (type a name)",
+    ),
+    b(
+        &[K::Char('x')],
+        C::Records,
+        Action::ClearFilters,
+        "clear all filters",
+    ),
+    w(
+        &[K::Char('d')],
+        C::Records,
+        Action::Delete,
+        "delete the selected record",
+    ),
     b(&[K::Up, K::Char('k')], C::Detail, Action::Up, "scroll up"),
-    b(&[K::Down, K::Char('j')], C::Detail, Action::Down, "scroll down"),
+    b(
+        &[K::Down, K::Char('j')],
+        C::Detail,
+        Action::Down,
+        "scroll down",
+    ),
     b(&[K::PageUp], C::Detail, Action::PageUp, "page up"),
-    b(&[K::PageDown, K::Char(' ')], C::Detail, Action::PageDown, "page down"),
-    w(&[K::Char('d')], C::Detail, Action::Delete, "delete this record"),
-    b(&[K::Up, K::Char('k')], C::Health, Action::Up, "previous check"),
-    b(&[K::Down, K::Char('j')], C::Health, Action::Down, "next check"),
-    b(&[K::Enter], C::Health, Action::Open, "explain the check and what to do"),
-    b(&[K::Char('y'), K::Enter], C::Confirm, Action::Confirm, "confirm"),
-    b(&[K::Char('n'), K::Esc], C::Confirm, Action::Cancel, "cancel"),
-    b(&[K::Esc], C::Running, Action::Cancel, "stop the cleanup after the current batch"),
+    b(
+        &[K::PageDown, K::Char(' ')],
+        C::Detail,
+        Action::PageDown,
+        "page down",
+    ),
+    w(
+        &[K::Char('d')],
+        C::Detail,
+        Action::Delete,
+        "delete this record",
+    ),
+    b(
+        &[K::Up, K::Char('k')],
+        C::Health,
+        Action::Up,
+        "previous check",
+    ),
+    b(
+        &[K::Down, K::Char('j')],
+        C::Health,
+        Action::Down,
+        "next check",
+    ),
+    b(
+        &[K::Enter],
+        C::Health,
+        Action::Open,
+        "explain the check and what to do",
+    ),
+    b(
+        &[K::Char('y'), K::Enter],
+        C::Confirm,
+        Action::Confirm,
+        "confirm",
+    ),
+    b(
+        &[K::Char('n'), K::Esc],
+        C::Confirm,
+        Action::Cancel,
+        "cancel",
+    ),
+    b(
+        &[K::Esc],
+        C::Running,
+        Action::Cancel,
+        "stop the cleanup after the current batch",
+    ),
 ];
 
 /// The action for a key event, trying `contexts` innermost first. A modal context (a dialog)
@@ -266,7 +471,10 @@ mod tests {
         assert_eq!(g(KeyCode::Esc), Some(Action::Back));
         assert_eq!(g(KeyCode::Char('2')), Some(Action::GoTo(Screen::Records)));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(action_for(&[Context::Confirm], true, &ctrl_c), Some(Action::Quit));
+        assert_eq!(
+            action_for(&[Context::Confirm], true, &ctrl_c),
+            Some(Action::Quit)
+        );
     }
 
     #[test]
@@ -276,7 +484,11 @@ mod tests {
         assert_eq!(c(KeyCode::Enter), Some(Action::Confirm));
         assert_eq!(c(KeyCode::Char('n')), Some(Action::Cancel));
         assert_eq!(c(KeyCode::Esc), Some(Action::Cancel));
-        assert_eq!(c(KeyCode::Char('q')), None, "q does not quit behind a dialog");
+        assert_eq!(
+            c(KeyCode::Char('q')),
+            None,
+            "q does not quit behind a dialog"
+        );
         assert_eq!(c(KeyCode::Char('c')), None);
     }
 

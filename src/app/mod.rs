@@ -16,10 +16,10 @@ use crossterm::event::KeyEvent;
 
 use crate::db::snapshot::Snapshot;
 use action::{Action, Maintenance, Screen};
-use records::{PageRequest, RecordsState};
-use uuid::Uuid;
 use dashboard::DashboardState;
 use keys::Context;
+use records::{PageRequest, RecordsState};
+use uuid::Uuid;
 
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
@@ -305,7 +305,9 @@ impl App {
                 )
             }
             Maintenance::Analyze => format!("Run ANALYZE on {table}?"),
-            Maintenance::Vacuum => format!("Run VACUUM (ANALYZE) on {table}? It reads the whole table."),
+            Maintenance::Vacuum => {
+                format!("Run VACUUM (ANALYZE) on {table}? It reads the whole table.")
+            }
             Maintenance::ScheduleCron => {
                 "Schedule pg_cron job 'cleanup-idempotency' hourly (0 * * * *)?".into()
             }
@@ -385,7 +387,8 @@ impl App {
                 }
             }
             Action::SlowerRefresh => {
-                self.refresh.interval = (self.refresh.interval + Duration::from_secs(1)).min(MAX_INTERVAL)
+                self.refresh.interval =
+                    (self.refresh.interval + Duration::from_secs(1)).min(MAX_INTERVAL)
             }
             Action::FasterRefresh => {
                 self.refresh.interval = self
@@ -490,13 +493,17 @@ impl App {
                 } else {
                     let n = self.records.page.as_ref().map_or(0, |p| p.rows.len());
                     match action {
-                        Action::Up => self.records.selected = self.records.selected.saturating_sub(1),
+                        Action::Up => {
+                            self.records.selected = self.records.selected.saturating_sub(1)
+                        }
                         Action::Down if self.records.selected + 1 < n => self.records.selected += 1,
                         Action::PageDown => match self.records.next_page() {
                             Some(r) => out.push(Request::LoadPage(r)),
                             None => self.flash = Some("last page".into()),
                         },
-                        Action::PageUp => out.extend(self.records.prev_page().map(Request::LoadPage)),
+                        Action::PageUp => {
+                            out.extend(self.records.prev_page().map(Request::LoadPage))
+                        }
                         Action::Home => out.push(Request::LoadPage(self.records.reload())),
                         _ => {}
                     }
@@ -516,7 +523,9 @@ impl App {
         match key.code {
             KeyCode::Esc => self.input = None,
             KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
-            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => input.text.clear(),
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                input.text.clear()
+            }
             KeyCode::Backspace => {
                 input.text.pop();
                 input.error = None;
@@ -568,7 +577,8 @@ impl App {
                 Vec::new()
             }
             DbEvent::Page { generation, result } => {
-                self.records.on_page(generation, result.map_err(|e| e.message));
+                self.records
+                    .on_page(generation, result.map_err(|e| e.message));
                 Vec::new()
             }
             DbEvent::Record { id, result } => {

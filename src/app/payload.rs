@@ -103,10 +103,22 @@ mod tests {
         let v = view(r#"{"amount":"100.50","ok":true,"n":3,"tags":["a"]}"#);
         assert!(v.is_json);
         assert_eq!(v.lines[0], vec![(Token::Punct, "{".into())]);
-        assert!(v.lines.iter().any(|l| l.contains(&(Token::Key, "\"amount\"".into()))));
-        assert!(v.lines.iter().any(|l| l.contains(&(Token::String, "\"100.50\"".into()))));
-        assert!(v.lines.iter().any(|l| l.contains(&(Token::Keyword, "true".into()))));
-        assert!(v.lines.iter().any(|l| l.contains(&(Token::Number, "3".into()))));
+        assert!(v
+            .lines
+            .iter()
+            .any(|l| l.contains(&(Token::Key, "\"amount\"".into()))));
+        assert!(v
+            .lines
+            .iter()
+            .any(|l| l.contains(&(Token::String, "\"100.50\"".into()))));
+        assert!(v
+            .lines
+            .iter()
+            .any(|l| l.contains(&(Token::Keyword, "true".into()))));
+        assert!(v
+            .lines
+            .iter()
+            .any(|l| l.contains(&(Token::Number, "3".into()))));
     }
 
     #[test]

@@ -147,7 +147,11 @@ fn a_lost_connection_reconnects_with_growing_backoff_forever() {
         }
         assert!(a.dash.stale);
         assert_eq!(a.refresh.due - now, expected_wait, "attempt {attempt}");
-        assert!(update(&mut a, Event::Tick(now + expected_wait - Duration::from_millis(1))).is_empty());
+        assert!(update(
+            &mut a,
+            Event::Tick(now + expected_wait - Duration::from_millis(1))
+        )
+        .is_empty());
         now += expected_wait;
         expected_wait = (expected_wait * 2).min(Duration::from_secs(30));
     }
@@ -196,7 +200,11 @@ fn esc_closes_what_is_on_top_and_never_quits() {
     update(&mut a, key('?'));
     assert_eq!(a.overlay, Some(Overlay::Help));
     update(&mut a, key('c'));
-    assert_eq!(a.overlay, Some(Overlay::Help), "keys under the help do nothing");
+    assert_eq!(
+        a.overlay,
+        Some(Overlay::Help),
+        "keys under the help do nothing"
+    );
     update(&mut a, code(KeyCode::Esc));
     assert_eq!(a.overlay, None);
     update(&mut a, code(KeyCode::Esc));
@@ -246,9 +254,16 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
     // One maintenance action at a time.
     update(&mut a, key('v'));
     assert_eq!(a.overlay, None);
-    assert!(a.flash.as_deref().unwrap().contains("one maintenance action at a time"));
+    assert!(a
+        .flash
+        .as_deref()
+        .unwrap()
+        .contains("one maintenance action at a time"));
     // Esc stops the cleanup (between batches), once.
-    assert_eq!(update(&mut a, code(KeyCode::Esc)), vec![Request::StopCleanup]);
+    assert_eq!(
+        update(&mut a, code(KeyCode::Esc)),
+        vec![Request::StopCleanup]
+    );
     assert!(update(&mut a, code(KeyCode::Esc)).is_empty());
     // Done: logged, and a refresh shows the effect.
     let reqs = update(
@@ -273,7 +288,10 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
 fn a_failed_action_is_logged_with_its_error() {
     let mut a = app(Instant::now());
     update(&mut a, key('a'));
-    assert_eq!(update(&mut a, key('y')), vec![Request::Run(Maintenance::Analyze)]);
+    assert_eq!(
+        update(&mut a, key('y')),
+        vec![Request::Run(Maintenance::Analyze)]
+    );
     update(
         &mut a,
         Event::Db(DbEvent::Done {
@@ -286,7 +304,11 @@ fn a_failed_action_is_logged_with_its_error() {
         }),
     );
     assert!(!a.log[0].ok);
-    assert!(a.flash.as_deref().unwrap().starts_with("ANALYZE failed: permission denied"));
+    assert!(a
+        .flash
+        .as_deref()
+        .unwrap()
+        .starts_with("ANALYZE failed: permission denied"));
 }
 
 #[test]

@@ -49,7 +49,10 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             .setting("shared_preload_libraries", "pg_cron")
             .setting("cron.database_name", "postgres");
     }
-    eprintln!("idemtop demo: starting a throwaway PostgreSQL from {} …", bins.bin.display());
+    eprintln!(
+        "idemtop demo: starting a throwaway PostgreSQL from {} …",
+        bins.bin.display()
+    );
     let pg = tokio::task::spawn_blocking(move || TempPostgres::start_with(opts))
         .await
         .context("starting the throwaway server")??;
@@ -66,13 +69,23 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
     let mut conn = admin.connect().await?;
     migrate::run(&mut conn, &table.schema).await?;
     if cron {
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron").await?;
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            .await?;
     }
     let pool = admin.pool(8).await?;
     if args.seed_rows > 0 {
-        eprintln!("idemtop demo: backfilling {} rows of history …", args.seed_rows);
-        workload::backfill(&pool, &table, args.seed_rows, Duration::from_secs(48 * 3600), 7)
-            .await?;
+        eprintln!(
+            "idemtop demo: backfilling {} rows of history …",
+            args.seed_rows
+        );
+        workload::backfill(
+            &pool,
+            &table,
+            args.seed_rows,
+            Duration::from_secs(48 * 3600),
+            7,
+        )
+        .await?;
         conn.execute("ANALYZE idempotency_records").await?;
     }
     drop(conn);

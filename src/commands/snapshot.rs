@@ -4,8 +4,8 @@ use anyhow::Result;
 
 use crate::cli::{Format, Global};
 use crate::db::snapshot::{Snapshot, SnapshotOptions};
-use crate::sanitize;
 use crate::format::{self, approx, count};
+use crate::sanitize;
 
 pub async fn run(global: &Global, format: Format, exact: bool) -> Result<()> {
     let table = global.table_ref()?;
@@ -53,7 +53,11 @@ pub fn render_text(s: &Snapshot) -> String {
         approx(r.total, r.exact),
         approx(r.live, r.exact),
         approx(r.expired, r.expired_exact),
-        if r.exact { "" } else { "  (~ = estimate from statistics)" }
+        if r.exact {
+            ""
+        } else {
+            "  (~ = estimate from statistics)"
+        }
     ));
     line(format!(
         "cleanup  lag {}  oldest expired {}",
@@ -87,7 +91,11 @@ pub fn render_text(s: &Snapshot) -> String {
     ));
     line(format!(
         "operations{}",
-        if s.operations_exact { "" } else { " (~ estimated from pg_stats)" }
+        if s.operations_exact {
+            ""
+        } else {
+            " (~ estimated from pg_stats)"
+        }
     ));
     for o in &s.operations {
         let opt = |v: Option<i64>| v.map(count).unwrap_or_else(|| "-".into());

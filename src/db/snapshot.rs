@@ -239,7 +239,9 @@ pub async fn take(
     conn.execute("SET lock_timeout = '500ms'").await?;
     let oid = info.oid as i64;
 
-    let stats = stats_row(conn, oid).await.context("reading table statistics")?;
+    let stats = stats_row(conn, oid)
+        .await
+        .context("reading table statistics")?;
     let blocked_by = stats.blocked_by.clone();
     let probe = blocked_by.is_none();
 
@@ -600,7 +602,21 @@ async fn exact_breakdown(
     small: bool,
     timeout: Duration,
 ) -> Result<Option<(Vec<OperationStats>, Horizon)>> {
-    type Row = (String, i64, i64, Option<f64>, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+    type Row = (
+        String,
+        i64,
+        i64,
+        Option<f64>,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    );
     let sql = format!(
         "SELECT operation::text, count(*), count(*) FILTER (WHERE expires_at <= now()),
                 avg(octet_length(result_payload))::float8,
@@ -850,7 +866,9 @@ mod tests {
         };
         let ops = est.operations(1000);
         assert_eq!(
-            ops.iter().map(|o| (o.operation.as_str(), o.total)).collect::<Vec<_>>(),
+            ops.iter()
+                .map(|o| (o.operation.as_str(), o.total))
+                .collect::<Vec<_>>(),
             vec![("a", 500), ("b", 300), ("(other)", 200)]
         );
     }
@@ -868,7 +886,10 @@ mod tests {
             unique: false,
             valid: true,
         };
-        let e = expected(&[idx("idx_idempotency_expires", "expires_at"), idx("by_op", "operation")]);
+        let e = expected(&[
+            idx("idx_idempotency_expires", "expires_at"),
+            idx("by_op", "operation"),
+        ]);
         assert_eq!(e[0].found_as.as_deref(), Some("idx_idempotency_expires"));
         assert_eq!(e[1].found_as.as_deref(), Some("by_op"));
         let e = expected(&[]);

@@ -5,10 +5,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::format::{self, count};
 use super::Theme;
 use crate::app::action::{Maintenance, Screen};
 use crate::app::App;
+use crate::format::{self, count};
 use crate::sanitize;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
@@ -41,13 +41,19 @@ fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Span::raw(sanitize::line(e)),
         ])],
         Some(Ok(CronStatus::Ready { job: None, .. })) => vec![
-            Line::from(Span::styled("pg_cron is ready; the cleanup job is not scheduled.", t.warn())),
+            Line::from(Span::styled(
+                "pg_cron is ready; the cleanup job is not scheduled.",
+                t.warn(),
+            )),
             Line::from(Span::styled(
                 "S schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
                 t.dim(),
             )),
         ],
-        Some(Ok(CronStatus::Ready { job: Some(job), runs })) => {
+        Some(Ok(CronStatus::Ready {
+            job: Some(job),
+            runs,
+        })) => {
             let mut lines = vec![Line::from(vec![
                 Span::styled("schedule ", t.label()),
                 Span::styled(sanitize::line(&job.schedule), t.value()),
@@ -65,14 +71,22 @@ fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             }
             for r in runs.iter().take(4) {
                 let took = match (r.start_time, r.end_time) {
-                    (Some(s), Some(e)) => format!("{:.2} s", (e - s).num_milliseconds() as f64 / 1000.0),
+                    (Some(s), Some(e)) => {
+                        format!("{:.2} s", (e - s).num_milliseconds() as f64 / 1000.0)
+                    }
                     _ => "—".into(),
                 };
                 lines.push(Line::from(vec![
                     Span::raw(format!("{:<10}", format::ago_short(r.start_time, now))),
                     Span::styled(
                         format!("{:<10}", sanitize::line(&r.status)),
-                        if r.status == "succeeded" { t.ok() } else if r.status == "failed" { t.crit() } else { t.label() },
+                        if r.status == "succeeded" {
+                            t.ok()
+                        } else if r.status == "failed" {
+                            t.crit()
+                        } else {
+                            t.label()
+                        },
                     ),
                     Span::raw(format!("{took:<9}")),
                     Span::styled(sanitize::line(&r.return_message), t.dim()),
@@ -162,12 +176,20 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     frame.render_widget(block, area);
     let [gauge_area, text_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
-    let vac = app.dash.current.as_ref().and_then(|s| s.vacuum.running.as_ref());
+    let vac = app
+        .dash
+        .current
+        .as_ref()
+        .and_then(|s| s.vacuum.running.as_ref());
     let (ratio, label, text) = match (&app.running, vac) {
         (Some(r), _) if r.what == Maintenance::Cleanup => {
             let p = r.progress.clone().unwrap_or_default();
             let total = p.deleted + p.remaining;
-            let ratio = if total > 0 { p.deleted as f64 / total as f64 } else { 0.0 };
+            let ratio = if total > 0 {
+                p.deleted as f64 / total as f64
+            } else {
+                0.0
+            };
             (
                 ratio,
                 format!("cleanup {}", format::percent(ratio)),
@@ -179,7 +201,11 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                     p.batches,
                     count(i64::from(p.batch_size)),
                     p.elapsed.as_secs_f64(),
-                    if r.stopping { " · stopping after this batch" } else { " · Esc stops" }
+                    if r.stopping {
+                        " · stopping after this batch"
+                    } else {
+                        " · Esc stops"
+                    }
                 ),
             )
         }

@@ -5,10 +5,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState};
 use ratatui::Frame;
 
-use crate::format::{self, approx, count};
 use super::Theme;
 use crate::app::App;
 use crate::db::snapshot::Snapshot;
+use crate::format::{self, approx, count};
 use crate::sanitize;
 
 fn block<'a>(title: &'a str, t: &Theme) -> Block<'a> {
@@ -33,14 +33,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 Line::from(sanitize::line(e)),
                 Line::from(Span::styled("Retrying…", t.dim())),
             ],
-            None => vec![Line::from(Span::styled("Loading the first snapshot…", t.dim()))],
+            None => vec![Line::from(Span::styled(
+                "Loading the first snapshot…",
+                t.dim(),
+            ))],
         };
         frame.render_widget(Paragraph::new(msg).block(block("Dashboard", t)), area);
         return;
     };
     let busy = app.running.is_some() || snap.vacuum.running.is_some();
     // Sparklines (or the progress of a running action) when there is room or something runs.
-    let bottom_h = if busy { 4 } else if area.height >= 28 { 5 } else { 0 };
+    let bottom_h = if busy {
+        4
+    } else if area.height >= 28 {
+        5
+    } else {
+        0
+    };
     let [top, middle, bottom_area] = Layout::vertical([
         Constraint::Length(8),
         Constraint::Min(6),
@@ -57,8 +66,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     draw_rows(frame, rows, snap, t);
     draw_vacuum(frame, vacuum, snap, t);
     // Operations above indexes: both keep their full width at any terminal size.
-    let idx_rows = (snap.indexes.len()
-        + snap.expected_indexes.iter().filter(|e| e.missing()).count()) as u16;
+    let idx_rows =
+        (snap.indexes.len() + snap.expected_indexes.iter().filter(|e| e.missing()).count()) as u16;
     let [ops, idx] = Layout::vertical([
         Constraint::Min(4),
         Constraint::Length((idx_rows + 3).min(middle.height / 2).max(4)),
@@ -97,7 +106,11 @@ fn draw_sizes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme)
 }
 
 fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
-    let title = if s.rows.exact { "Rows (exact)" } else { "Rows (~ estimated)" };
+    let title = if s.rows.exact {
+        "Rows (exact)"
+    } else {
+        "Rows (~ estimated)"
+    };
     let b = block(title, t);
     let inner = b.inner(area);
     frame.render_widget(b, area);
@@ -123,7 +136,11 @@ fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
         ]),
         text,
     );
-    let share = if r.total > 0 { r.expired as f64 / r.total as f64 } else { 0.0 };
+    let share = if r.total > 0 {
+        r.expired as f64 / r.total as f64
+    } else {
+        0.0
+    };
     frame.render_widget(
         Gauge::default()
             .gauge_style(t.gauge())
@@ -136,7 +153,11 @@ fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
         Some(_) => format::duration_secs(r.cleanup_lag_secs),
         None => "none".into(),
     };
-    let lag_style = if r.cleanup_lag_secs > 2.0 * 3600.0 { t.crit() } else { t.value() };
+    let lag_style = if r.cleanup_lag_secs > 2.0 * 3600.0 {
+        t.crit()
+    } else {
+        t.value()
+    };
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(vec![
@@ -163,7 +184,13 @@ fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
 fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
     let v = &s.vacuum;
     let ratio = v.dead_ratio();
-    let ratio_style = if ratio > 0.2 { t.crit() } else if ratio > 0.1 { t.warn() } else { t.value() };
+    let ratio_style = if ratio > 0.2 {
+        t.crit()
+    } else if ratio > 0.1 {
+        t.warn()
+    } else {
+        t.value()
+    };
     let mut lines = vec![
         Line::from(vec![
             Span::styled("live tup ", t.label()),
@@ -186,7 +213,11 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
             Span::styled("analyze  ", t.label()),
             Span::raw(format::ago_short(v.last_any_analyze(), s.taken_at)),
             Span::styled(
-                if v.last_autoanalyze >= v.last_analyze && v.last_autoanalyze.is_some() { " (auto)" } else { "" },
+                if v.last_autoanalyze >= v.last_analyze && v.last_autoanalyze.is_some() {
+                    " (auto)"
+                } else {
+                    ""
+                },
                 t.dim(),
             ),
         ]),
@@ -256,8 +287,16 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
         ],
     )
     .header(
-        Row::new(["operation", "total", "live", "expired", "share", "avg pay", "2xx/4xx/5xx"])
-            .style(t.label()),
+        Row::new([
+            "operation",
+            "total",
+            "live",
+            "expired",
+            "share",
+            "avg pay",
+            "2xx/4xx/5xx",
+        ])
+        .style(t.label()),
     )
     .block(block(&title, t))
     .row_highlight_style(t.selected());
@@ -328,9 +367,19 @@ fn draw_history(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .collect();
     let r = &app.dash.rates;
     let titles = [
-        format!("live {}", h.back().map(|p| count(p.live)).unwrap_or_default()),
-        format!("expired {}", h.back().map(|p| count(p.expired)).unwrap_or_default()),
-        format!("ins {} del {}", format::rate(r.ins_per_s), format::rate(r.del_per_s)),
+        format!(
+            "live {}",
+            h.back().map(|p| count(p.live)).unwrap_or_default()
+        ),
+        format!(
+            "expired {}",
+            h.back().map(|p| count(p.expired)).unwrap_or_default()
+        ),
+        format!(
+            "ins {} del {}",
+            format::rate(r.ins_per_s),
+            format::rate(r.del_per_s)
+        ),
     ];
     for (i, (data, title)) in [live, expired, ins].iter().zip(titles.iter()).enumerate() {
         frame.render_widget(

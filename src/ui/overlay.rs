@@ -73,7 +73,10 @@ pub fn help(frame: &mut Frame, app: &App, t: &Theme) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.title())
-        .title(Span::styled(" Keys (? or Esc closes; all keys: README) ", t.title()));
+        .title(Span::styled(
+            " Keys (? or Esc closes; all keys: README) ",
+            t.title(),
+        ));
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
     if two_columns {

@@ -74,21 +74,33 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let now = page.server_now;
     let rows = page.rows.iter().map(|rec| {
         let expires = if rec.expires_at > now {
-            format!("in {}", format::duration_secs((rec.expires_at - now).num_seconds() as f64))
+            format!(
+                "in {}",
+                format::duration_secs((rec.expires_at - now).num_seconds() as f64)
+            )
         } else {
-            format!("{} ago", format::duration_secs((now - rec.expires_at).num_seconds() as f64))
+            format!(
+                "{} ago",
+                format::duration_secs((now - rec.expires_at).num_seconds() as f64)
+            )
         };
         Row::new(vec![
             Cell::from(rec.request_id.to_string()),
             Cell::from(sanitize::line(&rec.operation)),
             Cell::from(Span::styled(
-                rec.status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into()),
+                rec.status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "—".into()),
                 status_style(rec.status_code, t),
             )),
             Cell::from(format::ago_short(Some(rec.created_at), now)),
             Cell::from(Span::styled(
                 expires,
-                if rec.expires_at > now { t.label() } else { t.warn() },
+                if rec.expires_at > now {
+                    t.label()
+                } else {
+                    t.warn()
+                },
             )),
             Cell::from(format::bytes(rec.payload_bytes)),
         ])
@@ -104,7 +116,17 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Constraint::Length(10),
         ],
     )
-    .header(Row::new(["request_id", "operation", "status", "created", "expires", "payload"]).style(t.label()))
+    .header(
+        Row::new([
+            "request_id",
+            "operation",
+            "status",
+            "created",
+            "expires",
+            "payload",
+        ])
+        .style(t.label()),
+    )
     .row_highlight_style(t.selected())
     .block(block(title, t));
     let mut state = TableState::default().with_selected(Some(r.selected));
@@ -140,21 +162,32 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
         .or(app.dash.current.as_ref().map(|s| s.taken_at))
         .unwrap_or_else(chrono::Utc::now);
     let state = if s.expires_at > now {
-        Span::styled(format!("live, expires {}", format::ago(Some(s.expires_at), now)), t.ok())
+        Span::styled(
+            format!("live, expires {}", format::ago(Some(s.expires_at), now)),
+            t.ok(),
+        )
     } else {
-        Span::styled(format!("EXPIRED {}", format::ago(Some(s.expires_at), now)), t.warn())
+        Span::styled(
+            format!("EXPIRED {}", format::ago(Some(s.expires_at), now)),
+            t.warn(),
+        )
     };
     let field = |k: &'static str, v: Span<'static>| {
         Line::from(vec![Span::styled(format!("{k:<15}"), t.label()), v])
     };
     let total = s.payload_bytes;
     let head = vec![
-        field("request_id", Span::styled(s.request_id.to_string(), t.value())),
+        field(
+            "request_id",
+            Span::styled(s.request_id.to_string(), t.value()),
+        ),
         field("operation", Span::raw(sanitize::line(&s.operation))),
         field(
             "status_code",
             Span::styled(
-                s.status_code.map(|c| c.to_string()).unwrap_or_else(|| "NULL".into()),
+                s.status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "NULL".into()),
                 status_style(s.status_code, t),
             ),
         ),
@@ -180,14 +213,25 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
             Span::raw(format!(
                 "{} {}",
                 format::bytes(total),
-                if d.view.is_json { "JSON" } else { "(not JSON: shown raw)" }
+                if d.view.is_json {
+                    "JSON"
+                } else {
+                    "(not JSON: shown raw)"
+                }
             )),
         ),
     ];
-    let [head_area, body_area] =
-        Layout::vertical([Constraint::Length(head.len() as u16 + 2), Constraint::Min(3)]).areas(area);
+    let [head_area, body_area] = Layout::vertical([
+        Constraint::Length(head.len() as u16 + 2),
+        Constraint::Min(3),
+    ])
+    .areas(area);
     frame.render_widget(Paragraph::new(head).block(block(title, t)), head_area);
-    let mut payload_title = format!(" Payload · line {}/{} ", d.scroll + 1, d.view.lines.len().max(1));
+    let mut payload_title = format!(
+        " Payload · line {}/{} ",
+        d.scroll + 1,
+        d.view.lines.len().max(1)
+    );
     if rec.payload_truncated_bytes > 0 {
         payload_title.push_str(&format!(
             "· truncated: {} of {} not shown ",
@@ -219,7 +263,10 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
     let mut lines = lines;
     if rec.payload_truncated_bytes > 0 {
         lines.push(Line::from(Span::styled(
-            format!("… {} more not shown", format::bytes(rec.payload_truncated_bytes)),
+            format!(
+                "… {} more not shown",
+                format::bytes(rec.payload_truncated_bytes)
+            ),
             t.warn(),
         )));
     }

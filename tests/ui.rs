@@ -421,3 +421,60 @@ mod records_view {
         assert!(a.records.detail.is_none() && !a.quit);
     }
 }
+
+#[test]
+fn read_only_footer_says_writes_are_disabled() {
+    let (mut a, _) = app();
+    a.session.read_only = true;
+    update(&mut a, key('c'));
+    let screen = render(&a, 100, 20);
+    assert!(screen.contains("read-only mode: cleanup is disabled"), "{screen}");
+    a.flash = None;
+    let screen = render(&a, 100, 20);
+    assert!(screen.contains("read-only: c a v d S U disabled"), "{screen}");
+    assert!(screen.contains("READ-ONLY"));
+}
+
+#[test]
+fn activity_screen_shows_the_pg_cron_job_and_its_runs() {
+    use idemtop::db::cron::{CronJob, CronRun, CronStatus};
+    use idemtop::fixtures::at;
+    let mut a = loaded(1);
+    update(&mut a, key('5'));
+    update(
+        &mut a,
+        Event::Db(DbEvent::Cron(Ok(CronStatus::Ready {
+            job: Some(CronJob {
+                jobid: 3,
+                schedule: "0 * * * *".into(),
+                command: "SELECT cleanup_expired_idempotency_records()".into(),
+                database: "app".into(),
+                active: true,
+            }),
+            runs: vec![
+                CronRun {
+                    runid: 9,
+                    status: "failed".into(),
+                    start_time: Some(at(-600)),
+                    end_time: Some(at(-599)),
+                    return_message: "ERROR: permission denied for table idempotency_records".into(),
+                },
+                CronRun {
+                    runid: 8,
+                    status: "succeeded".into(),
+                    start_time: Some(at(-4_200)),
+                    end_time: Some(at(-4_198)),
+                    return_message: "1 row".into(),
+                },
+            ],
+        }))),
+    );
+    let screen = render(&a, 110, 24);
+    for needle in ["schedule 0 * * * *", "active yes", "failed", "permission denied", "succeeded", "2.00 s"] {
+        assert!(screen.contains(needle), "{needle}:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+    update(&mut a, Event::Db(DbEvent::Cron(Ok(CronStatus::NotPreloaded))));
+    let screen = render(&a, 110, 24);
+    assert!(screen.contains("shared_preload_libraries"), "{screen}");
+}

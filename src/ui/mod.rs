@@ -130,16 +130,30 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         ])
     } else {
         let mut spans = Vec::new();
-        for (k, what) in [
-            ("?", "help"),
-            ("q", "quit"),
-            ("c", "cleanup"),
-            ("a", "analyze"),
-            ("v", "vacuum"),
-            ("/", "lookup"),
-            ("space", "pause"),
-            ("Tab", "screens"),
-        ] {
+        let hints: &[(&str, &str)] = if app.session.read_only {
+            &[
+                ("?", "help"),
+                ("q", "quit"),
+                ("/", "lookup"),
+                ("space", "pause"),
+                ("Tab", "screens"),
+            ]
+        } else {
+            &[
+                ("?", "help"),
+                ("q", "quit"),
+                ("c", "cleanup"),
+                ("a", "analyze"),
+                ("v", "vacuum"),
+                ("/", "lookup"),
+                ("space", "pause"),
+                ("Tab", "screens"),
+            ]
+        };
+        if app.session.read_only {
+            spans.push(Span::styled("read-only: c a v d S U disabled  ", t.warn()));
+        }
+        for (k, what) in hints.iter().copied() {
             spans.push(Span::styled(k, t.key()));
             spans.push(Span::styled(format!(" {what}  "), t.label()));
         }

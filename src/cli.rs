@@ -50,9 +50,18 @@ pub struct Global {
     #[arg(long, global = true)]
     pub no_color: bool,
 
-    /// Dashboard refresh interval in seconds (+/- change it live).
-    #[arg(long, default_value_t = 2, global = true, value_name = "SECS")]
-    pub interval: u64,
+    /// Dashboard refresh interval in seconds (+/- change it live) [default: 2, or the config's].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub interval: Option<u64>,
+
+    /// Configuration file (thresholds, retention policy, interval, colours)
+    /// [default: $XDG_CONFIG_HOME/idemtop/config.toml or ~/.config/idemtop/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Print the default configuration (TOML, commented) and exit.
+    #[arg(long, global = true)]
+    pub print_config: bool,
 }
 
 impl Global {
@@ -68,6 +77,16 @@ impl Global {
             statement_timeout: Duration::from_millis(self.statement_timeout),
             application_name: "idemtop".into(),
         }
+    }
+
+    /// `--interval`, else the configuration's `refresh_interval_secs`.
+    pub fn refresh_interval(&self, config: &crate::config::Config) -> Duration {
+        Duration::from_secs(self.interval.unwrap_or(config.refresh_interval_secs).max(1))
+    }
+
+    /// The theme: colours from the configuration, none with `--no-color`/`NO_COLOR`.
+    pub fn theme(&self, config: &crate::config::Config) -> crate::ui::Theme {
+        crate::ui::Theme::from_config(self.color(), &config.colors)
     }
 
     /// `--no-color`, or `NO_COLOR` set to anything non-empty (no-color.org).
@@ -90,12 +109,19 @@ pub enum Command {
     },
     /// A throwaway PostgreSQL with live synthetic traffic, and the dashboard on it.
     Demo(crate::commands::demo::DemoArgs),
+    /// Run every health check once; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios).
+    Check(crate::commands::check::CheckArgs),
+    /// Serve Prometheus metrics (snapshot figures and check levels) on /metrics.
+    Metrics(crate::commands::metrics::MetricsArgs),
     /// Delete expired rows in short batches (for cron jobs and scripts).
     Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Apply, revert or list the embedded migrations (045 table, 046 cleanup function).
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
+        /// `partitioned`: the optional layout of migrations/partitioned (range on expires_at).
+        #[arg(long, value_enum, default_value_t = crate::db::migrate::Layout::Plain, global = true)]
+        layout: crate::db::migrate::Layout,
     },
 }
 

@@ -392,7 +392,11 @@ impl Config {
                 t.cached_failures.warning,
                 t.cached_failures.critical,
             ),
-            ("thresholds.replay_rate", t.replay_rate.low, t.replay_rate.high),
+            (
+                "thresholds.replay_rate",
+                t.replay_rate.low,
+                t.replay_rate.high,
+            ),
         ];
         for (name, warning, critical) in pairs {
             if !(warning.is_finite() && critical.is_finite()) || warning < 0.0 || critical < 0.0 {
@@ -443,7 +447,7 @@ impl Config {
             per_op.push_str(&format!("{op} = {}\n", float(*h)));
         }
         format!(
-            r#"# idemtop configuration: idemtop --config PATH, else $XDG_CONFIG_HOME/idemtop/config.toml,
+            r##"# idemtop configuration: idemtop --config PATH, else $XDG_CONFIG_HOME/idemtop/config.toml,
 # else ~/.config/idemtop/config.toml. Every key is optional: a missing key keeps the default
 # shown here. Unknown keys are errors. Shares and ratios are fractions (0.25 = 25 %).
 
@@ -505,7 +509,7 @@ high = {rr_high}
 unused_after_inserts = {ix_unused}
 
 # The retention policy (the guide's TTLs): hours a stored result may live, per operation;
-# every other operation gets default_hours. Also the TTLs of idemtop's workload generator.
+# every other operation gets default_hours. The retention check flags rows kept longer.
 [retention]
 default_hours = {ret_default}
 
@@ -519,7 +523,7 @@ ok = "{c_ok}"
 warning = "{c_warn}"
 critical = "{c_crit}"
 accent = "{c_accent}"
-"#,
+"##,
             refresh = d.refresh_interval_secs,
             cl_sched = t.cleanup_lag.schedule_secs,
             cl_w = float(t.cleanup_lag.warning_factor),
@@ -568,8 +572,12 @@ fn default_path_from(
     if let Some(x) = xdg.map(PathBuf::from).filter(|p| p.is_absolute()) {
         return Some(x.join("idemtop").join("config.toml"));
     }
-    home.filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".config").join("idemtop").join("config.toml"))
+    home.filter(|h| !h.is_empty()).map(|h| {
+        PathBuf::from(h)
+            .join(".config")
+            .join("idemtop")
+            .join("config.toml")
+    })
 }
 
 /// 1-based line and column (in characters) of a byte offset.

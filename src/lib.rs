@@ -5,13 +5,14 @@
 //! requests on tasks and reports back over channels.
 
 pub mod app;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
-pub mod format;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod format;
 pub mod ident;
 pub mod pgtemp;
 pub mod sanitize;

@@ -16,23 +16,47 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.global.print_config {
+        print!("{}", idemtop::config::Config::default_toml());
+        return ExitCode::SUCCESS;
+    }
+    let config = match idemtop::config::Config::load(cli.global.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("idemtop: {e:#}");
+            // `check` keeps the Nagios convention: a problem that is not the table's is UNKNOWN.
+            let code = if matches!(cli.command, Some(Command::Check(_))) {
+                3
+            } else {
+                1
+            };
+            return ExitCode::from(code);
+        }
+    };
+    let exit = |code: i32| {
+        if code != 0 {
+            std::process::exit(code)
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
-            Some(Command::Migrate { action }) => commands::migrate::run(&cli.global, action).await,
+            Some(Command::Migrate { action, layout }) => {
+                commands::migrate::run(&cli.global, action, layout).await
+            }
             Some(Command::Snapshot { format, exact }) => {
                 commands::snapshot::run(&cli.global, format, exact).await
             }
             Some(Command::Cleanup(args)) => {
-                commands::cleanup::run(&cli.global, &args)
-                    .await
-                    .map(|code| {
-                        if code != 0 {
-                            std::process::exit(code)
-                        }
-                    })
+                commands::cleanup::run(&cli.global, &args).await.map(exit)
             }
-            Some(Command::Demo(args)) => commands::demo::run(&cli.global, &args).await,
-            Some(Command::Watch) | None => commands::watch::run(&cli.global).await,
+            Some(Command::Check(args)) => commands::check::run(&cli.global, &config, &args)
+                .await
+                .map(exit),
+            Some(Command::Metrics(args)) => commands::metrics::run(&cli.global, &config, &args)
+                .await
+                .map(exit),
+            Some(Command::Demo(args)) => commands::demo::run(&cli.global, &config, &args).await,
+            Some(Command::Watch) | None => commands::watch::run(&cli.global, &config).await,
         }
     });
     match result {

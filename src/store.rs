@@ -136,6 +136,9 @@ pub struct IdempotencyStore {
     table: TableRef,
     ttl: TtlPolicy,
     cleanup_stats: Arc<CleanupTaskStats>,
+    /// Whether the database enforces one row per `request_id` (a unique index on it alone).
+    /// A table partitioned on `expires_at` cannot: its key is (request_id, expires_at).
+    key_unique: tokio::sync::OnceCell<bool>,
 }
 
 impl IdempotencyStore {
@@ -145,6 +148,7 @@ impl IdempotencyStore {
             table,
             ttl,
             cleanup_stats: Arc::default(),
+            key_unique: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -209,6 +213,11 @@ impl IdempotencyStore {
             );
         }
         let ttl_secs = ttl.as_secs_f64();
+        if !self.key_is_unique().await? {
+            return self
+                .record_under_key_lock(key, operation, status_code, payload, ttl_secs)
+                .await;
+        }
         let t = self.table.qualified();
         let insert = format!(
             "INSERT INTO {t} (request_id, operation, result_payload, status_code, expires_at)
@@ -287,6 +296,91 @@ impl IdempotencyStore {
             "record key {key} in {}: the key's row kept changing; gave up after {MAX_RECORD_ATTEMPTS} attempts",
             self.table
         )
+    }
+
+    async fn key_is_unique(&self) -> Result<bool> {
+        self.key_unique
+            .get_or_try_init(|| async {
+                let unique: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (
+                         SELECT 1 FROM pg_index i
+                           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                          WHERE i.indrelid = to_regclass($1) AND i.indisunique
+                            AND i.indnkeyatts = 1 AND a.attname = 'request_id')",
+                )
+                .bind(self.table.qualified())
+                .fetch_one(&self.pool)
+                .await
+                .with_context(|| format!("inspect the keys of {}", self.table))?;
+                anyhow::Ok(unique)
+            })
+            .await
+            .copied()
+    }
+
+    /// [`Self::record`] where the database cannot enforce one row per key (a table partitioned
+    /// on `expires_at`, whose key is `(request_id, expires_at)`): requests for the same key are
+    /// serialized by a transaction-scoped advisory lock on the key, then the usual rules apply
+    /// (a live row wins; an expired one is replaced). Still no UPDATE.
+    async fn record_under_key_lock(
+        &self,
+        key: Uuid,
+        operation: &str,
+        status_code: Option<i32>,
+        payload: &str,
+        ttl_secs: f64,
+    ) -> Result<RecordOutcome> {
+        let t = self.table.qualified();
+        let ctx = || format!("record key {key} in {}", self.table);
+        let mut tx = self.pool.begin().await.with_context(ctx)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 4512))")
+            .bind(key.to_string())
+            .execute(&mut *tx)
+            .await
+            .with_context(ctx)?;
+        let live: Option<LiveRow> = sqlx::query_as(&format!(
+            "SELECT status_code, result_payload, created_at, expires_at FROM {t}
+              WHERE request_id = $1 AND expires_at > now() ORDER BY expires_at DESC LIMIT 1"
+        ))
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .with_context(ctx)?;
+        if let Some((status_code, payload, created_at, expires_at)) = live {
+            tx.commit().await.with_context(ctx)?;
+            return Ok(RecordOutcome::AlreadyStored(StoredResult {
+                status_code,
+                payload,
+                created_at,
+                expires_at,
+            }));
+        }
+        let deleted = sqlx::query(&format!(
+            "DELETE FROM {t} WHERE request_id = $1 AND expires_at <= now()"
+        ))
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .with_context(ctx)?
+        .rows_affected();
+        sqlx::query(&format!(
+            "INSERT INTO {t} (request_id, operation, result_payload, status_code, expires_at)
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
+        ))
+        .bind(key)
+        .bind(operation)
+        .bind(payload)
+        .bind(status_code)
+        .bind(ttl_secs)
+        .execute(&mut *tx)
+        .await
+        .with_context(ctx)?;
+        tx.commit().await.with_context(ctx)?;
+        Ok(if deleted > 0 {
+            RecordOutcome::ReplacedExpired
+        } else {
+            RecordOutcome::Stored
+        })
     }
 
     /// Delete every expired record (`expires_at <= now()`); returns how many were deleted.

@@ -10,23 +10,37 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::records::{PageRequest, MAX_PAYLOAD_BYTES, PAGE_SIZE};
-use crate::app::{DbError, DbEvent, Request};
+use crate::app::{Also, DbError, DbEvent, Request};
+use crate::checks;
+use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
+use crate::db::partitions;
 use crate::db::records;
 use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions};
 use crate::db::table;
+use crate::db::table::TableInfo;
 use crate::ident::TableRef;
 use crate::sanitize;
+
+/// The refreshes' own session, made again after the server went away, with the sampler that
+/// carries exact figures between exact passes and the previous snapshot (for rates in checks).
+#[derive(Default)]
+pub struct RefreshSession {
+    conn: Option<PgConnection>,
+    sampler: Sampler,
+    previous: Option<Snapshot>,
+}
 
 pub struct Worker {
     /// For maintenance actions, each on its own connection.
     pub pool: PgPool,
     pub table: TableRef,
     pub events: UnboundedSender<DbEvent>,
-    config: ConnectConfig,
+    connect: ConnectConfig,
     /// The refreshes' own session, made again after the server went away. Refreshes never
     /// overlap (the state allows one in flight), so this lock is never contended.
-    refresh_conn: tokio::sync::Mutex<(Option<PgConnection>, Sampler)>,
+    refresh_conn: tokio::sync::Mutex<RefreshSession>,
+    config: Config,
     cleanup_cancel: Mutex<Option<CancellationToken>>,
 }
 
@@ -51,47 +65,92 @@ pub async fn refresh(
 
 impl Worker {
     pub fn new(
-        config: ConnectConfig,
+        connect: ConnectConfig,
         pool: PgPool,
         table: TableRef,
+        config: Config,
         events: UnboundedSender<DbEvent>,
     ) -> Arc<Self> {
         Arc::new(Self {
             pool,
             table,
             events,
+            connect,
+            refresh_conn: tokio::sync::Mutex::new(RefreshSession::default()),
             config,
-            refresh_conn: tokio::sync::Mutex::new((None, Sampler::default())),
             cleanup_cancel: Mutex::new(None),
         })
     }
 
-    async fn refresh(&self, opts: SnapshotOptions) -> Result<Snapshot> {
+    /// One refresh on the refreshes' own session, then what the screens on show also need;
+    /// each result goes back as its own event.
+    async fn refresh_and_send(&self, generation: u64, opts: SnapshotOptions, also: Also) {
         let mut guard = self.refresh_conn.lock().await;
-        let (conn, sampler) = &mut *guard;
-        if conn.is_none() {
-            *conn = Some(self.config.connect().await?);
-        }
-        let c = conn.as_mut().expect("connected above");
-        let result = async {
-            let info = table::resolve(c, &self.table).await?;
-            sampler
-                .take(
-                    c,
-                    &self.table,
-                    &info,
-                    opts,
-                    crate::app::EXACT_PASS_EVERY * 3,
-                )
-                .await
-        }
-        .await;
-        if let Err(e) = &result {
-            if is_connection_lost(e) {
-                *conn = None;
+        let session = &mut *guard;
+        let result = self.refresh_on(session, opts).await;
+        let (snap, info) = match result {
+            Ok(pair) => pair,
+            Err(e) => {
+                if is_connection_lost(&e) {
+                    session.conn = None;
+                }
+                let result = Err(db_error(&e));
+                let _ = self.events.send(DbEvent::Snapshot { generation, result });
+                return;
             }
+        };
+        let _ = self.events.send(DbEvent::Snapshot {
+            generation,
+            result: Ok(Box::new(snap.clone())),
+        });
+        let Some(conn) = session.conn.as_mut() else {
+            return;
+        };
+        if also.checks {
+            let result = async {
+                let extras = checks::gather(conn, &self.table, &snap, &self.config).await?;
+                Ok(checks::evaluate(
+                    &snap,
+                    session.previous.as_ref(),
+                    &extras,
+                    &self.config,
+                ))
+            }
+            .await
+            .map_err(|e: anyhow::Error| db_error(&e));
+            let _ = self.events.send(DbEvent::Checks(result));
         }
-        result
+        if also.partitions && snap.partitioned {
+            let result = partitions::list(conn, info.oid)
+                .await
+                .map_err(|e| db_error(&e));
+            let _ = self.events.send(DbEvent::Partitions(result));
+        }
+        if also.cron {
+            let status = crate::db::cron::status(conn)
+                .await
+                .map_err(|e| db_error(&e));
+            let _ = self.events.send(DbEvent::Cron(status));
+        }
+        session.previous = Some(snap);
+    }
+
+    async fn refresh_on(
+        &self,
+        session: &mut RefreshSession,
+        opts: SnapshotOptions,
+    ) -> Result<(Snapshot, TableInfo)> {
+        if session.conn.is_none() {
+            session.conn = Some(self.connect.connect().await?);
+        }
+        let conn = session.conn.as_mut().expect("connected above");
+        let info = table::resolve(conn, &self.table).await?;
+        let keep = crate::app::EXACT_PASS_EVERY * 3;
+        let snap = session
+            .sampler
+            .take(conn, &self.table, &info, opts, keep)
+            .await?;
+        Ok((snap, info))
     }
 
     /// Start the request on its own task; the result comes back on `events`.
@@ -101,24 +160,14 @@ impl Worker {
             Request::Refresh {
                 generation,
                 exact_pass,
-                cron,
+                also,
             } => {
                 tokio::spawn(async move {
                     let opts = SnapshotOptions {
                         exact_pass,
                         ..SnapshotOptions::default()
                     };
-                    let result = me
-                        .refresh(opts)
-                        .await
-                        .map(Box::new)
-                        .map_err(|e| db_error(&e));
-                    let ok = result.is_ok();
-                    let _ = me.events.send(DbEvent::Snapshot { generation, result });
-                    if cron && ok {
-                        let status = me.cron_status().await.map_err(|e| db_error(&e));
-                        let _ = me.events.send(DbEvent::Cron(status));
-                    }
+                    me.refresh_and_send(generation, opts, also).await;
                 });
             }
             Request::LoadPage(req) => {
@@ -162,11 +211,6 @@ impl Worker {
 }
 
 impl Worker {
-    async fn cron_status(&self) -> Result<crate::db::cron::CronStatus> {
-        let mut conn = self.pool.acquire().await?;
-        crate::db::cron::status(&mut conn).await
-    }
-
     async fn load_page(&self, req: &PageRequest) -> Result<(records::Page, bool)> {
         let mut conn = self.pool.acquire().await?;
         let page = records::page(

@@ -613,3 +613,57 @@ async fn backfill_speed_1m() {
         .unwrap();
     eprintln!("backfill: {n} rows in {:?}", start.elapsed());
 }
+
+/// On the partitioned layout the key is (request_id, expires_at): the database cannot enforce
+/// one row per request_id, so the store serializes each key with an advisory lock instead.
+#[tokio::test]
+async fn partitioned_layout_still_stores_exactly_one_result_per_key() {
+    let url = fresh_db().await;
+    {
+        let mut conn = connect(&url).await;
+        migrate::run_layout(
+            &mut conn,
+            &Ident::new("public").unwrap(),
+            migrate::Layout::Partitioned,
+        )
+        .await
+        .unwrap();
+    }
+    let pool = pool(&url, 16).await;
+    let store = Arc::new(store(&pool, TtlPolicy::default()));
+    let key = Uuid::new_v4();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .record(key, "payment", Some(201), &format!("{{\"n\":{i}}}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), RecordOutcome::Stored) {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "exactly one winner");
+    assert_eq!(count(&pool, &format!("request_id = '{key}'")).await, 1);
+
+    let old = Uuid::new_v4();
+    insert_expired(&pool, old, "{\"old\":true}").await;
+    assert!(store.lookup(old).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .record(old, "refund", Some(200), "{\"new\":true}")
+            .await
+            .unwrap(),
+        RecordOutcome::ReplacedExpired
+    );
+    assert_eq!(count(&pool, &format!("request_id = '{old}'")).await, 1);
+    assert_eq!(
+        store.lookup(old).await.unwrap().unwrap().payload,
+        "{\"new\":true}"
+    );
+}

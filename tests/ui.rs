@@ -428,10 +428,16 @@ fn read_only_footer_says_writes_are_disabled() {
     a.session.read_only = true;
     update(&mut a, key('c'));
     let screen = render(&a, 100, 20);
-    assert!(screen.contains("read-only mode: cleanup is disabled"), "{screen}");
+    assert!(
+        screen.contains("read-only mode: cleanup is disabled"),
+        "{screen}"
+    );
     a.flash = None;
     let screen = render(&a, 100, 20);
-    assert!(screen.contains("read-only: c a v d S U disabled"), "{screen}");
+    assert!(
+        screen.contains("read-only: c a v d S U disabled"),
+        "{screen}"
+    );
     assert!(screen.contains("READ-ONLY"));
 }
 
@@ -470,11 +476,21 @@ fn activity_screen_shows_the_pg_cron_job_and_its_runs() {
         }))),
     );
     let screen = render(&a, 110, 24);
-    for needle in ["schedule 0 * * * *", "active yes", "failed", "permission denied", "succeeded", "2.00 s"] {
+    for needle in [
+        "schedule 0 * * * *",
+        "active yes",
+        "failed",
+        "permission denied",
+        "succeeded",
+        "2.00 s",
+    ] {
         assert!(screen.contains(needle), "{needle}:\n{screen}");
     }
     insta::assert_snapshot!(screen);
-    update(&mut a, Event::Db(DbEvent::Cron(Ok(CronStatus::NotPreloaded))));
+    update(
+        &mut a,
+        Event::Db(DbEvent::Cron(Ok(CronStatus::NotPreloaded))),
+    );
     let screen = render(&a, 110, 24);
     assert!(screen.contains("shared_preload_libraries"), "{screen}");
 }

@@ -12,6 +12,7 @@ pub enum Context {
     Records,
     Detail,
     Health,
+    Partitions,
     Confirm,
     /// A long-running action in progress (cleanup): Esc stops it.
     Running,
@@ -25,6 +26,7 @@ impl Context {
             Context::Records => "Records",
             Context::Detail => "Record detail",
             Context::Health => "Health",
+            Context::Partitions => "Partitions",
             Context::Confirm => "Confirmation dialog",
             Context::Running => "While a cleanup runs",
         }
@@ -422,6 +424,7 @@ pub fn help_sections() -> Vec<HelpSection> {
         Context::Records,
         Context::Detail,
         Context::Health,
+        Context::Partitions,
         Context::Confirm,
         Context::Running,
     ];

@@ -31,17 +31,27 @@ const LOG_LEN: usize = 200;
 /// What the worker should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// `cron`: also read the pg_cron job (when its panel is on screen).
     Refresh {
         generation: u64,
         exact_pass: bool,
-        cron: bool,
+        also: Also,
     },
     Run(Maintenance),
     /// Stop the running cleanup between batches.
     StopCleanup,
     LoadPage(PageRequest),
     LoadRecord(Uuid),
+}
+
+/// What a refresh reads besides the snapshot, for the screens that show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Also {
+    /// The pg_cron job and its runs (Activity screen).
+    pub cron: bool,
+    /// The health checks (Health screen, and with every exact pass for the header).
+    pub checks: bool,
+    /// The partitions (Partitions screen).
+    pub partitions: bool,
 }
 
 /// A failed database request, already readable.
@@ -79,6 +89,8 @@ pub enum DbEvent {
     },
     Progress(Progress),
     Cron(Result<crate::db::cron::CronStatus, DbError>),
+    Checks(Result<Vec<crate::checks::CheckResult>, DbError>),
+    Partitions(Result<Vec<crate::db::partitions::PartitionInfo>, DbError>),
     /// A page of records, and whether the sort walks an index.
     Page {
         generation: u64,
@@ -143,6 +155,23 @@ impl InputKind {
     }
 }
 
+/// The Health screen: the checks as last evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct HealthState {
+    pub checks: Option<Vec<crate::checks::CheckResult>>,
+    pub error: Option<String>,
+    pub selected: usize,
+    /// Enter: explain the selected check.
+    pub expanded: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PartitionsState {
+    pub parts: Option<Vec<crate::db::partitions::PartitionInfo>>,
+    pub error: Option<String>,
+    pub selected: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Running {
     pub what: Maintenance,
@@ -193,6 +222,8 @@ pub struct App {
     pub running: Option<Running>,
     /// pg_cron as last read (None before the first read).
     pub cron: Option<Result<crate::db::cron::CronStatus, String>>,
+    pub health: HealthState,
+    pub partitions: PartitionsState,
     pub log: Vec<LogEntry>,
     /// A one-line message for the footer (key refused, action result).
     pub flash: Option<String>,
@@ -221,6 +252,8 @@ impl App {
             input: None,
             running: None,
             cron: None,
+            health: HealthState::default(),
+            partitions: PartitionsState::default(),
             log: Vec::new(),
             flash: None,
             now,
@@ -248,7 +281,8 @@ impl App {
             Screen::Records if self.records.detail.is_some() => Context::Detail,
             Screen::Records => Context::Records,
             Screen::Health => Context::Health,
-            Screen::Partitions | Screen::Activity => Context::Global,
+            Screen::Partitions => Context::Partitions,
+            Screen::Activity => Context::Global,
         });
         ctx
     }
@@ -284,7 +318,11 @@ impl App {
         Some(Request::Refresh {
             generation: self.refresh.generation,
             exact_pass,
-            cron: self.screen == Screen::Activity || self.cron.is_none(),
+            also: Also {
+                cron: self.screen == Screen::Activity || self.cron.is_none(),
+                checks: self.screen == Screen::Health || exact_pass,
+                partitions: self.screen == Screen::Partitions,
+            },
         })
     }
 
@@ -347,6 +385,8 @@ impl App {
                     self.overlay = None;
                 } else if self.screen == Screen::Records && self.records.detail.is_some() {
                     self.records.detail = None;
+                } else if self.screen == Screen::Health && self.health.expanded {
+                    self.health.expanded = false;
                 } else if self.flash.is_some() {
                     self.flash = None;
                 }
@@ -397,9 +437,25 @@ impl App {
                     .saturating_sub(Duration::from_secs(1))
                     .max(MIN_INTERVAL)
             }
-            Action::NextScreen => self.screen = self.screen.next(),
-            Action::PrevScreen => self.screen = self.screen.prev(),
-            Action::GoTo(s) => self.screen = s,
+            Action::NextScreen | Action::PrevScreen | Action::GoTo(_) => {
+                let before = self.screen;
+                self.screen = match action {
+                    Action::NextScreen => self.screen.next(),
+                    Action::PrevScreen => self.screen.prev(),
+                    Action::GoTo(s) => s,
+                    _ => self.screen,
+                };
+                // A screen with its own data gets it now, not at the next interval.
+                let needs = match self.screen {
+                    Screen::Health => self.health.checks.is_none(),
+                    Screen::Partitions => self.partitions.parts.is_none(),
+                    Screen::Activity => true,
+                    _ => false,
+                };
+                if before != self.screen && needs {
+                    out.extend(self.maybe_refresh(true));
+                }
+            }
             Action::Cleanup => self.ask(Maintenance::Cleanup),
             Action::Analyze => self.ask(Maintenance::Analyze),
             Action::Vacuum => self.ask(Maintenance::Vacuum),
@@ -437,6 +493,7 @@ impl App {
                         out.push(Request::LoadRecord(id));
                     }
                 }
+                Screen::Health => self.health.expanded = !self.health.expanded,
                 _ => {}
             },
             Action::Delete => {
@@ -509,7 +566,27 @@ impl App {
                     }
                 }
             }
-            _ => {}
+            Screen::Health => {
+                let n = self.health.checks.as_ref().map_or(0, Vec::len);
+                match action {
+                    Action::Up => self.health.selected = self.health.selected.saturating_sub(1),
+                    Action::Down if self.health.selected + 1 < n => self.health.selected += 1,
+                    _ => {}
+                }
+            }
+            Screen::Partitions => {
+                let n = self.partitions.parts.as_ref().map_or(0, Vec::len);
+                match action {
+                    Action::Up => {
+                        self.partitions.selected = self.partitions.selected.saturating_sub(1)
+                    }
+                    Action::Down if self.partitions.selected + 1 < n => {
+                        self.partitions.selected += 1
+                    }
+                    _ => {}
+                }
+            }
+            Screen::Activity => {}
         }
         out
     }
@@ -574,6 +651,30 @@ impl App {
         match ev {
             DbEvent::Cron(result) => {
                 self.cron = Some(result.map_err(|e| e.message));
+                Vec::new()
+            }
+            DbEvent::Checks(result) => {
+                match result {
+                    Ok(checks) => {
+                        self.health.selected =
+                            self.health.selected.min(checks.len().saturating_sub(1));
+                        self.health.checks = Some(checks);
+                        self.health.error = None;
+                    }
+                    Err(e) => self.health.error = Some(e.message),
+                }
+                Vec::new()
+            }
+            DbEvent::Partitions(result) => {
+                match result {
+                    Ok(parts) => {
+                        self.partitions.selected =
+                            self.partitions.selected.min(parts.len().saturating_sub(1));
+                        self.partitions.parts = Some(parts);
+                        self.partitions.error = None;
+                    }
+                    Err(e) => self.partitions.error = Some(e.message),
+                }
                 Vec::new()
             }
             DbEvent::Page { generation, result } => {

@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::SessionInfo;
 use crate::cli::Global;
+use crate::config::Config;
 use crate::db::connect::ConnectConfig;
-use crate::db::migrate;
+use crate::db::migrate::{self, Layout};
 use crate::ident::TableRef;
 use crate::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
-use crate::store::{IdempotencyStore, TtlPolicy};
-use crate::ui::Theme;
+use crate::store::IdempotencyStore;
 use crate::workload::{self, WorkloadConfig, WorkloadStats};
 
 #[derive(Debug, Clone, Args)]
@@ -35,9 +35,12 @@ pub struct DemoArgs {
     /// No dashboard: run the server and the traffic until Ctrl-C (connect from another terminal).
     #[arg(long)]
     pub no_ui: bool,
+    /// Table layout: the guide's plain table, or hourly partitions on expires_at.
+    #[arg(long, value_enum, default_value_t = Layout::Plain)]
+    pub layout: Layout,
 }
 
-pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
+pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()> {
     let bins = PgBinaries::find()?;
     let cron = bins.has_extension("pg_cron");
     let mut opts = TempPgOptions {
@@ -67,7 +70,7 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
         .with_statement_timeout(Duration::ZERO)
         .with_application_name("idemtop demo setup");
     let mut conn = admin.connect().await?;
-    migrate::run(&mut conn, &table.schema).await?;
+    migrate::run_layout(&mut conn, &table.schema, args.layout).await?;
     if cron {
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             .await?;
@@ -97,7 +100,7 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             .pool(8)
             .await?,
         table.clone(),
-        TtlPolicy::default(),
+        config.ttl_policy(),
     ));
     let stats = Arc::new(WorkloadStats::default());
     let cancel = CancellationToken::new();
@@ -129,8 +132,9 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<()> {
             watch_pool,
             table,
             session,
-            Duration::from_secs(global.interval.max(1)),
-            Theme::new(global.color()),
+            config.clone(),
+            global.refresh_interval(config),
+            global.theme(config),
         )
         .await
     };

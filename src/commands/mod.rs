@@ -1,7 +1,9 @@
 //! One runner per subcommand; `main` only parses and dispatches.
 
+pub mod check;
 pub mod cleanup;
 pub mod demo;
+pub mod metrics;
 pub mod migrate;
 pub mod snapshot;
 pub mod watch;

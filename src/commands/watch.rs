@@ -13,13 +13,14 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::{self, App, Event, SessionInfo};
 use crate::cli::Global;
+use crate::config::Config;
 use crate::db::table;
 use crate::ui::{self, Theme};
 use crate::worker::Worker;
 
 const TICK: Duration = Duration::from_millis(200);
 
-pub async fn run(global: &Global) -> Result<()> {
+pub async fn run(global: &Global, config: &Config) -> Result<()> {
     let table_ref = global.table_ref()?;
     let cfg = global.connect_config();
     // Fail fast, before the screen switches, when the URL or the table is wrong.
@@ -38,8 +39,9 @@ pub async fn run(global: &Global) -> Result<()> {
         pool,
         table_ref,
         session,
-        Duration::from_secs(global.interval.max(1)),
-        Theme::new(global.color()),
+        config.clone(),
+        global.refresh_interval(config),
+        global.theme(config),
     )
     .await
 }
@@ -50,11 +52,12 @@ pub async fn run_with_pool(
     pool: sqlx::PgPool,
     table_ref: crate::ident::TableRef,
     session: SessionInfo,
+    config: Config,
     interval: Duration,
     theme: Theme,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = Worker::new(cfg, pool, table_ref, tx);
+    let worker = Worker::new(cfg, pool, table_ref, config, tx);
     let mut app = App::new(session, interval, Instant::now());
     let mut terminal = ratatui::init();
     // ratatui's hook leaves raw mode and the alternate screen; show the cursor too.

@@ -74,8 +74,25 @@ pub struct Status {
     pub modified: bool,
 }
 
-fn ups() -> impl Iterator<Item = &'static Migration> {
-    MIGRATOR
+/// Which migration set: the guide's plain table, or the optional partitioned layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    #[default]
+    Plain,
+    Partitioned,
+}
+
+impl Layout {
+    pub fn migrator(self) -> &'static Migrator {
+        match self {
+            Layout::Plain => &MIGRATOR,
+            Layout::Partitioned => &crate::db::partitions::PARTITIONED_MIGRATOR,
+        }
+    }
+}
+
+fn ups(migrator: &'static Migrator) -> impl Iterator<Item = &'static Migration> {
+    migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration())
 }
@@ -131,18 +148,31 @@ async fn prepare(conn: &mut PgConnection, schema: &Ident) -> Result<HashMap<i64,
         .collect())
 }
 
-/// Apply every pending migration in order, each in its own transaction.
+/// Apply every pending migration of the plain layout in order, each in its own transaction.
 pub async fn run(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Outcome>> {
+    run_layout(conn, schema, Layout::Plain).await
+}
+
+/// Apply every pending migration of `layout` in order, each in its own transaction.
+pub async fn run_layout(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    layout: Layout,
+) -> Result<Vec<Outcome>> {
     conn.lock().await.map_err(explain)?;
-    let result = run_locked(conn, schema).await;
+    let result = run_locked(conn, schema, layout.migrator()).await;
     let _ = conn.unlock().await;
     result
 }
 
-async fn run_locked(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Outcome>> {
+async fn run_locked(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    migrator: &'static Migrator,
+) -> Result<Vec<Outcome>> {
     let applied = prepare(conn, schema).await?;
     let mut out = Vec::new();
-    for m in ups() {
+    for m in ups(migrator) {
         let description = m.description.to_string();
         match applied.get(&m.version) {
             Some(sum) if sum.as_slice() != &*m.checksum => bail!(
@@ -173,19 +203,32 @@ async fn run_locked(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Outco
 /// Revert the newest applied migration. When none is left, `_sqlx_migrations` is dropped too,
 /// so `run` then `revert` twice leaves the schema as it was.
 pub async fn revert(conn: &mut PgConnection, schema: &Ident) -> Result<Outcome> {
+    revert_layout(conn, schema, Layout::Plain).await
+}
+
+/// [`revert`] for `layout`.
+pub async fn revert_layout(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    layout: Layout,
+) -> Result<Outcome> {
     conn.lock().await.map_err(explain)?;
-    let result = revert_locked(conn, schema).await;
+    let result = revert_locked(conn, schema, layout.migrator()).await;
     let _ = conn.unlock().await;
     result
 }
 
-async fn revert_locked(conn: &mut PgConnection, schema: &Ident) -> Result<Outcome> {
+async fn revert_locked(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    migrator: &'static Migrator,
+) -> Result<Outcome> {
     let applied = prepare(conn, schema).await?;
     let Some(&newest) = applied.keys().max() else {
         drop_tracking_table(conn).await?;
         return Ok(Outcome::NothingToRevert);
     };
-    let Some(down) = MIGRATOR
+    let Some(down) = migrator
         .iter()
         .find(|m| m.version == newest && m.migration_type.is_down_migration())
     else {
@@ -225,8 +268,17 @@ async fn drop_tracking_table(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Which embedded migrations are applied.
+/// Which embedded migrations (plain layout) are applied.
 pub async fn status(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Status>> {
+    status_layout(conn, schema, Layout::Plain).await
+}
+
+/// [`status`] for `layout`.
+pub async fn status_layout(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    layout: Layout,
+) -> Result<Vec<Status>> {
     use_schema(conn, schema).await?;
     let tracked: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
@@ -242,7 +294,7 @@ pub async fn status(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Statu
     } else {
         HashMap::new()
     };
-    Ok(ups()
+    Ok(ups(layout.migrator())
         .map(|m| Status {
             version: m.version,
             description: m.description.to_string(),

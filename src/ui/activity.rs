@@ -6,7 +6,7 @@ use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::Theme;
-use crate::app::action::{Maintenance, Screen};
+use crate::app::action::Maintenance;
 use crate::app::App;
 use crate::format::{self, count};
 use crate::sanitize;
@@ -243,19 +243,10 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     frame.render_widget(Paragraph::new(text), text_area);
 }
 
-/// Screens whose data source is not connected yet.
+/// A screen whose data has not arrived yet.
 pub fn draw_placeholder(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
-    let text = match app.screen {
-        Screen::Partitions => match &app.dash.current {
-            Some(s) if !s.partitioned => {
-                "This table is not partitioned (see README: partition-based cleanup).".to_string()
-            }
-            _ => "Loading…".into(),
-        },
-        other => format!("{}: loading…", other.title()),
-    };
     frame.render_widget(
-        Paragraph::new(Line::from(Span::styled(text, t.dim()))).block(
+        Paragraph::new(Line::from(Span::styled("Loading…", t.dim()))).block(
             Block::default()
                 .borders(Borders::ALL)
                 .border_style(t.border())

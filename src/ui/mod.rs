@@ -2,7 +2,9 @@
 
 pub mod activity;
 pub mod dashboard;
+pub mod health;
 pub mod overlay;
+pub mod partitions;
 pub mod records;
 pub mod theme;
 
@@ -31,9 +33,26 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         Screen::Dashboard => dashboard::draw(frame, body, app, theme),
         Screen::Activity => activity::draw(frame, body, app, theme),
         Screen::Records => records::draw(frame, body, app, theme),
-        Screen::Partitions | Screen::Health => {
-            activity::draw_placeholder(frame, body, app, theme)
-        }
+        Screen::Health => health::draw(
+            frame,
+            body,
+            app.health.checks.as_deref(),
+            app.health.selected,
+            app.health.expanded,
+            theme,
+        ),
+        Screen::Partitions => match &app.dash.current {
+            Some(s) => partitions::draw(
+                frame,
+                body,
+                s.partitioned,
+                app.partitions.parts.as_deref(),
+                s.taken_at,
+                app.partitions.selected,
+                theme,
+            ),
+            None => activity::draw_placeholder(frame, body, app, theme),
+        },
     }
     draw_footer(frame, footer, app, theme);
     match &app.overlay {
@@ -65,9 +84,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     ]);
     let (dot, state) = match &app.conn {
         ConnState::Connecting => (Span::styled("○ ", t.warn()), "connecting…".to_string()),
-        ConnState::Connected if app.dash.stale => {
-            (Span::styled("● ", t.warn()), "connected (last refresh failed)".into())
-        }
+        ConnState::Connected if app.dash.stale => (
+            Span::styled("● ", t.warn()),
+            "connected (last refresh failed)".into(),
+        ),
         ConnState::Connected => (Span::styled("● ", t.ok()), "connected".into()),
         ConnState::Reconnecting { attempt, .. } => (
             Span::styled("✖ ", t.crit()),
@@ -85,7 +105,21 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     if let Some(s) = snap {
         spans.push(Span::styled("  refreshed ", t.label()));
         spans.push(Span::raw(s.taken_at.format("%H:%M:%S UTC").to_string()));
-        spans.push(Span::styled(format!(" in {:.0} ms", s.refresh_ms), t.label()));
+        spans.push(Span::styled(
+            format!(" in {:.0} ms", s.refresh_ms),
+            t.label(),
+        ));
+    }
+    if let Some(checks) = &app.health.checks {
+        use crate::checks::Level;
+        let count = |l: Level| checks.iter().filter(|c| c.level == l).count();
+        let (crit, warn) = (count(Level::Critical), count(Level::Warning));
+        let (text, style) = match (crit, warn) {
+            (0, 0) => ("  health ok".to_string(), t.ok()),
+            (0, w) => (format!("  health: {w} warning(s) (4)"), t.warn()),
+            (c, _) => (format!("  health: {c} critical (4)"), t.crit()),
+        };
+        spans.push(Span::styled(text, style));
     }
     if app.refresh.in_flight.is_some() {
         spans.push(Span::styled("  ⟳", t.dim()));
@@ -122,8 +156,15 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         Line::from(spans)
     } else if let Some(msg) = &app.flash {
         Line::from(Span::styled(sanitize::line(msg), t.warn()))
-    } else if let (true, Some(err)) = (app.dash.stale || app.dash.current.is_none(), &app.dash.error) {
-        let label = if app.dash.current.is_some() { "stale: " } else { "error: " };
+    } else if let (true, Some(err)) = (
+        app.dash.stale || app.dash.current.is_none(),
+        &app.dash.error,
+    ) {
+        let label = if app.dash.current.is_some() {
+            "stale: "
+        } else {
+            "error: "
+        };
         Line::from(vec![
             Span::styled(label, t.crit()),
             Span::raw(sanitize::line(err)),

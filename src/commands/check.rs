@@ -1,0 +1,102 @@
+//! `idemtop check`: every health check once, as a Nagios/Icinga plugin. Exit code = worst level
+//! (0 ok, 1 warning, 2 critical, 3 unknown); cannot connect or no table: 3 with one line on
+//! stderr.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::checks::{self, CheckResult, Level};
+use crate::cli::{Format, Global};
+use crate::config::Config;
+use crate::sanitize;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Output: one line per check and a summary (text), or one JSON document.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i32> {
+    let unknown = |e: anyhow::Error| {
+        let msg = format!("{e:#}");
+        eprintln!(
+            "idemtop: UNKNOWN: {}",
+            sanitize::line(msg.lines().next().unwrap_or(""))
+        );
+        Ok(Level::Unknown.exit_code())
+    };
+    let table = match global.table_ref() {
+        Ok(t) => t,
+        Err(e) => return unknown(e),
+    };
+    let mut conn = match global.connect_config().connect().await {
+        Ok(c) => c,
+        Err(e) => return unknown(e),
+    };
+    let (snap, results) = match checks::run_once(&mut conn, &table, config).await {
+        Ok(r) => r,
+        Err(e) => return unknown(e),
+    };
+    match args.format {
+        Format::Text => print!("{}", render_text(&snap.table, snap.taken_at, &results)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render_json(&snap.table, snap.taken_at, &results))?
+        ),
+    }
+    Ok(worst(&results).exit_code())
+}
+
+/// The worst level of `checks` (ok when there are none).
+pub fn worst(checks: &[CheckResult]) -> Level {
+    Level::worst(checks.iter().map(|c| c.level))
+}
+
+/// One line per check, worst first (`LEVEL  name  value  — detail`), then a summary line.
+pub fn render_text(table: &str, taken_at: DateTime<Utc>, checks: &[CheckResult]) -> String {
+    let name_w = checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let value_w = checks
+        .iter()
+        .map(|c| c.value.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!(
+            "{:<8}  {:<name_w$}  {:<value_w$}  — {}\n",
+            c.level.label(),
+            sanitize::line(&c.name),
+            sanitize::line(&c.value),
+            sanitize::line(&c.detail),
+        ));
+    }
+    out.push_str(&format!(
+        "{}: {} at {}: {}\n",
+        worst(checks).label(),
+        sanitize::line(table),
+        taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        checks::summary(checks)
+    ));
+    out
+}
+
+/// `{"table", "taken_at", "status", "checks": [{"id", "name", "level", "value", "detail", "advice"}]}`.
+pub fn render_json(
+    table: &str,
+    taken_at: DateTime<Utc>,
+    checks: &[CheckResult],
+) -> serde_json::Value {
+    json!({
+        "table": table,
+        "taken_at": taken_at,
+        "status": worst(checks).as_str(),
+        "checks": checks,
+    })
+}

@@ -1,0 +1,500 @@
+//! `idemtop metrics --listen 127.0.0.1:9187`: a Prometheus exporter. Each scrape of `GET
+//! /metrics` takes a snapshot, gathers the checks' extras and evaluates the checks (keeping the
+//! previous snapshot for rates), and answers in the text exposition format 0.0.4. When the
+//! database cannot be reached the answer is still 200, with `idemtop_up 0`.
+//!
+//! The HTTP side is a deliberately small HTTP/1.1 responder: one request per connection
+//! (`Connection: close`), `GET /metrics` only (404 for other paths, 405 for other methods).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use sqlx::PgConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::checks::{self, CheckResult, Level};
+use crate::cli::Global;
+use crate::config::Config;
+use crate::db::connect::{is_connection_lost, ConnectConfig};
+use crate::db::snapshot::{Snapshot, SnapshotOptions};
+use crate::ident::TableRef;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// A scrape gives up on the database after this long (Prometheus' default timeout is 10 s).
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a client may take to send its request head.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_HEAD: usize = 16 * 1024;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Address to serve GET /metrics on.
+    #[arg(long, default_value = "127.0.0.1:9187", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+}
+
+pub async fn run(global: &Global, config: &Config, args: &MetricsArgs) -> Result<i32> {
+    let table = global.table_ref()?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("idemtop: serving metrics of {table} on http://{addr}/metrics (Ctrl-C to stop)");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    serve(
+        listener,
+        global.connect_config(),
+        table,
+        config.clone(),
+        shutdown,
+    )
+    .await?;
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What the exporter keeps between scrapes.
+struct State {
+    conn: Option<PgConnection>,
+    prev: Option<Snapshot>,
+}
+
+/// Scrapes the database; one scrape at a time (they share the connection).
+pub struct Exporter {
+    connect: ConnectConfig,
+    table: TableRef,
+    cfg: Config,
+    state: Mutex<State>,
+}
+
+impl Exporter {
+    pub fn new(connect: ConnectConfig, table: TableRef, cfg: Config) -> Self {
+        Self {
+            connect,
+            table,
+            cfg,
+            state: Mutex::new(State {
+                conn: None,
+                prev: None,
+            }),
+        }
+    }
+
+    /// One scrape: the exposition text (with `idemtop_up 0` when the database failed).
+    pub async fn scrape(&self) -> String {
+        let started = Instant::now();
+        let mut state = self.state.lock().await;
+        let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(&mut state)).await;
+        let ok = match outcome {
+            Ok(Ok(found)) => Some(found),
+            Ok(Err(e)) => {
+                if is_connection_lost(&e) {
+                    state.conn = None;
+                }
+                tracing::warn!("scrape failed: {e:#}");
+                None
+            }
+            Err(_) => {
+                // The connection may be mid-query: drop it, connect afresh next time.
+                state.conn = None;
+                tracing::warn!("scrape timed out after {} s", SCRAPE_TIMEOUT.as_secs());
+                None
+            }
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        match ok {
+            Some((snap, checks)) => {
+                let text = render(Some((&snap, &checks)), elapsed);
+                state.prev = Some(snap);
+                text
+            }
+            None => render(None, elapsed),
+        }
+    }
+
+    async fn collect(&self, state: &mut State) -> Result<(Snapshot, Vec<CheckResult>)> {
+        if state.conn.is_none() {
+            state.conn = Some(self.connect.connect().await?);
+        }
+        let conn = state.conn.as_mut().expect("connected above");
+        let snap = crate::worker::refresh(conn, &self.table, SnapshotOptions::default()).await?;
+        let extras = checks::gather(conn, &self.table, &snap, &self.cfg).await?;
+        let results = checks::evaluate(&snap, state.prev.as_ref(), &extras, &self.cfg);
+        Ok((snap, results))
+    }
+}
+
+/// Serve `GET /metrics` on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    connect: ConnectConfig,
+    table: TableRef,
+    cfg: Config,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let exporter = Arc::new(Exporter::new(connect, table, cfg));
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let exporter = Arc::clone(&exporter);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                r = handle(stream, &exporter) => {
+                    if let Err(e) = r {
+                        tracing::debug!("metrics connection: {e:#}");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// What the request head asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Metrics,
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+}
+
+/// Route a request head (`GET /metrics HTTP/1.1`, headers ignored).
+pub fn route(head: &str) -> Route {
+    let line = head.lines().next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || target.is_empty() {
+        return Route::BadRequest;
+    }
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    if path != "/metrics" {
+        return Route::NotFound;
+    }
+    if method != "GET" {
+        return Route::MethodNotAllowed;
+    }
+    Route::Metrics
+}
+
+async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let head = tokio::time::timeout(READ_TIMEOUT, async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            if let Some(end) = find_head_end(&buf) {
+                return Ok::<_, std::io::Error>(Some(end));
+            }
+            if buf.len() > MAX_HEAD {
+                return Ok(None);
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    let route = match head {
+        Ok(Ok(Some(end))) => route(&String::from_utf8_lossy(&buf[..end])),
+        Ok(Ok(None)) if buf.is_empty() => return Ok(()),
+        Ok(Ok(None)) => Route::BadRequest,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Ok(()),
+    };
+    let response = match route {
+        Route::Metrics => {
+            let body = exporter.scrape().await;
+            response("200 OK", CONTENT_TYPE, &[], &body)
+        }
+        Route::NotFound => response(
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            &[],
+            "not found: metrics are at /metrics\n",
+        ),
+        Route::MethodNotAllowed => response(
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            &[("Allow", "GET")],
+            "method not allowed: use GET\n",
+        ),
+        Route::BadRequest => response(
+            "400 Bad Request",
+            "text/plain; charset=utf-8",
+            &[],
+            "bad request\n",
+        ),
+    };
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| {
+        // Be lenient with bare LF line endings.
+        buf.windows(2).position(|w| w == b"\n\n")
+    })
+}
+
+fn response(status: &str, content_type: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out
+}
+
+/// A label value escaped for the exposition format: backslash, double quote, newline.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A float as the exposition format writes it (`+Inf`, `-Inf`, `NaN`).
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {}", num(value));
+    }
+}
+
+/// The exposition text for one scrape: `None` when the database could not be read.
+pub fn render(found: Option<(&Snapshot, &[CheckResult])>, scrape_secs: f64) -> String {
+    let mut o = Out(String::new());
+    o.family(
+        "idemtop_up",
+        "gauge",
+        "1 when the last scrape read the table, 0 when the database or table could not be read.",
+    );
+    o.sample("idemtop_up", &[], if found.is_some() { 1.0 } else { 0.0 });
+    if let Some((s, checks)) = found {
+        o.family(
+            "idemtop_rows",
+            "gauge",
+            "Rows of the table by state (estimates unless idemtop_rows_exact is 1).",
+        );
+        for (state, v) in [
+            ("live", s.rows.live),
+            ("expired", s.rows.expired),
+            ("total", s.rows.total),
+        ] {
+            o.sample("idemtop_rows", &[("state", state)], v as f64);
+        }
+        o.family(
+            "idemtop_rows_exact",
+            "gauge",
+            "1 when the row counts are exact, 0 when estimated from statistics.",
+        );
+        o.sample("idemtop_rows_exact", &[], f64::from(u8::from(s.rows.exact)));
+        o.family(
+            "idemtop_size_bytes",
+            "gauge",
+            "On-disk size of the table: total, heap (table), indexes, TOAST.",
+        );
+        for (kind, v) in [
+            ("total", s.sizes.total_bytes),
+            ("table", s.sizes.table_bytes),
+            ("index", s.sizes.index_bytes),
+            ("toast", s.sizes.toast_bytes),
+        ] {
+            o.sample("idemtop_size_bytes", &[("kind", kind)], v as f64);
+        }
+        o.family(
+            "idemtop_dead_tuples",
+            "gauge",
+            "Dead tuples (pg_stat_user_tables.n_dead_tup).",
+        );
+        o.sample("idemtop_dead_tuples", &[], s.vacuum.n_dead_tup as f64);
+        o.family(
+            "idemtop_cleanup_lag_seconds",
+            "gauge",
+            "Age of the oldest expired row, 0 when nothing is expired.",
+        );
+        o.sample("idemtop_cleanup_lag_seconds", &[], s.rows.cleanup_lag_secs);
+        o.family(
+            "idemtop_last_vacuum_timestamp_seconds",
+            "gauge",
+            "Unix time of the last VACUUM or autovacuum of the table (absent when never).",
+        );
+        if let Some(t) = s.vacuum.last_any_vacuum() {
+            o.sample(
+                "idemtop_last_vacuum_timestamp_seconds",
+                &[],
+                t.timestamp_millis() as f64 / 1000.0,
+            );
+        }
+        o.family(
+            "idemtop_operation_rows",
+            "gauge",
+            "Rows per operation (estimated from pg_stats on a large table).",
+        );
+        for op in &s.operations {
+            o.sample(
+                "idemtop_operation_rows",
+                &[("operation", &op.operation)],
+                op.total as f64,
+            );
+        }
+        o.family(
+            "idemtop_index_scans_total",
+            "counter",
+            "Index scans per index of the table (pg_stat_user_indexes.idx_scan).",
+        );
+        for i in &s.indexes {
+            o.sample(
+                "idemtop_index_scans_total",
+                &[("index", &i.name)],
+                i.idx_scan as f64,
+            );
+        }
+        o.family(
+            "idemtop_index_size_bytes",
+            "gauge",
+            "Size of each index of the table.",
+        );
+        for i in &s.indexes {
+            o.sample(
+                "idemtop_index_size_bytes",
+                &[("index", &i.name)],
+                i.size_bytes as f64,
+            );
+        }
+        o.family(
+            "idemtop_check_level",
+            "gauge",
+            "Level of each health check: 0 ok, 1 warning, 2 critical, 3 unknown.",
+        );
+        for id in checks::CHECK_IDS {
+            let level = checks
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.level)
+                .unwrap_or(Level::Unknown);
+            o.sample(
+                "idemtop_check_level",
+                &[("check", id)],
+                f64::from(level.exit_code()),
+            );
+        }
+    }
+    o.family(
+        "idemtop_scrape_duration_seconds",
+        "gauge",
+        "Time this scrape took, database queries included.",
+    );
+    o.sample("idemtop_scrape_duration_seconds", &[], scrape_secs);
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route("GET /metrics?x=1 HTTP/1.0"), Route::Metrics);
+        assert_eq!(route("POST /metrics HTTP/1.1"), Route::MethodNotAllowed);
+        assert_eq!(route("GET / HTTP/1.1"), Route::NotFound);
+        assert_eq!(route("garbage"), Route::BadRequest);
+    }
+
+    #[test]
+    fn escapes_labels() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn down_is_up_zero() {
+        let text = render(None, 0.5);
+        assert!(text.contains("\nidemtop_up 0\n"), "{text}");
+        assert!(text.contains("idemtop_scrape_duration_seconds 0.5"));
+    }
+}

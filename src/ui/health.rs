@@ -1,0 +1,115 @@
+//! The Health screen: every check, worst first, one line each; Enter explains the selected
+//! one (what was found and what to do). Draws only, no I/O.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::Theme;
+use crate::checks::{self, CheckResult, Level};
+use crate::sanitize;
+
+/// The style of a level: ok green, warning yellow, critical red, unknown dim.
+pub fn level_style(level: Level, t: &Theme) -> Style {
+    match level {
+        Level::Ok => t.ok(),
+        Level::Warning => t.warn(),
+        Level::Critical => t.crit(),
+        Level::Unknown => t.dim(),
+    }
+}
+
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    checks: Option<&[CheckResult]>,
+    selected: usize,
+    expanded: bool,
+    t: &Theme,
+) {
+    let block = |title: String| {
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.border())
+            .title(Span::styled(title, t.title()))
+    };
+    let Some(checks) = checks else {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled("running the checks…", t.dim())))
+                .block(block(" Health checks ".into())),
+            area,
+        );
+        return;
+    };
+    let selected = selected.min(checks.len().saturating_sub(1));
+    let title = format!(
+        " Health checks: {} ({}) ",
+        Level::worst(checks.iter().map(|c| c.level)).label(),
+        checks::summary(checks)
+    );
+    let (list_area, detail_area) = if expanded && !checks.is_empty() {
+        let detail_h = area.height.saturating_sub(5).clamp(3, 12);
+        let [a, b] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
+        (a, Some(b))
+    } else {
+        (area, None)
+    };
+
+    if checks.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled("no checks", t.dim()))).block(block(title)),
+            list_area,
+        );
+        return;
+    }
+    let name_w = checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let items: Vec<ListItem> = checks
+        .iter()
+        .map(|c| {
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{:<8}", c.level.label()), level_style(c.level, t)),
+                Span::raw("  "),
+                Span::styled(format!("{:<name_w$}", sanitize::line(&c.name)), t.label()),
+                Span::raw("  "),
+                Span::styled(sanitize::line(&c.value), t.value()),
+            ]))
+        })
+        .collect();
+    let list = List::new(items)
+        .block(block(title))
+        .highlight_style(t.selected())
+        .highlight_symbol("▶ ");
+    let mut state = ListState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(list, list_area, &mut state);
+
+    if let Some(detail_area) = detail_area {
+        let c = &checks[selected];
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled(c.level.label(), level_style(c.level, t)),
+                Span::raw("  "),
+                Span::styled(sanitize::line(&c.value), t.value()),
+            ]),
+            Line::from(Span::raw(sanitize::line(&c.detail))),
+        ];
+        if !c.advice.is_empty() {
+            lines.push(Line::from(vec![
+                Span::styled("What to do: ", t.key()),
+                Span::raw(sanitize::line(&c.advice)),
+            ]));
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block(format!(" {} ({}) ", sanitize::line(&c.name), c.id))),
+            detail_area,
+        );
+    }
+}

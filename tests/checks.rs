@@ -120,19 +120,14 @@ async fn a_fresh_healthy_table_passes_every_check() {
     let text = check_cmd::render_text(&snap.table, snap.taken_at, &results);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), results.len() + 1);
-    assert!(lines[0].starts_with("OK "), "{text}");
-    assert!(lines[0].contains("  — "), "{text}");
+    // The summary comes first (Nagios reads the first line), then one line per check.
     assert!(
-        lines
-            .last()
-            .unwrap()
-            .starts_with("OK: public.idempotency_records at 20"),
+        lines[0].starts_with("OK: public.idempotency_records at 20"),
         "{text}"
     );
-    assert!(lines
-        .last()
-        .unwrap()
-        .ends_with("0 critical, 0 warning, 0 unknown, 10 ok"));
+    assert!(lines[0].ends_with("0 critical, 0 warning, 0 unknown, 10 ok"));
+    assert!(lines[1].starts_with("OK "), "{text}");
+    assert!(lines[1].contains("  — "), "{text}");
 }
 
 #[tokio::test]

@@ -67,7 +67,14 @@ pub fn render_text(table: &str, taken_at: DateTime<Utc>, checks: &[CheckResult])
         .max()
         .unwrap_or(0)
         .min(40);
-    let mut out = String::new();
+    // The summary first: Nagios/Icinga take the first line as the status text.
+    let mut out = format!(
+        "{}: {} at {}: {}\n",
+        worst(checks).label(),
+        sanitize::line(table),
+        taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        checks::summary(checks)
+    );
     for c in checks {
         out.push_str(&format!(
             "{:<8}  {:<name_w$}  {:<value_w$}  — {}\n",
@@ -77,13 +84,6 @@ pub fn render_text(table: &str, taken_at: DateTime<Utc>, checks: &[CheckResult])
             sanitize::line(&c.detail),
         ));
     }
-    out.push_str(&format!(
-        "{}: {} at {}: {}\n",
-        worst(checks).label(),
-        sanitize::line(table),
-        taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        checks::summary(checks)
-    ));
     out
 }
 

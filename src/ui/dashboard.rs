@@ -2,7 +2,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState};
 use ratatui::Frame;
 
 use super::Theme;
@@ -11,11 +11,8 @@ use crate::db::snapshot::Snapshot;
 use crate::format::{self, approx, count};
 use crate::sanitize;
 
-fn block<'a>(title: &'a str, t: &Theme) -> Block<'a> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border())
-        .title(Span::styled(format!(" {title} "), t.title()))
+fn block(title: &str, t: &Theme) -> Block<'static> {
+    super::panel(format!(" {title} "), t)
 }
 
 fn kv<'a>(label: &'a str, value: String, t: &Theme) -> Line<'a> {

@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::Theme;
@@ -29,12 +29,7 @@ pub fn draw(
     expanded: bool,
     t: &Theme,
 ) {
-    let block = |title: String| {
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.border())
-            .title(Span::styled(title, t.title()))
-    };
+    let block = |title: String| super::panel(title, t);
     let Some(checks) = checks else {
         frame.render_widget(
             Paragraph::new(Line::from(Span::styled("running the checks…", t.dim())))

@@ -18,6 +18,14 @@ use crate::app::{App, ConnState, Overlay};
 use crate::sanitize;
 pub use theme::Theme;
 
+/// A bordered panel titled `title` (given with its surrounding spaces), in the theme's colours.
+pub fn panel(title: impl Into<String>, t: &Theme) -> ratatui::widgets::Block<'static> {
+    ratatui::widgets::Block::default()
+        .borders(ratatui::widgets::Borders::ALL)
+        .border_style(t.border())
+        .title(Span::styled(title.into(), t.title()))
+}
+
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let [header, tabs, body, footer] = Layout::vertical([

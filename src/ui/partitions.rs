@@ -30,7 +30,7 @@ pub fn draw(
     let Some(parts) = parts else {
         frame.render_widget(
             Paragraph::new(Span::styled("Loading partitions…", t.dim()))
-                .block(block(" Partitions ".into(), t)),
+                .block(block(" Partitions ", t)),
             area,
         );
         return;
@@ -48,7 +48,7 @@ pub fn draw(
                 )),
             ])
             .wrap(Wrap { trim: false })
-            .block(block(" Partitions: none ".into(), t)),
+            .block(block(" Partitions: none ", t)),
             area,
         );
         return;
@@ -217,14 +217,9 @@ fn draw_not_partitioned(frame: &mut Frame, area: Rect, t: &Theme) {
     frame.render_widget(
         Paragraph::new(text)
             .wrap(Wrap { trim: false })
-            .block(block(" Partitions ".into(), t)),
+            .block(block(" Partitions ", t)),
         area,
     );
 }
 
-fn block(title: String, t: &Theme) -> Block<'static> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border())
-        .title(Span::styled(title, t.title()))
-}
+use super::panel as block;

@@ -3,7 +3,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::Theme;
@@ -13,12 +13,7 @@ use crate::app::App;
 use crate::format;
 use crate::sanitize;
 
-fn block<'a>(title: String, t: &Theme) -> Block<'a> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border())
-        .title(Span::styled(title, t.title()))
-}
+use super::panel as block;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     match &app.records.detail {

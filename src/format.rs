@@ -46,7 +46,7 @@ pub fn compact(n: i64) -> String {
         (a / 1e9, "G")
     } else if a >= 1e6 {
         (a / 1e6, "M")
-    } else if a >= 1e4 {
+    } else if a >= 1e3 {
         (a / 1e3, "k")
     } else {
         return count(n);
@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(rate(None), "—");
         assert_eq!(rate(Some(12.34)), "12.3/s");
         assert_eq!(compact(16_188), "16.2k");
-        assert_eq!(compact(9_999), "9,999");
+        assert_eq!(compact(7_370), "7.4k");
+        assert_eq!(compact(999), "999");
         assert_eq!(compact(2_500_000), "2.5M");
         let now = Utc::now();
         assert_eq!(

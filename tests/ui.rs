@@ -241,7 +241,7 @@ mod records_view {
         }
     }
 
-    /// The records screen with one page loaded.
+    /// The records screen with one page loaded (default sort, which walks an index).
     fn with_page(rows: Vec<RecordSummary>) -> App {
         let (mut a, _) = app();
         let reqs = update(&mut a, key('2'));
@@ -259,7 +259,7 @@ mod records_view {
                         next: None,
                         server_now: at(0),
                     },
-                    false,
+                    true,
                 )),
             }),
         );
@@ -307,12 +307,45 @@ mod records_view {
         ]);
         let screen = render(&a, 110, 14);
         assert!(screen.contains("550e8400-e29b-41d4-a716-446655440001"));
-        assert!(screen.contains("sort column has no index"));
+        assert!(
+            screen.contains("Records · expiring latest (≈ newest) · page 1"),
+            "{screen}"
+        );
+        assert!(!screen.contains("sort column has no index"));
         assert!(
             screen.contains("6m 40s ago"),
             "expired 400 s ago:\n{screen}"
         );
         insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn an_unindexed_sort_says_so() {
+        let mut a = with_page(vec![summary(1, "refund", Some(200), 10, 60, 2)]);
+        let reqs = update(&mut a, key('s'));
+        let Some(Request::LoadPage(req)) = reqs.first().cloned() else {
+            panic!("s reloads: {reqs:?}")
+        };
+        assert_eq!(req.sort, idemtop::db::records::Sort::Newest);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Page {
+                generation: req.generation,
+                result: Ok((
+                    Page {
+                        rows: vec![],
+                        next: None,
+                        server_now: at(0),
+                    },
+                    false,
+                )),
+            }),
+        );
+        let screen = render(&a, 110, 12);
+        assert!(
+            screen.contains("newest first · page 1 · sort column has no index"),
+            "{screen}"
+        );
     }
 
     #[test]

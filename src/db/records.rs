@@ -32,13 +32,15 @@ pub const MAX_PAGE_ROWS: u32 = 10_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum Sort {
     /// `created_at DESC, request_id DESC`
-    #[default]
     Newest,
     /// `created_at ASC, request_id ASC`
     Oldest,
     /// `expires_at ASC, request_id ASC` (walks `idx_idempotency_expires` forwards)
     ExpiringSoonest,
     /// `expires_at DESC, request_id DESC` (walks `idx_idempotency_expires` backwards)
+    /// The default: walks `idx_idempotency_expires`, and with one TTL per operation it is
+    /// close to newest first.
+    #[default]
     ExpiringLatest,
 }
 
@@ -67,7 +69,7 @@ impl Sort {
             Sort::Newest => "newest first",
             Sort::Oldest => "oldest first",
             Sort::ExpiringSoonest => "expiring soonest",
-            Sort::ExpiringLatest => "expiring latest",
+            Sort::ExpiringLatest => "expiring latest (≈ newest)",
         }
     }
 

@@ -130,7 +130,7 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         rows,
         [
             Constraint::Length(8),
-            Constraint::Length(18),
+            Constraint::Length(22),
             Constraint::Length(9),
             Constraint::Length(10),
             Constraint::Length(6),

@@ -280,7 +280,7 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
             Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(8),
-            Constraint::Length(13),
+            Constraint::Length(16),
         ],
     )
     .header(

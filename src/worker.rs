@@ -265,7 +265,7 @@ impl Worker {
                     rows: Some(s.deleted),
                     detail: format!(
                         "deleted {} rows in {} batches ({})",
-                        s.deleted,
+                        crate::format::count(s.deleted as i64),
                         s.batches,
                         s.stopped.describe()
                     ),

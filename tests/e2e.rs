@@ -272,3 +272,47 @@ async fn the_dashboard_reconnects_by_itself_after_a_server_restart() {
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(), 0);
 }
+
+#[test]
+fn the_demo_runs_traffic_and_removes_everything_on_quit() {
+    let t = Tmux::new("demo");
+    t.start(&["demo", "--seed-rows", "3000", "--rate", "50"], &[]);
+    let s = t.wait_for("● connected", Duration::from_secs(60));
+    assert!(s.contains("on demo postgres@127.0.0.1:"), "{s}");
+    // Live traffic: the store's look-ups scan the primary key (a rate once two refreshes passed).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = t.screen();
+        if s.lines().any(|l| {
+            l.contains("idempotency_records_pkey") && !l.contains(" 0.0/s") && !l.contains(" —")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no look-up rate from the workload:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The server's data directory, to check it is gone afterwards.
+    let dirs = |prefix: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect()
+    };
+    let pid = t.pid();
+    let mine = dirs(&format!("idemtop-pg-{pid}-"));
+    assert_eq!(mine.len(), 1, "one throwaway server: {mine:?}");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+    let s = t.screen();
+    assert!(s.contains("server stopped and its files removed"), "{s}");
+    assert!(
+        s.contains("0 errors"),
+        "the workload ran without errors:\n{s}"
+    );
+    assert!(!mine[0].exists(), "{} removed", mine[0].display());
+}

@@ -107,6 +107,8 @@ pub enum Command {
         #[arg(long)]
         exact: bool,
     },
+    /// Measure idemtop against the guide's naive queries on a throwaway server it fills itself.
+    Bench(crate::commands::bench::BenchArgs),
     /// A throwaway PostgreSQL with live synthetic traffic, and the dashboard on it.
     Demo(crate::commands::demo::DemoArgs),
     /// Run every health check once; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios).

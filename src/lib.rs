@@ -5,6 +5,7 @@
 //! requests on tasks and reports back over channels.
 
 pub mod app;
+pub mod bench;
 pub mod checks;
 pub mod cli;
 pub mod commands;

@@ -1,5 +1,6 @@
 //! One runner per subcommand; `main` only parses and dispatches.
 
+pub mod bench;
 pub mod check;
 pub mod cleanup;
 pub mod demo;

@@ -21,7 +21,7 @@ use crate::ident::TableRef;
 /// Tables up to this many rows (estimated) are counted exactly on every refresh.
 pub const EXACT_ROW_LIMIT: f64 = 10_000.0;
 /// The expired count is exact while the backlog is below this; beyond, it is estimated.
-pub const EXPIRED_COUNT_CAP: i64 = 50_000;
+pub const EXPIRED_COUNT_CAP: i64 = 20_000;
 /// The indexes migration 045 creates: (name, column).
 pub const EXPECTED_INDEXES: [(&str, &str); 2] = [
     ("idx_idempotency_expires", "expires_at"),
@@ -272,14 +272,30 @@ pub async fn take(
     let mut operations_exact = false;
     if probe {
         let q = table.qualified();
+        // Statistics first (pg_stats: no table access). When they already put the backlog far
+        // above the cap, the capped count would only burn the cap's worth of index reads.
+        let est = if small {
+            None
+        } else {
+            Some(estimates(conn, table, stats.now).await?)
+        };
+        let est_expired = est
+            .as_ref()
+            .and_then(|e| e.expired_fraction)
+            .map(|f| f * estimated_total);
+        let count_cap = match est_expired {
+            Some(n) if n > 4.0 * EXPIRED_COUNT_CAP as f64 => 0,
+            _ => EXPIRED_COUNT_CAP,
+        };
         let (oldest, expired_capped): (Option<DateTime<Utc>>, i64) = sqlx::query_as(&format!(
             "SELECT (SELECT min(expires_at) FROM {q}),
                     (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE expires_at <= now() LIMIT $1) s)"
         ))
-        .bind(EXPIRED_COUNT_CAP)
+        .bind(count_cap)
         .fetch_one(&mut *conn)
         .await
         .context("counting expired rows")?;
+        let expired_counted = count_cap > 0 && expired_capped < count_cap;
         rows.oldest_expired_at = oldest.filter(|t| *t <= stats.now);
         rows.cleanup_lag_secs = rows
             .oldest_expired_at
@@ -303,10 +319,13 @@ pub async fn take(
                 operations_exact = true;
             }
             None => {
-                let est = estimates(conn, table, stats.now).await?;
+                let est = match est {
+                    Some(e) => e,
+                    None => estimates(conn, table, stats.now).await?,
+                };
                 let total = estimated_total.round().max(0.0) as i64;
                 rows.total = total;
-                if expired_capped < EXPIRED_COUNT_CAP {
+                if expired_counted {
                     rows.expired = expired_capped;
                     rows.expired_exact = true;
                 } else {
@@ -353,7 +372,13 @@ pub async fn take(
 #[derive(Debug, Default)]
 pub struct Sampler {
     last_exact: Option<(DateTime<Utc>, Vec<OperationStats>, Horizon)>,
+    /// When the last exact pass on a large table ran and what the refresh with it cost.
+    last_exact_cost: Option<(std::time::Instant, Duration)>,
 }
+
+/// The exact pass may use at most 1/EXACT_PASS_BUDGET of the server's time: after one that
+/// took 1 s, the next waits at least this many seconds.
+const EXACT_PASS_BUDGET: u32 = 60;
 
 impl Sampler {
     pub async fn take(
@@ -364,7 +389,17 @@ impl Sampler {
         opts: SnapshotOptions,
         keep: Duration,
     ) -> Result<Snapshot> {
+        let mut opts = opts;
+        if let (true, Some((at, cost))) = (opts.exact_pass, self.last_exact_cost) {
+            if at.elapsed() < cost * EXACT_PASS_BUDGET {
+                opts.exact_pass = false;
+            }
+        }
+        let started = std::time::Instant::now();
         let mut snap = take(conn, table, info, opts).await?;
+        if opts.exact_pass {
+            self.last_exact_cost = Some((started, started.elapsed()));
+        }
         if snap.operations_exact {
             self.last_exact = Some((snap.taken_at, snap.operations.clone(), snap.horizon));
         } else if let Some((at, ops, horizon)) = &self.last_exact {

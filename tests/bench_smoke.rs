@@ -1,0 +1,71 @@
+//! `idemtop bench` end to end at a tiny size (ignored: it takes about a minute and needs tmux
+//! for the memory part). Run: cargo test --release --test bench_smoke -- --ignored --nocapture
+//! BENCH_ROWS=1000000 runs the default size through the same path; BENCH_LAYOUT=random and
+//! BENCH_SKIP_CLEANUP=1 pass --layout random and --skip-cleanup.
+
+use clap::Parser;
+use idemtop::cli::Cli;
+use idemtop::commands::bench::{run, BenchArgs};
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_report_is_complete_at_a_small_size() {
+    let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "20000".into());
+    let json = std::env::temp_dir().join(format!("idemtop-bench-{}.json", std::process::id()));
+    let json_s = json.display().to_string();
+    let mut argv = vec![
+        "bench",
+        "--rows",
+        rows.as_str(),
+        "--json",
+        json_s.as_str(),
+        "--dashboard-bin",
+        env!("CARGO_BIN_EXE_idemtop"),
+    ];
+    let layout = std::env::var("BENCH_LAYOUT").unwrap_or_else(|_| "time".into());
+    argv.extend(["--layout", layout.as_str()]);
+    if std::env::var_os("BENCH_SKIP_CLEANUP").is_some() {
+        argv.push("--skip-cleanup");
+    }
+    let args = Wrap::parse_from(argv).args;
+    let global = Cli::parse_from(["idemtop"]).global;
+    run(&global, &args).await.expect("the bench runs");
+
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let _ = std::fs::remove_file(&json);
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["data"]["rows"].as_i64().unwrap().to_string(), rows);
+    let share = r["data"]["expired_share"].as_f64().unwrap();
+    assert!((0.5..0.7).contains(&share), "expired share {share}");
+    for side in ["guide", "idemtop"] {
+        assert!(r["refresh"][side]["server"]["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(r["refresh"][side]["cpu_ms"].as_f64().is_some());
+    }
+    assert!(r["refresh"]["ratio_server"].as_f64().unwrap() > 1.0);
+    let pages = r["paging"]["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 6, "{pages:?}");
+    assert!(r["paging"]["keyset_matches_offset"].as_bool().unwrap());
+    assert!(r["dashboard_memory"]["rss_max_kb"].as_u64().unwrap() > 0);
+    assert!(r["ui_stall"]["keys_during_stall"].as_u64().unwrap() > 10);
+    assert!(r["ui_stall"]["max_refreshes_in_flight"].as_u64().unwrap() <= 1);
+    if std::env::var_os("BENCH_SKIP_CLEANUP").is_none() {
+        let c = &r["cleanup"];
+        let expired = r["data"]["expired"].as_u64().unwrap();
+        for side in ["guide", "idemtop"] {
+            let deleted = c[side]["deleted"].as_u64().unwrap();
+            // Rows expire while the bench runs: at least the expired rows of the data set go.
+            assert!(deleted >= expired, "{side}: deleted {deleted} < {expired}");
+            assert!(c[side]["during"]["n"].as_u64().unwrap() > 0);
+            assert!(c[side]["idle"]["p99_ms"].as_f64().unwrap() > 0.0);
+            assert!(c[side]["wal_bytes"].as_i64().unwrap() > 0);
+        }
+    }
+    let targets = r["targets"].as_array().unwrap();
+    assert!(targets.len() >= 8);
+}

@@ -693,6 +693,17 @@ pub struct VacuumProgress {
     pub pid: i32,
 }
 
+impl VacuumProgress {
+    /// Progress through the heap scan (0..1).
+    pub fn fraction(&self) -> f64 {
+        if self.heap_blks_total <= 0 {
+            0.0
+        } else {
+            (self.heap_blks_scanned as f64 / self.heap_blks_total as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
 /// The VACUUM running on the table (or, for a partitioned table, on one of its partitions),
 /// if any. Use another connection than the one running the VACUUM.
 pub async fn vacuum_progress(

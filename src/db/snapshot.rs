@@ -145,26 +145,8 @@ impl Vacuum {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VacuumRunning {
-    pub pid: i32,
-    pub phase: String,
-    pub heap_blks_total: i64,
-    pub heap_blks_scanned: i64,
-    pub heap_blks_vacuumed: i64,
-    pub index_vacuum_count: i64,
-}
-
-impl VacuumRunning {
-    /// Progress through the heap scan (0..1).
-    pub fn fraction(&self) -> f64 {
-        if self.heap_blks_total <= 0 {
-            0.0
-        } else {
-            (self.heap_blks_scanned as f64 / self.heap_blks_total as f64).clamp(0.0, 1.0)
-        }
-    }
-}
+/// A VACUUM running on the table now (`pg_stat_progress_vacuum`).
+pub use crate::db::maintenance::VacuumProgress as VacuumRunning;
 
 /// Cumulative counters, for rates between two snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -484,16 +466,7 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
     .bind(oid)
     .fetch_one(&mut *conn)
     .await?;
-    let running: Option<(i32, String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-        "WITH {RELS}
-         SELECT p.pid, p.phase, p.heap_blks_total, p.heap_blks_scanned, p.heap_blks_vacuumed,
-                p.index_vacuum_count
-           FROM pg_stat_progress_vacuum p JOIN rels r ON r.relid = p.relid
-          ORDER BY p.pid LIMIT 1"
-    ))
-    .bind(oid)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let running = crate::db::maintenance::vacuum_progress(conn, oid as u32).await?;
     Ok(StatsRow {
         now: r.now,
         reltuples: r.reltuples.unwrap_or(0.0),
@@ -508,14 +481,7 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
             last_autoanalyze: r.last_autoanalyze,
             vacuum_count: r.vacuum_count.unwrap_or(0),
             autovacuum_count: r.autovacuum_count.unwrap_or(0),
-            running: running.map(|p| VacuumRunning {
-                pid: p.0,
-                phase: p.1,
-                heap_blks_total: p.2,
-                heap_blks_scanned: p.3,
-                heap_blks_vacuumed: p.4,
-                index_vacuum_count: p.5,
-            }),
+            running,
         },
         counters: Counters {
             n_tup_ins: r.n_tup_ins.unwrap_or(0),

@@ -145,6 +145,8 @@ pub const CHECK_IDS: [&str; 10] = [
 pub struct Extras {
     /// The table as SQL text (`"public"."idempotency_records"`), for the advice's statements.
     pub table_sql: String,
+    /// Its schema as SQL text (`"public"`), for the functions and indexes the advice names.
+    pub schema_sql: String,
     /// Owner of the table.
     pub owner: Option<String>,
     /// Roles other than the owner (and superusers) with privileges on the table.
@@ -160,6 +162,7 @@ impl Default for Extras {
         let no = || "not gathered".to_string();
         Self {
             table_sql: "idempotency_records".into(),
+            schema_sql: String::new(),
             owner: None,
             grants: Err(no()),
             operations: Err(no()),
@@ -280,6 +283,7 @@ pub async fn gather(
 ) -> Result<Extras> {
     let mut extras = Extras {
         table_sql: table.qualified(),
+        schema_sql: table.schema.quoted(),
         ..Extras::default()
     };
     let owner: Result<Option<String>> = sqlx::query_scalar(
@@ -491,7 +495,7 @@ pub fn evaluate(
     let mut out = vec![
         cleanup_lag(snap, extras, cfg),
         expired_backlog(snap, extras, cfg),
-        bloat(snap, cfg),
+        bloat(snap, extras, cfg),
         indexes(snap, extras, cfg),
         cleanup_function(snap, extras),
         pg_cron(snap, extras, cfg),
@@ -538,12 +542,7 @@ fn not_probed(id: &'static str, name: &str, snap: &Snapshot) -> Option<CheckResu
 /// The statement that runs the cleanup now.
 fn cleanup_statement(snap: &Snapshot, extras: &Extras) -> String {
     if snap.cleanup_function {
-        let schema = extras
-            .table_sql
-            .rsplit_once("\".\"")
-            .map(|(s, _)| format!("{s}\"."))
-            .unwrap_or_default();
-        format!("SELECT * FROM {schema}{CLEANUP_FUNCTION}();")
+        format!("SELECT * FROM {}();", sibling(extras, CLEANUP_FUNCTION))
     } else {
         format!(
             "DELETE FROM {} WHERE expires_at <= now(); (in batches on a large table)",
@@ -683,7 +682,7 @@ fn expired_backlog(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResul
     )
 }
 
-fn bloat(snap: &Snapshot, cfg: &Config) -> CheckResult {
+fn bloat(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
     const ID: &str = "bloat";
     const NAME: &str = "Dead tuples and vacuum";
     let t = &cfg.thresholds.bloat;
@@ -750,18 +749,10 @@ fn bloat(snap: &Snapshot, cfg: &Config) -> CheckResult {
              with the cleanup's deletes, make it run sooner for this table: ALTER TABLE {t} SET \
              (autovacuum_vacuum_scale_factor = 0.05); and check that nothing holds back the xmin \
              horizon (long transactions in pg_stat_activity, stale replication slots).",
-            t = table_sql_from(snap)
+            t = extras.table_sql
         )
     };
     result(ID, NAME, level, value, detail, advice)
-}
-
-/// The table as SQL text when [`Extras`] is not at hand (from the snapshot's display name).
-fn table_sql_from(snap: &Snapshot) -> String {
-    match snap.table.split_once('.') {
-        Some((s, t)) => format!("{}.{}", quote_ident(s), quote_ident(t)),
-        None => quote_ident(&snap.table),
-    }
 }
 
 fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
@@ -871,9 +862,10 @@ fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
 
 /// An index of the table's schema as SQL text.
 fn sibling(extras: &Extras, name: &str) -> String {
-    match extras.table_sql.rsplit_once("\".\"") {
-        Some((schema, _)) => format!("{schema}\".{}", quote_ident(name)),
-        None => quote_ident(name),
+    if extras.schema_sql.is_empty() {
+        quote_ident(name)
+    } else {
+        format!("{}.{}", extras.schema_sql, quote_ident(name))
     }
 }
 
@@ -1129,39 +1121,8 @@ fn pg_cron(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
     }
 }
 
-/// An identifier as SQL text: bare when it needs no quotes, else double-quoted.
-pub fn quote_ident(name: &str) -> String {
-    let simple = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    // The reserved words a role, schema or index is likely to be called.
-    const RESERVED: [&str; 14] = [
-        "user",
-        "all",
-        "table",
-        "select",
-        "group",
-        "order",
-        "grant",
-        "to",
-        "from",
-        "where",
-        "default",
-        "check",
-        "primary",
-        "references",
-    ];
-    if simple && !RESERVED.contains(&name) {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
+/// An identifier as SQL text for the advice (see [`crate::ident::display_quoted`]).
+pub use crate::ident::display_quoted as quote_ident;
 
 fn role_sql(role: &str) -> String {
     if role == "PUBLIC" {

@@ -51,6 +51,41 @@ impl fmt::Display for Ident {
     }
 }
 
+/// A name as SQL text for people to copy (advice, GRANT statements): bare when it is a plain
+/// lower-case identifier that is not a common reserved word, otherwise double-quoted; always
+/// sanitized for the terminal. For SQL that idemtop runs, use [`Ident::quoted`].
+pub fn display_quoted(name: &str) -> String {
+    const RESERVED: [&str; 14] = [
+        "user",
+        "all",
+        "table",
+        "select",
+        "group",
+        "order",
+        "grant",
+        "to",
+        "from",
+        "where",
+        "default",
+        "check",
+        "primary",
+        "references",
+    ];
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED.contains(&name);
+    if plain {
+        name.to_owned()
+    } else {
+        crate::sanitize::line(&format!("\"{}\"", name.replace('"', "\"\"")))
+    }
+}
+
 /// The table idemtop watches: `--schema` and `--table`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableRef {

@@ -209,7 +209,7 @@ async fn dead_tuples_and_a_missing_vacuum_are_flagged_until_vacuum() {
     assert!(b.detail.contains("never vacuumed"), "{b:#?}");
     assert!(
         b.advice
-            .contains("VACUUM (ANALYZE) public.idempotency_records"),
+            .contains("VACUUM (ANALYZE) \"public\".\"idempotency_records\""),
         "{b:#?}"
     );
 
@@ -782,6 +782,7 @@ async fn pg_cron_job_missing_scheduled_disabled_and_failing() {
 fn extras_ok() -> Extras {
     Extras {
         table_sql: "\"public\".\"idempotency_records\"".into(),
+        schema_sql: "\"public\"".into(),
         owner: Some("app_owner".into()),
         grants: Ok(vec![]),
         operations: Ok(OperationFacts {

@@ -91,22 +91,31 @@ fn loaded_80x24() {
     insta::assert_snapshot!(screen);
 }
 
-#[test]
-fn stale_after_an_error() {
-    let mut a = loaded(2);
-    let reqs = update(&mut a, key('r'));
+/// `r`, and the refresh fails with `message`.
+fn fail_refresh(a: &mut App, message: &str, connection_lost: bool) {
+    let reqs = update(a, key('r'));
     let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
-        panic!()
+        panic!("r refreshes: {reqs:?}")
     };
     update(
-        &mut a,
+        a,
         Event::Db(DbEvent::Snapshot {
             generation,
             result: Err(DbError {
-                message: "canceling statement due to statement timeout".into(),
-                connection_lost: false,
+                message: message.into(),
+                connection_lost,
             }),
         }),
+    );
+}
+
+#[test]
+fn stale_after_an_error() {
+    let mut a = loaded(2);
+    fail_refresh(
+        &mut a,
+        "canceling statement due to statement timeout",
+        false,
     );
     let screen = render(&a, 100, 30);
     assert!(screen.contains("stale: canceling statement due to statement timeout"));
@@ -117,19 +126,10 @@ fn stale_after_an_error() {
 #[test]
 fn reconnecting() {
     let mut a = loaded(2);
-    let reqs = update(&mut a, key('r'));
-    let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
-        panic!()
-    };
-    update(
+    fail_refresh(
         &mut a,
-        Event::Db(DbEvent::Snapshot {
-            generation,
-            result: Err(DbError {
-                message: "cannot connect to app@db.internal:5432/app: connection refused".into(),
-                connection_lost: true,
-            }),
-        }),
+        "cannot connect to app@db.internal:5432/app: connection refused",
+        true,
     );
     let screen = render(&a, 100, 30);
     assert!(screen.contains("server unreachable, reconnecting (attempt 1)"));

@@ -18,7 +18,7 @@ use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::ident::TableRef;
+use crate::ident::{display_quoted as sql_ident, TableRef};
 use crate::sanitize;
 
 /// `statement_timeout` of one cleanup batch (its own transaction).
@@ -497,26 +497,6 @@ fn qualified_for_humans(table: &TableRef) -> String {
         sql_ident(table.schema.as_str()),
         sql_ident(table.table.as_str())
     )
-}
-
-/// An identifier as SQL: bare when it is a plain lower-case name, else quoted (and sanitized).
-fn sql_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !matches!(
-            name,
-            "user" | "table" | "select" | "from" | "where" | "order" | "group" | "all"
-        );
-    if plain {
-        name.to_owned()
-    } else {
-        sanitize::line(&format!("\"{}\"", name.replace('"', "\"\"")))
-    }
 }
 
 fn db_code(e: &sqlx::Error) -> Option<String> {

@@ -253,6 +253,7 @@ impl Worker {
                             rows_per_sec: p.rows_per_sec,
                             elapsed: p.elapsed,
                             batch_size: p.batch_size,
+                            pages: p.pages_done.zip(p.pages_total),
                         }));
                     },
                 )
@@ -264,9 +265,13 @@ impl Worker {
                 Ok(Finished {
                     rows: Some(s.deleted),
                     detail: format!(
-                        "deleted {} rows in {} batches ({})",
+                        "deleted {} rows in {} batches by {} ({})",
                         crate::format::count(s.deleted as i64),
                         s.batches,
+                        match s.method {
+                            maintenance::Method::Walk => "index walk",
+                            maintenance::Method::Sweep => "heap sweep",
+                        },
                         s.stopped.describe()
                     ),
                 })

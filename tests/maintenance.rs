@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::*;
 use idemtop::db::connect::ConnectConfig;
-use idemtop::db::maintenance::{self, CleanupOptions, CleanupProgress, CleanupSummary, StopReason};
+use idemtop::db::maintenance::{
+    self, CleanupOptions, CleanupProgress, CleanupSummary, Method, MethodChoice, StopReason,
+};
 use idemtop::ident::TableRef;
 use sqlx::{Executor, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -180,13 +182,22 @@ async fn cleanup_deletes_exactly_the_expired_rows_while_live_rows_arrive() {
         "every arriving live row is still there"
     );
 
-    // Progress: one report per batch, monotonic, ending at the summary's totals.
-    assert_eq!(seen.len() as u64, summary.batches);
+    // A backlog of 80% of the table is swept in physical order.
+    assert_eq!(summary.method, Method::Sweep);
+    // Progress: at most one report per batch (a sweep reports every 100 ms), monotonic,
+    // ending at the summary's totals and the last page of the table.
+    assert!(!seen.is_empty() && seen.len() as u64 <= summary.batches);
     assert!(seen.windows(2).all(|w| w[0].deleted <= w[1].deleted));
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].pages_done.unwrap() < w[1].pages_done.unwrap()));
     let last = seen.last().unwrap();
     assert_eq!(last.deleted, 20_000);
     assert_eq!(last.remaining_estimate, 0);
-    assert!(seen.iter().all(|p| (100..=50_000).contains(&p.batch_size)));
+    assert_eq!(last.batches, summary.batches);
+    assert_eq!(last.pages_done, last.pages_total);
+    assert!(last.pages_total.unwrap() > 0);
+    assert!(seen.iter().all(|p| p.method == Method::Sweep));
     println!(
         "cleanup: {} rows in {} batches, {:?}, batch sizes {:?}, {} live rows arrived meanwhile",
         summary.deleted,
@@ -195,6 +206,208 @@ async fn cleanup_deletes_exactly_the_expired_rows_while_live_rows_arrive() {
         seen.iter().map(|p| p.batch_size).collect::<Vec<_>>(),
         arrived.len()
     );
+}
+
+/// Expired and live rows interleaved on every page (as after a backfill in random order).
+async fn insert_mixed(conn: &mut PgConnection, table: &TableRef, n: i64) {
+    sqlx::query(&format!(
+        "INSERT INTO {} (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), CASE WHEN g % 3 = 0 THEN 'live' ELSE 'expired' END, '{{}}', 200,
+                now() - interval '3 days',
+                CASE WHEN g % 3 = 0 THEN now() + interval '1 hour' ELSE now() - interval '1 day' END
+           FROM generate_series(1, $1) g",
+        table.qualified()
+    ))
+    .bind(n)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn walk_and_sweep_delete_the_same_rows_and_auto_picks_by_share() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_mixed(&mut conn, &table, 30_000).await;
+    conn.execute("ANALYZE idempotency_records").await.unwrap();
+    let pool = pool(&url).await;
+    // Forced walk on one half of the story...
+    let walked = run_cleanup(
+        &pool,
+        &table,
+        &CleanupOptions {
+            method: MethodChoice::Walk,
+            ..CleanupOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(walked.method, Method::Walk);
+    assert_eq!(walked.deleted, 20_000);
+    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 10_000);
+    assert_eq!(count(&mut conn, &table, "true").await, 10_000);
+
+    // ...and auto sweeps the same data set (2/3 of the table expired), with the same result.
+    insert_mixed(&mut conn, &table, 30_000).await;
+    conn.execute("ANALYZE idempotency_records").await.unwrap();
+    let swept = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
+    assert_eq!(swept.method, Method::Sweep);
+    assert_eq!(swept.deleted, 20_000);
+    assert_eq!(swept.expired_at_start, 20_000);
+    assert_eq!(expired_by(&mut conn, &table, swept.cutoff).await, 0);
+    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 20_000);
+
+    // A small share (1/9 of the table here) walks the index, even when it is 10k+ rows.
+    conn.execute("ANALYZE idempotency_records").await.unwrap();
+    insert_live(&mut conn, &table, 60_000).await;
+    insert_expired(&mut conn, &table, 10_000).await;
+    conn.execute("ANALYZE idempotency_records").await.unwrap();
+    let dry = run_cleanup(
+        &pool,
+        &table,
+        &CleanupOptions {
+            dry_run: true,
+            ..CleanupOptions::default()
+        },
+    )
+    .await;
+    assert_eq!((dry.method, dry.expired_at_start), (Method::Walk, 10_000));
+    let small = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
+    assert_eq!((small.method, small.deleted), (Method::Walk, 10_000));
+}
+
+#[tokio::test]
+async fn a_sweep_waits_for_a_locked_row_then_deletes_it() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_expired(&mut conn, &table, 12_000).await;
+    // The application holds one expired row locked for a moment.
+    let mut app = connect(&url).await;
+    app.execute("BEGIN").await.unwrap();
+    let locked: Uuid = sqlx::query_scalar(
+        "SELECT request_id FROM idempotency_records ORDER BY expires_at DESC LIMIT 1 FOR UPDATE",
+    )
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        app.execute("COMMIT").await.unwrap();
+        app
+    });
+    let s = run_cleanup(
+        &pool(&url).await,
+        &table,
+        &CleanupOptions {
+            method: MethodChoice::Sweep,
+            ..CleanupOptions::default()
+        },
+    )
+    .await;
+    release.await.unwrap();
+    assert_eq!(s.method, Method::Sweep);
+    assert_eq!((s.deleted, s.stopped), (12_000, StopReason::CaughtUp));
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_records WHERE request_id = $1")
+            .bind(locked)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn two_sweeps_at_once_one_sweeps_the_other_walks() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_mixed(&mut conn, &table, 90_000).await;
+    let (p1, p2) = (pool(&url).await, pool(&url).await);
+    let opts = CleanupOptions {
+        method: MethodChoice::Sweep,
+        ..CleanupOptions::default()
+    };
+    // The application holds the first (expired) row of the table locked, so the first sweep
+    // waits at its first batch, holding the table's sweep lock.
+    let mut app = connect(&url).await;
+    app.execute("BEGIN").await.unwrap();
+    let op: String = sqlx::query_scalar(
+        "SELECT operation FROM idempotency_records WHERE ctid = '(0,1)' FOR UPDATE",
+    )
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    assert_eq!(op, "expired");
+    let a = tokio::spawn({
+        let (table, opts) = (table.clone(), opts.clone());
+        async move { maintenance::cleanup(&p1, &table, &opts, &CancellationToken::new(), |_| {}).await }
+    });
+    let mut waiting = false;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'
+                AND query LIKE 'DELETE%ctid >=%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiting, "the first sweep waits for the locked row");
+    // The second cleanup cannot take the sweep lock: it walks, skipping the locked row.
+    let b = run_cleanup(&p2, &table, &opts).await;
+    app.execute("COMMIT").await.unwrap();
+    let a = a.await.unwrap().unwrap();
+    println!(
+        "sweeps: {:?} {} rows + {:?} {} rows",
+        a.method, a.deleted, b.method, b.deleted
+    );
+    assert_eq!((b.method, b.deleted), (Method::Walk, 59_999));
+    assert_eq!(a.deleted + b.deleted, 60_000);
+    assert_eq!(a.method, Method::Sweep);
+    assert_eq!(b.method, Method::Walk, "the table's sweep lock was taken");
+    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
+    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 30_000);
+    // The lock went with the first sweep's session: a third cleanup sweeps again.
+    insert_mixed(&mut conn, &table, 30_000).await;
+    let c = run_cleanup(&pool(&url).await, &table, &opts).await;
+    assert_eq!((c.method, c.deleted), (Method::Sweep, 20_000));
+}
+
+#[tokio::test]
+async fn a_cancelled_sweep_keeps_what_it_did_and_a_second_run_finishes() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_mixed(&mut conn, &table, 60_000).await;
+    let pool = pool(&url).await;
+    let opts = CleanupOptions {
+        method: MethodChoice::Sweep,
+        ..CleanupOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let first = maintenance::cleanup(&pool, &table, &opts, &cancel, |_| cancel.cancel())
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.method, first.stopped),
+        (Method::Sweep, StopReason::Cancelled)
+    );
+    assert!(first.deleted > 0 && first.deleted < 40_000, "{first:?}");
+    assert_eq!(
+        count(&mut conn, &table, "operation = 'expired'").await,
+        40_000 - first.deleted as i64
+    );
+    let second = run_cleanup(&pool, &table, &opts).await;
+    assert_eq!(second.stopped, StopReason::CaughtUp);
+    assert_eq!(first.deleted + second.deleted, 40_000);
+    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
+    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 20_000);
 }
 
 #[tokio::test]
@@ -685,6 +898,7 @@ async fn headless_cleanup_prints_a_summary_and_exits_0() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["deleted"], 1_234);
     assert_eq!(v["batches"], 3);
+    assert_eq!(v["method"], "walk", "a fixed batch size walks the index");
     assert!(v["duration_ms"].is_u64());
     assert_eq!(v["stopped"], "caught_up");
     assert!(v["cutoff"].is_string());
@@ -693,7 +907,7 @@ async fn headless_cleanup_prints_a_summary_and_exits_0() {
     let (code, out, err) = idemtop(&["--database-url", &url, "cleanup"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.starts_with("deleted 0 expired rows in 0 batches, ")
+        out.starts_with("deleted 0 expired rows in 0 batches (index walk), ")
             && out.trim_end().ends_with("(caught up)"),
         "{out}"
     );

@@ -169,12 +169,33 @@ fn confirm_dialog_and_cleanup_progress() {
             rows_per_sec: 8_500.0,
             elapsed: Duration::from_millis(1_400),
             batch_size: 4_000,
+            pages: None,
         })),
     );
     let screen = render(&a, 100, 30);
     assert!(screen.contains("cleanup 54.5%"));
     assert!(screen.contains("deleted 12,000 · left ~10,000"));
     insta::assert_snapshot!("cleanup_progress", screen);
+
+    // A sweep shows how far through the heap it is.
+    update(
+        &mut a,
+        Event::Db(DbEvent::Progress(Progress {
+            deleted: 30_000,
+            remaining: 20_000,
+            batches: 400,
+            rows_per_sec: 900_000.0,
+            elapsed: Duration::from_millis(2_000),
+            batch_size: 90,
+            pages: Some((3_000, 4_000)),
+        })),
+    );
+    let screen = render(&a, 100, 30);
+    assert!(screen.contains("cleanup 75.0%"), "{screen}");
+    assert!(
+        screen.contains("heap sweep, page 3,000 of 4,000"),
+        "{screen}"
+    );
 }
 
 #[test]

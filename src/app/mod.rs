@@ -71,6 +71,8 @@ pub struct Progress {
     pub rows_per_sec: f64,
     pub elapsed: Duration,
     pub batch_size: u32,
+    /// A sweep's heap pages (done, total); `None` while walking the index.
+    pub pages: Option<(u64, u64)>,
 }
 
 /// How a maintenance action ended.

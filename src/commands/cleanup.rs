@@ -9,7 +9,9 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Format, Global};
-use crate::db::maintenance::{self, CleanupOptions, CleanupProgress, CleanupSummary, StopReason};
+use crate::db::maintenance::{
+    self, CleanupOptions, CleanupProgress, CleanupSummary, Method, MethodChoice, StopReason,
+};
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -26,20 +28,47 @@ pub struct CleanupArgs {
     #[arg(long, value_name = "SECS")]
     pub max_duration: Option<u64>,
 
-    /// Wanted duration of one batch; the batch size adapts towards it.
+    /// Wanted duration of one index-walk batch; the batch size adapts towards it.
     #[arg(long, default_value_t = 100, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub target_batch_ms: u64,
+
+    /// How to find the expired rows: `walk` the expires_at index in keyset batches, `sweep`
+    /// the heap in physical order by ranges of pages (a plain table on PostgreSQL 14+), or
+    /// `auto`: sweep when the backlog is at least a quarter of the table.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+
+    /// Wanted duration of one sweep batch (a range of pages, its own transaction). Small
+    /// batches keep each commit's WAL flush small, so the application's commits never wait
+    /// long behind one.
+    #[arg(long, default_value_t = 2, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_batch_ms: u64,
 
     /// Format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
 
+/// `--method`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodArg {
+    Auto,
+    Walk,
+    Sweep,
+}
+
 impl CleanupArgs {
     pub fn options(&self) -> CleanupOptions {
         CleanupOptions {
             target_batch: Duration::from_millis(self.target_batch_ms),
+            method: match self.method {
+                MethodArg::Auto => MethodChoice::Auto,
+                MethodArg::Walk => MethodChoice::Walk,
+                MethodArg::Sweep => MethodChoice::Sweep,
+            },
+            sweep_batch: Duration::from_millis(self.sweep_batch_ms),
             max_duration: self.max_duration.map(Duration::from_secs),
             dry_run: self.dry_run,
             fixed_batch: self.batch_size,
@@ -102,10 +131,14 @@ async fn execute(global: &Global, args: &CleanupArgs) -> Result<CleanupSummary> 
 }
 
 /// One line of progress: `deleted 12000 (~8000 left), 6 batches, last batch 4000 rows in 95 ms, 41000 rows/s, 0.3 s`
-/// (the batch's row limit).
+/// (the batch's row limit), and for a sweep `, pages 1200/5000`.
 pub fn render_progress(p: &CleanupProgress) -> String {
+    let pages = match (p.pages_done, p.pages_total) {
+        (Some(done), Some(total)) => format!(", pages {done}/{total}"),
+        _ => String::new(),
+    };
     format!(
-        "deleted {} (~{} left), {} {}, last batch {} rows in {} ms, {:.0} rows/s, {:.1} s",
+        "deleted {} (~{} left), {} {}, last batch {} rows in {} ms, {:.0} rows/s, {:.1} s{pages}",
         p.deleted,
         p.remaining_estimate,
         p.batches,
@@ -117,8 +150,15 @@ pub fn render_progress(p: &CleanupProgress) -> String {
     )
 }
 
+fn method_words(m: Method) -> &'static str {
+    match m {
+        Method::Walk => "index walk",
+        Method::Sweep => "heap sweep",
+    }
+}
+
 /// The final summary: one line of text, or one JSON object (`deleted`, `batches`,
-/// `duration_ms`, `cutoff`, `stopped`, `dry_run`, `expired_at_start`).
+/// `duration_ms`, `cutoff`, `stopped`, `dry_run`, `expired_at_start`, `method`).
 pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string(s).expect("a summary always serializes"),
@@ -131,9 +171,10 @@ pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
                     s.expired_at_start.to_string()
                 };
                 return format!(
-                    "dry run: {count} expired {} would be deleted (expires_at <= {}), nothing was deleted, {secs:.2} s",
+                    "dry run: {count} expired {} would be deleted (expires_at <= {}) by {}, nothing was deleted, {secs:.2} s",
                     plural(s.expired_at_start, "row", "rows"),
                     s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    method_words(s.method),
                 );
             }
             let why = match s.stopped {
@@ -145,11 +186,12 @@ pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
                 ),
             };
             format!(
-                "deleted {} expired {} in {} {}, {secs:.2} s ({why})",
+                "deleted {} expired {} in {} {} ({}), {secs:.2} s ({why})",
                 s.deleted,
                 plural(s.deleted, "row", "rows"),
                 s.batches,
                 plural(s.batches, "batch", "batches"),
+                method_words(s.method),
             )
         }
     }
@@ -178,6 +220,7 @@ mod tests {
             stopped,
             dry_run,
             expired_at_start: 2000,
+            method: Method::Walk,
         }
     }
 
@@ -185,15 +228,15 @@ mod tests {
     fn text_summary_is_one_line() {
         assert_eq!(
             render_summary(&summary(StopReason::CaughtUp, false), Format::Text),
-            "deleted 1234 expired rows in 5 batches, 0.42 s (caught up)"
+            "deleted 1234 expired rows in 5 batches (index walk), 0.42 s (caught up)"
         );
         assert_eq!(
             render_summary(&summary(StopReason::Cancelled, false), Format::Text),
-            "deleted 1234 expired rows in 5 batches, 0.42 s (cancelled; about 766 expired rows left)"
+            "deleted 1234 expired rows in 5 batches (index walk), 0.42 s (cancelled; about 766 expired rows left)"
         );
         assert_eq!(
             render_summary(&summary(StopReason::CaughtUp, true), Format::Text),
-            "dry run: 2000 expired rows would be deleted (expires_at <= 2025-01-02T03:04:05.000Z), nothing was deleted, 0.42 s"
+            "dry run: 2000 expired rows would be deleted (expires_at <= 2025-01-02T03:04:05.000Z) by index walk, nothing was deleted, 0.42 s"
         );
     }
 
@@ -209,6 +252,7 @@ mod tests {
         assert_eq!(v["stopped"], "max_duration");
         assert_eq!(v["cutoff"], "2025-01-02T03:04:05Z");
         assert_eq!(v["expired_at_start"], 2000);
+        assert_eq!(v["method"], "walk");
     }
 
     #[derive(Parser)]
@@ -230,6 +274,10 @@ mod tests {
             "250",
             "--format",
             "json",
+            "--method",
+            "sweep",
+            "--sweep-batch-ms",
+            "5",
         ])
         .unwrap();
         let o = h.args.options();
@@ -237,6 +285,8 @@ mod tests {
         assert!(o.dry_run);
         assert_eq!(o.max_duration, Some(Duration::from_secs(30)));
         assert_eq!(o.target_batch, Duration::from_millis(250));
+        assert_eq!(o.method, MethodChoice::Sweep);
+        assert_eq!(o.sweep_batch, Duration::from_millis(5));
         assert_eq!(h.args.format, Format::Json);
         let d = Harness::try_parse_from(["x"]).unwrap().args;
         assert_eq!(d.options(), CleanupOptions::default());

@@ -8,6 +8,17 @@
 //! row twice) and deletes them by `(request_id, expires_at)`, which is also the key of a table
 //! partitioned by range on `expires_at`. The batch size adapts so that a batch takes about
 //! [`CleanupOptions::target_batch`].
+//!
+//! When the backlog is a large share of a plain table (a first cleanup, or one after an outage
+//! of the hourly job), walking the index costs about three page visits per row in `expires_at`
+//! order, where one DELETE reads each page once. Cleanup then *sweeps* instead: it walks the
+//! heap in physical order by ranges of pages (a TID range scan, PostgreSQL 14+), each range its
+//! own tiny transaction (about [`CleanupOptions::sweep_batch`], 2 ms by default) that deletes the
+//! range's rows with `expires_at <= cutoff`. It reads each page once, like the single DELETE,
+//! and because every commit flushes only a small piece of WAL, the application's commits never
+//! queue behind a large flush: on the benchmark it runs at 0.8x to 1x the single DELETE's speed
+//! with insert p99 near idle. The sweep covers the pages that existed at the start, so it
+//! deletes exactly the rows the single DELETE would (those that existed, expired by the cutoff).
 
 use std::time::{Duration, Instant};
 
@@ -49,9 +60,59 @@ pub struct CleanupOptions {
     pub max_duration: Option<Duration>,
     /// Only count the expired rows; delete nothing.
     pub dry_run: bool,
-    /// Always this many rows per batch (`--batch-size`): disables the adaptation.
+    /// Always this many rows per batch (`--batch-size`): disables the adaptation (and the
+    /// sweep, whose batches are ranges of pages).
     pub fixed_batch: Option<u32>,
+    /// Walk the index, sweep the heap, or choose by the size of the backlog.
+    pub method: MethodChoice,
+    /// Wanted duration of one sweep batch (a range of heap pages); the range adapts towards it.
+    pub sweep_batch: Duration,
 }
+
+/// `--method` of cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MethodChoice {
+    /// Sweep when the backlog is at least [`SWEEP_MIN_SHARE`] of a plain table and at least
+    /// [`SWEEP_MIN_ROWS`] rows, the server can range-scan tuple ids and no other sweep of the
+    /// table runs; otherwise walk the index.
+    #[default]
+    Auto,
+    /// Always walk `idx_idempotency_expires`.
+    Walk,
+    /// Sweep whenever the table and the server allow it (a plain table, PostgreSQL 14+, no
+    /// fixed batch size, no other sweep of the table running); otherwise walk.
+    Sweep,
+}
+
+/// How a cleanup actually ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Keyset batches along `idx_idempotency_expires`.
+    Walk,
+    /// Ranges of heap pages in physical order.
+    Sweep,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Walk => "walk",
+            Method::Sweep => "sweep",
+        }
+    }
+}
+
+/// Auto sweeps when the expired rows are at least this share of the table's rows.
+pub const SWEEP_MIN_SHARE: f64 = 0.25;
+/// Auto never sweeps for fewer expired rows than this (the walk is quick enough).
+pub const SWEEP_MIN_ROWS: u64 = 10_000;
+/// Pages in the first sweep batch.
+const SWEEP_INITIAL_PAGES: u64 = 16;
+/// Largest sweep batch, in pages (80 MB).
+const SWEEP_MAX_PAGES: u64 = 10_240;
+/// Progress is reported at most this often (the sweep runs hundreds of batches a second).
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Default for CleanupOptions {
     fn default() -> Self {
@@ -63,6 +124,8 @@ impl Default for CleanupOptions {
             max_duration: None,
             dry_run: false,
             fixed_batch: None,
+            method: MethodChoice::Auto,
+            sweep_batch: Duration::from_millis(2),
         }
     }
 }
@@ -80,11 +143,17 @@ pub struct CleanupProgress {
     pub elapsed: Duration,
     /// Rows deleted per second since the first batch started.
     pub rows_per_sec: f64,
-    /// Row limit of the batch just run.
+    /// Rows per batch: the row limit of the batch just run (walk) or the rows it deleted
+    /// (sweep).
     pub batch_size: u32,
     /// Duration of the batch just run (its whole transaction).
     #[serde(rename = "last_batch_ms", serialize_with = "ser_ms")]
     pub last_batch: Duration,
+    /// `walk` or `sweep`.
+    pub method: Method,
+    /// Sweep only: heap pages done, of `pages_total` (the table's size at the start).
+    pub pages_done: Option<u64>,
+    pub pages_total: Option<u64>,
 }
 
 /// Why [`cleanup`] stopped.
@@ -110,7 +179,8 @@ impl StopReason {
 }
 
 /// What [`cleanup`] did. JSON: `deleted`, `batches`, `duration_ms`, `cutoff` (RFC 3339),
-/// `stopped` (`caught_up`, `cancelled`, `max_duration`), `dry_run`, `expired_at_start`.
+/// `stopped` (`caught_up`, `cancelled`, `max_duration`), `dry_run`, `expired_at_start`,
+/// `method` (`walk`, `sweep`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CleanupSummary {
     pub deleted: u64,
@@ -123,6 +193,8 @@ pub struct CleanupSummary {
     pub dry_run: bool,
     /// Expired rows (as of the cutoff) when cleanup started, capped at [`COUNT_CAP`].
     pub expired_at_start: u64,
+    /// How the rows were found: `walk` (the index) or `sweep` (the heap in physical order).
+    pub method: Method,
 }
 
 fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -151,10 +223,14 @@ pub async fn cleanup(
     mut progress: impl FnMut(&CleanupProgress),
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
-    let (privs, partitioned) = {
+    let (privs, oid, partitioned) = {
         let mut conn = pool.acquire().await?;
         let info = crate::db::table::resolve(&mut conn, table).await?;
-        (privileges(&mut conn, info.oid).await?, info.partitioned)
+        (
+            privileges(&mut conn, info.oid).await?,
+            info.oid,
+            info.partitioned,
+        )
     };
     // A partitioned table first loses its fully expired partitions whole (DETACH CONCURRENTLY,
     // DROP: no row-by-row DELETE, almost no WAL); the batches below then only see the partition
@@ -188,7 +264,7 @@ pub async fn cleanup(
         .sum();
     let (cutoff, expired_after_drop) = cutoff_and_count(pool, table).await?;
     let expired_at_start = expired_after_drop + dropped_rows;
-    let summary = |deleted, batches, stopped| CleanupSummary {
+    let summary = |deleted, batches, stopped, method| CleanupSummary {
         deleted,
         batches,
         duration: started.elapsed(),
@@ -196,9 +272,17 @@ pub async fn cleanup(
         stopped,
         dry_run: opts.dry_run,
         expired_at_start,
+        method,
     };
+    let sweep_wanted = privs.select
+        && sweep_wanted(pool, table, oid, partitioned, opts, expired_after_drop).await?;
     if opts.dry_run {
-        return Ok(summary(0, 0, StopReason::CaughtUp));
+        let method = if sweep_wanted {
+            Method::Sweep
+        } else {
+            Method::Walk
+        };
+        return Ok(summary(0, 0, StopReason::CaughtUp, method));
     }
     let mut missing = Vec::new();
     if !privs.schema_usage {
@@ -223,6 +307,24 @@ pub async fn cleanup(
     // which is still correct (the DELETE counts only what it deleted), only concurrent
     // cleanups may then wait for each other's batches.
     let lock_rows = privs.update;
+    let mut reporter = Reporter::new(&mut progress);
+
+    if sweep_wanted {
+        if let Some(sweeper) = start_sweep(pool, table, oid).await? {
+            let run = SweepRun {
+                table,
+                cutoff,
+                opts,
+                cancel,
+                started,
+                expired_at_start,
+            };
+            let outcome = sweep(sweeper, &run, &mut reporter).await;
+            reporter.flush();
+            let (deleted, batches, stopped) = outcome?;
+            return Ok(summary(deleted, batches, stopped, Method::Sweep));
+        }
+    }
 
     let deleting = Instant::now();
     let mut batch_size = initial_batch_size(opts);
@@ -231,13 +333,25 @@ pub async fn cleanup(
     let mut retries = 0u32;
     loop {
         if cancel.is_cancelled() {
-            return Ok(summary(deleted, batches, StopReason::Cancelled));
+            reporter.flush();
+            return Ok(summary(
+                deleted,
+                batches,
+                StopReason::Cancelled,
+                Method::Walk,
+            ));
         }
         if opts
             .max_duration
             .is_some_and(|max| started.elapsed() >= max)
         {
-            return Ok(summary(deleted, batches, StopReason::MaxDuration));
+            reporter.flush();
+            return Ok(summary(
+                deleted,
+                batches,
+                StopReason::MaxDuration,
+                Method::Walk,
+            ));
         }
         let t0 = Instant::now();
         let batch = match delete_batch(
@@ -268,6 +382,7 @@ pub async fn cleanup(
                 continue;
             }
             Err(e) => {
+                reporter.flush();
                 let err = explain_cleanup_error(&e, table);
                 return Err(if deleted > 0 {
                     err.context(format!(
@@ -280,7 +395,13 @@ pub async fn cleanup(
         };
         let took = t0.elapsed();
         if batch.candidates == 0 {
-            return Ok(summary(deleted, batches, StopReason::CaughtUp));
+            reporter.flush();
+            return Ok(summary(
+                deleted,
+                batches,
+                StopReason::CaughtUp,
+                Method::Walk,
+            ));
         }
         deleted += batch.deleted;
         batches += 1;
@@ -288,7 +409,7 @@ pub async fn cleanup(
             last_seen = batch.max_expires;
         }
         let elapsed = started.elapsed();
-        progress(&CleanupProgress {
+        reporter.report(CleanupProgress {
             deleted,
             batches,
             remaining_estimate: expired_at_start.saturating_sub(deleted),
@@ -299,9 +420,273 @@ pub async fn cleanup(
             },
             batch_size,
             last_batch: took,
+            method: Method::Walk,
+            pages_done: None,
+            pages_total: None,
         });
         batch_size = next_batch_size(batch_size, batch.deleted, took, opts);
     }
+}
+
+/// Calls the progress callback after every walk batch, and after a sweep batch at most every
+/// [`PROGRESS_EVERY`], always with the latest figures; [`Reporter::flush`] delivers the last.
+struct Reporter<'a, F: FnMut(&CleanupProgress)> {
+    f: &'a mut F,
+    last: Option<Instant>,
+    pending: Option<CleanupProgress>,
+}
+
+impl<'a, F: FnMut(&CleanupProgress)> Reporter<'a, F> {
+    fn new(f: &'a mut F) -> Self {
+        Self {
+            f,
+            last: None,
+            pending: None,
+        }
+    }
+
+    fn report(&mut self, p: CleanupProgress) {
+        let every = match p.method {
+            Method::Walk => Duration::ZERO,
+            Method::Sweep => PROGRESS_EVERY,
+        };
+        if self.last.is_none_or(|t| t.elapsed() >= every) {
+            (self.f)(&p);
+            self.last = Some(Instant::now());
+            self.pending = None;
+        } else {
+            self.pending = Some(p);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(p) = self.pending.take() {
+            (self.f)(&p);
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
+/// Whether this cleanup should sweep (see the module notes): never for a partitioned table or
+/// a fixed batch size; `--method sweep` always; auto when the backlog is at least
+/// [`SWEEP_MIN_ROWS`] rows and [`SWEEP_MIN_SHARE`] of the table (by `pg_class.reltuples`, or a
+/// bounded count when the table was never analyzed).
+async fn sweep_wanted(
+    pool: &PgPool,
+    table: &TableRef,
+    oid: u32,
+    partitioned: bool,
+    opts: &CleanupOptions,
+    expired: u64,
+) -> Result<bool> {
+    if partitioned || opts.fixed_batch.is_some() {
+        return Ok(false);
+    }
+    match opts.method {
+        MethodChoice::Walk => return Ok(false),
+        MethodChoice::Sweep => return Ok(true),
+        MethodChoice::Auto if expired < SWEEP_MIN_ROWS => return Ok(false),
+        MethodChoice::Auto => {}
+    }
+    let mut conn = pool.acquire().await?;
+    let reltuples: f64 =
+        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = $1")
+            .bind(Oid(oid))
+            .fetch_one(&mut *conn)
+            .await?;
+    let rows = if reltuples >= 0.0 {
+        reltuples
+    } else {
+        // Never analyzed: count, but never past the point where the share is too small.
+        let limit = (expired as f64 / SWEEP_MIN_SHARE).ceil() as i64 + 1;
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} LIMIT $1) s",
+            table.qualified()
+        ))
+        .bind(limit)
+        .fetch_one(&mut *conn)
+        .await?;
+        n as f64
+    };
+    Ok(sweep_share_ok(expired, rows))
+}
+
+/// The auto rule: the expired rows are at least [`SWEEP_MIN_SHARE`] of the table's rows
+/// (which, being an estimate, may be below the exact expired count).
+fn sweep_share_ok(expired: u64, table_rows: f64) -> bool {
+    expired >= SWEEP_MIN_ROWS && expired as f64 >= SWEEP_MIN_SHARE * table_rows.max(expired as f64)
+}
+
+/// The DELETE of one sweep batch: the rows of a range of heap pages expired by the cutoff.
+/// `lo`, `hi` (page numbers, `hi` excluded) and `cutoff` are SQL expressions.
+fn sweep_sql(table: &TableRef, lo: &str, hi: &str, cutoff: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE ctid >= format('(%s,0)', {lo})::tid AND ctid < format('(%s,0)', {hi})::tid AND expires_at <= {cutoff}",
+        table.qualified()
+    )
+}
+
+/// A connection of its own (session settings, the advisory lock) and the pages to sweep.
+struct Sweeper {
+    conn: PgConnection,
+    pages: u64,
+}
+
+/// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
+/// each other's rows, so a second cleanup walks the index (with `SKIP LOCKED`) instead.
+fn sweep_lock_key(oid: u32) -> i64 {
+    (0x1de7_i64 << 32) | i64::from(oid)
+}
+
+/// Prepare a sweep: `None` (walk instead) when the server cannot range-scan tuple ids (before
+/// PostgreSQL 14 the plan is a sequential scan per batch) or another sweep of the table runs.
+async fn start_sweep(pool: &PgPool, table: &TableRef, oid: u32) -> Result<Option<Sweeper>> {
+    let mut conn = pool.acquire().await?.detach();
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("EXPLAIN {}", sweep_sql(table, "0", "1", "now()")))
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| explain_cleanup_error(&e, table))?;
+    if !plan.iter().any(|l| l.contains("Tid Range Scan")) {
+        tracing::info!("no TID range scan on this server: cleanup walks the index");
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(None);
+    }
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(sweep_lock_key(oid))
+        .fetch_one(&mut conn)
+        .await?;
+    if !locked {
+        tracing::info!("another cleanup sweeps {table}: this one walks the index");
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(None);
+    }
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+    )
+    .bind(BATCH_STATEMENT_TIMEOUT)
+    .bind(BATCH_LOCK_TIMEOUT)
+    .execute(&mut conn)
+    .await?;
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8",
+    )
+    .bind(Oid(oid))
+    .fetch_one(&mut conn)
+    .await?;
+    Ok(Some(Sweeper {
+        conn,
+        pages: pages.max(0) as u64,
+    }))
+}
+
+struct SweepRun<'a> {
+    table: &'a TableRef,
+    cutoff: DateTime<Utc>,
+    opts: &'a CleanupOptions,
+    cancel: &'a CancellationToken,
+    started: Instant,
+    expired_at_start: u64,
+}
+
+/// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
+/// take about `sweep_batch`. Returns (deleted, batches, why it stopped).
+async fn sweep<F: FnMut(&CleanupProgress)>(
+    sweeper: Sweeper,
+    run: &SweepRun<'_>,
+    reporter: &mut Reporter<'_, F>,
+) -> Result<(u64, u64, StopReason)> {
+    let Sweeper { mut conn, pages } = sweeper;
+    let sql = sweep_sql(run.table, "$1::int8", "$2::int8", "$3");
+    let deleting = Instant::now();
+    let (mut deleted, mut batches, mut retries) = (0u64, 0u64, 0u32);
+    let mut next = 0u64;
+    let mut size = SWEEP_INITIAL_PAGES;
+    let stopped = loop {
+        if next >= pages {
+            break StopReason::CaughtUp;
+        }
+        if run.cancel.is_cancelled() {
+            break StopReason::Cancelled;
+        }
+        if run
+            .opts
+            .max_duration
+            .is_some_and(|max| run.started.elapsed() >= max)
+        {
+            break StopReason::MaxDuration;
+        }
+        let end = next.saturating_add(size).min(pages);
+        let t0 = Instant::now();
+        let done = sqlx::query(&sql)
+            .bind(next as i64)
+            .bind(end as i64)
+            .bind(run.cutoff)
+            .execute(&mut conn)
+            .await;
+        let took = t0.elapsed();
+        let rows = match done {
+            Ok(r) => {
+                retries = 0;
+                r.rows_affected()
+            }
+            Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::warn!("cleanup sweep of pages {next}..{end} failed, retrying: {e}");
+                size = (size / 4).max(1);
+                tokio::select! {
+                    _ = run.cancel.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                let _ = sqlx::Connection::close(conn).await;
+                let err = explain_cleanup_error(&e, run.table);
+                return Err(if deleted > 0 {
+                    err.context(format!(
+                        "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
+                    ))
+                } else {
+                    err
+                });
+            }
+        };
+        deleted += rows;
+        batches += 1;
+        next = end;
+        reporter.report(CleanupProgress {
+            deleted,
+            batches,
+            remaining_estimate: run.expired_at_start.saturating_sub(deleted),
+            elapsed: run.started.elapsed(),
+            rows_per_sec: match deleting.elapsed().as_secs_f64() {
+                secs if secs > 0.0 => deleted as f64 / secs,
+                _ => 0.0,
+            },
+            batch_size: rows.min(u64::from(u32::MAX)) as u32,
+            last_batch: took,
+            method: Method::Sweep,
+            pages_done: Some(next),
+            pages_total: Some(pages),
+        });
+        size = next_sweep_pages(size, took, run.opts.sweep_batch);
+    };
+    // Closing ends the session, which releases the advisory lock.
+    let _ = sqlx::Connection::close(conn).await;
+    Ok((deleted, batches, stopped))
+}
+
+/// The next sweep range: the last range scaled to the target duration, at most twice the last,
+/// within `[1, SWEEP_MAX_PAGES]`.
+fn next_sweep_pages(current: u64, took: Duration, target: Duration) -> u64 {
+    let grown = current.saturating_mul(2);
+    let proposed = if took.is_zero() {
+        grown as f64
+    } else {
+        current as f64 * target.as_secs_f64() / took.as_secs_f64()
+    };
+    (proposed.min(grown as f64).round() as u64).clamp(1, SWEEP_MAX_PAGES)
 }
 
 /// The cutoff (server `now()`) and the number of rows expired by then, capped at [`COUNT_CAP`].
@@ -800,12 +1185,54 @@ mod tests {
             stopped: StopReason::MaxDuration,
             dry_run: false,
             expired_at_start: 3,
+            method: Method::Sweep,
         };
         let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["method"], "sweep");
         assert_eq!(v["deleted"], 3);
         assert_eq!(v["batches"], 1);
         assert_eq!(v["duration_ms"], 1500);
         assert_eq!(v["stopped"], "max_duration");
         assert_eq!(v["cutoff"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn sweep_range_follows_the_target_duration() {
+        let target = Duration::from_millis(2);
+        // Twice as slow as wanted: half the pages.
+        assert_eq!(next_sweep_pages(64, Duration::from_millis(4), target), 32);
+        // Much faster than wanted: at most double.
+        assert_eq!(next_sweep_pages(64, Duration::from_micros(10), target), 128);
+        assert_eq!(next_sweep_pages(64, Duration::ZERO, target), 128);
+        // Never below one page or above the cap.
+        assert_eq!(next_sweep_pages(1, Duration::from_secs(1), target), 1);
+        assert_eq!(
+            next_sweep_pages(SWEEP_MAX_PAGES, Duration::from_micros(1), target),
+            SWEEP_MAX_PAGES
+        );
+    }
+
+    #[test]
+    fn auto_sweeps_only_a_large_share_of_the_table() {
+        assert!(sweep_share_ok(6_000_000, 10_000_000.0));
+        assert!(sweep_share_ok(25_000, 100_000.0));
+        assert!(!sweep_share_ok(24_999, 100_000.0));
+        // An hourly cleanup of a 48-hour table walks the index.
+        assert!(!sweep_share_ok(200_000, 9_600_000.0));
+        // Too few rows to matter, whatever the share.
+        assert!(!sweep_share_ok(SWEEP_MIN_ROWS - 1, 0.0));
+        // A stale estimate below the expired count is no reason to walk.
+        assert!(sweep_share_ok(50_000, 10_000.0));
+    }
+
+    #[test]
+    fn sweep_statement_is_a_tid_range_delete_bounded_by_the_cutoff() {
+        let t = TableRef::new("My s", "idempotency_records").unwrap();
+        assert_eq!(
+            sweep_sql(&t, "$1::int8", "$2::int8", "$3"),
+            "DELETE FROM \"My s\".\"idempotency_records\" WHERE ctid >= format('(%s,0)', $1::int8)::tid \
+             AND ctid < format('(%s,0)', $2::int8)::tid AND expires_at <= $3"
+        );
+        assert_ne!(sweep_lock_key(1), sweep_lock_key(2));
     }
 }

@@ -185,21 +185,37 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         (Some(r), _) if r.what == Maintenance::Cleanup => {
             let p = r.progress.clone().unwrap_or_default();
             let total = p.deleted + p.remaining;
-            let ratio = if total > 0 {
-                p.deleted as f64 / total as f64
-            } else {
-                0.0
+            // A sweep knows exactly how far through the table it is; a walk estimates by rows.
+            let (ratio, how) = match p.pages {
+                Some((done, all)) if all > 0 => (
+                    done as f64 / all as f64,
+                    format!(
+                        "heap sweep, page {} of {}",
+                        count(done as i64),
+                        count(all as i64)
+                    ),
+                ),
+                _ => (
+                    if total > 0 {
+                        p.deleted as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                    format!(
+                        "{} batches of ~{}",
+                        p.batches,
+                        count(i64::from(p.batch_size))
+                    ),
+                ),
             };
             (
                 ratio,
                 format!("cleanup {}", format::percent(ratio)),
                 format!(
-                    "deleted {} · left ~{} · {} rows/s · {} batches of ~{} · {:.1} s{}",
+                    "deleted {} · left ~{} · {} rows/s · {how} · {:.1} s{}",
                     count(p.deleted as i64),
                     count(p.remaining as i64),
                     count(p.rows_per_sec.round() as i64),
-                    p.batches,
-                    count(i64::from(p.batch_size)),
                     p.elapsed.as_secs_f64(),
                     if r.stopping {
                         " · stopping after this batch"

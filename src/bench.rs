@@ -388,6 +388,8 @@ pub struct CleanupSide {
     pub rows_per_sec: f64,
     pub wal_bytes: i64,
     pub batches: Option<u64>,
+    /// idemtop's side: `walk` or `sweep` (see `maintenance::Method`).
+    pub method: Option<String>,
     pub idle: Latency,
     pub during: Latency,
     pub p99_vs_idle: f64,
@@ -598,10 +600,20 @@ impl Env {
     }
 }
 
+/// The usual production rule for `shared_buffers`: a quarter of the machine's memory, at least
+/// 256 MB, at most 8 GB. (With less than the heap that a cleanup dirties, evicted pages are
+/// written back by the kernel during the run and that writeback competes with every commit's
+/// WAL flush: on a 23 GB machine with 1 GB, insert p99 during a 10M-row cleanup is 12x idle for
+/// idemtop's sweep and 25x for the single DELETE; see README.md, Performance.)
+fn shared_buffers_mb(mem_gb: f64) -> u64 {
+    ((mem_gb * 1024.0 / 4.0) as u64).clamp(256, 8192)
+}
+
 fn server_settings(rows: u64, pgss: bool) -> Vec<(String, String)> {
     let big = rows > 2_000_000;
+    let shared_buffers = format!("{}MB", shared_buffers_mb(machine_memory_gb()));
     let mut s: Vec<(&str, &str)> = vec![
-        ("shared_buffers", if big { "1GB" } else { "256MB" }),
+        ("shared_buffers", shared_buffers.as_str()),
         ("max_wal_size", if big { "8GB" } else { "2GB" }),
         ("min_wal_size", "256MB"),
         ("checkpoint_timeout", "15min"),
@@ -2023,7 +2035,7 @@ async fn cleanup_variant(
     // Let the load settle into its schedule.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c0 = Instant::now();
-    let (deleted, batches) = match variant {
+    let (deleted, batches, method) = match variant {
         Variant::Guide => {
             let mut conn = env
                 .probe_cfg("bench guide cleanup", Duration::ZERO)
@@ -2034,7 +2046,7 @@ async fn cleanup_variant(
             let n: i64 = sqlx::query_scalar("SELECT * FROM cleanup_expired_idempotency_records()")
                 .fetch_one(&mut conn)
                 .await?;
-            (n.max(0) as u64, None)
+            (n.max(0) as u64, None, None)
         }
         Variant::Idemtop => {
             let pool = env
@@ -2051,7 +2063,11 @@ async fn cleanup_variant(
             )
             .await?;
             pool.close().await;
-            (s.deleted, Some(s.batches))
+            (
+                s.deleted,
+                Some(s.batches),
+                Some(s.method.as_str().to_string()),
+            )
         }
     };
     let c1 = Instant::now();
@@ -2082,6 +2098,7 @@ async fn cleanup_variant(
         },
         wal_bytes: wal,
         batches,
+        method,
         p99_vs_idle: if idle.p99_ms > 0.0 {
             during.p99_ms / idle.p99_ms
         } else {
@@ -2384,7 +2401,10 @@ pub fn render(r: &Report) -> String {
                     side.idle.max_ms,
                     side.p99_vs_idle,
                     match side.batches {
-                        Some(b) => format!("  ({b} batches)"),
+                        Some(b) => format!(
+                            "  ({b} batches, {})",
+                            side.method.as_deref().unwrap_or("?")
+                        ),
                         None => String::new(),
                     }
                 );
@@ -2453,7 +2473,11 @@ mod tests {
                 .map(|(_, v)| v.as_str())
         };
         assert_eq!(get("fsync"), Some("on"));
-        assert_eq!(get("shared_buffers"), Some("1GB"));
+        let sb = format!("{}MB", shared_buffers_mb(machine_memory_gb()));
+        assert_eq!(get("shared_buffers"), Some(sb.as_str()));
+        assert_eq!(shared_buffers_mb(23.4), 5990);
+        assert_eq!(shared_buffers_mb(0.5), 256);
+        assert_eq!(shared_buffers_mb(256.0), 8192);
         assert_eq!(get("shared_preload_libraries"), Some("pg_stat_statements"));
     }
 }

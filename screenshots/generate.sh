@@ -240,7 +240,7 @@ while [ $SECONDS -lt $deadline ]; do
     elif { [ -n "$best" ] || [ $n -gt 50 ]; } && ! sed 's/\x1b\[[0-9;:]*m//g' "$f" | grep -q ' Running '; then
         break # finished (or never showed progress)
     fi
-    rm -f "$f"
+    [ "$f" = "$best" ] || rm -f "$f"
     sleep 0.05
 done
 [ -n "$best" ] || fail "never caught the cleanup part-way (too fast? try a larger SEED_ROWS)"

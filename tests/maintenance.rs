@@ -593,6 +593,25 @@ async fn a_read_only_session_is_refused_by_the_server() {
         "the session is read-only (--read-only): cleanup is disabled"
     );
     assert_eq!(count(&mut conn, &table, "true").await, 200);
+    // The same refusal when the backlog is large enough to sweep.
+    insert_expired(&mut conn, &table, 20_000).await;
+    let err = maintenance::cleanup(
+        &ro,
+        &table,
+        &CleanupOptions {
+            method: MethodChoice::Sweep,
+            ..CleanupOptions::default()
+        },
+        &CancellationToken::new(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "the session is read-only (--read-only): cleanup is disabled"
+    );
+    assert_eq!(count(&mut conn, &table, "true").await, 20_200);
     // Counting is no write: a dry run works read-only.
     let s = run_cleanup(
         &ro,
@@ -603,7 +622,7 @@ async fn a_read_only_session_is_refused_by_the_server() {
         },
     )
     .await;
-    assert_eq!(s.expired_at_start, 200);
+    assert_eq!(s.expired_at_start, 20_200);
     // ANALYZE and VACUUM are refused too (the server itself would allow them).
     let mut ro_conn = ConnectConfig {
         read_only: true,
@@ -664,6 +683,11 @@ async fn a_role_without_delete_gets_a_clear_message_and_select_delete_is_enough(
     let p = ConnectConfig::from_url(&deleter_url).pool(2).await.unwrap();
     let s = run_cleanup(&p, &table, &CleanupOptions::default()).await;
     assert_eq!(s.deleted, 2_000);
+    assert_eq!(count(&mut conn, &table, "true").await, 10);
+    // A sweep needs nothing more than SELECT and DELETE either.
+    insert_expired(&mut conn, &table, 20_000).await;
+    let s = run_cleanup(&p, &table, &CleanupOptions::default()).await;
+    assert_eq!((s.method, s.deleted), (Method::Sweep, 20_000));
     assert_eq!(count(&mut conn, &table, "true").await, 10);
 
     // The reusable mapping of a refused write, for a server-side 42501.

@@ -87,6 +87,14 @@ async fn run_cleanup(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> 
         .unwrap()
 }
 
+async fn dry_run(pool: &PgPool, table: &TableRef) -> CleanupSummary {
+    let opts = CleanupOptions {
+        dry_run: true,
+        ..CleanupOptions::default()
+    };
+    run_cleanup(pool, table, &opts).await
+}
+
 /// A login role (cluster-wide, so named after the test's database) and a URL for it.
 async fn role_url(
     url: &str,
@@ -258,19 +266,10 @@ async fn walk_and_sweep_delete_the_same_rows_and_auto_picks_by_share() {
     assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 20_000);
 
     // A small share (1/9 of the table here) walks the index, even when it is 10k+ rows.
-    conn.execute("ANALYZE idempotency_records").await.unwrap();
     insert_live(&mut conn, &table, 60_000).await;
     insert_expired(&mut conn, &table, 10_000).await;
     conn.execute("ANALYZE idempotency_records").await.unwrap();
-    let dry = run_cleanup(
-        &pool,
-        &table,
-        &CleanupOptions {
-            dry_run: true,
-            ..CleanupOptions::default()
-        },
-    )
-    .await;
+    let dry = dry_run(&pool, &table).await;
     assert_eq!((dry.method, dry.expired_at_start), (Method::Walk, 10_000));
     let small = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
     assert_eq!((small.method, small.deleted), (Method::Walk, 10_000));
@@ -481,15 +480,7 @@ async fn dry_run_counts_and_deletes_nothing() {
     let mut conn = connect(&url).await;
     insert_expired(&mut conn, &table, 300).await;
     insert_live(&mut conn, &table, 100).await;
-    let s = run_cleanup(
-        &pool(&url).await,
-        &table,
-        &CleanupOptions {
-            dry_run: true,
-            ..CleanupOptions::default()
-        },
-    )
-    .await;
+    let s = dry_run(&pool(&url).await, &table).await;
     assert!(s.dry_run);
     assert_eq!(s.expired_at_start, 300);
     assert_eq!((s.deleted, s.batches), (0, 0));
@@ -579,49 +570,24 @@ async fn a_read_only_session_is_refused_by_the_server() {
     .pool(2)
     .await
     .unwrap();
-    let err = maintenance::cleanup(
-        &ro,
-        &table,
-        &CleanupOptions::default(),
-        &CancellationToken::new(),
-        |_| {},
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        format!("{err:#}"),
-        "the session is read-only (--read-only): cleanup is disabled"
-    );
-    assert_eq!(count(&mut conn, &table, "true").await, 200);
-    // The same refusal when the backlog is large enough to sweep.
-    insert_expired(&mut conn, &table, 20_000).await;
-    let err = maintenance::cleanup(
-        &ro,
-        &table,
-        &CleanupOptions {
-            method: MethodChoice::Sweep,
+    // Refused by the server whether the cleanup walks (200 rows) or sweeps (20,200 rows).
+    for (extra, method) in [(0, MethodChoice::Walk), (20_000, MethodChoice::Sweep)] {
+        insert_expired(&mut conn, &table, extra).await;
+        let opts = CleanupOptions {
+            method,
             ..CleanupOptions::default()
-        },
-        &CancellationToken::new(),
-        |_| {},
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        format!("{err:#}"),
-        "the session is read-only (--read-only): cleanup is disabled"
-    );
-    assert_eq!(count(&mut conn, &table, "true").await, 20_200);
+        };
+        let err = maintenance::cleanup(&ro, &table, &opts, &CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "the session is read-only (--read-only): cleanup is disabled"
+        );
+        assert_eq!(count(&mut conn, &table, "true").await, 200 + extra);
+    }
     // Counting is no write: a dry run works read-only.
-    let s = run_cleanup(
-        &ro,
-        &table,
-        &CleanupOptions {
-            dry_run: true,
-            ..CleanupOptions::default()
-        },
-    )
-    .await;
+    let s = dry_run(&ro, &table).await;
     assert_eq!(s.expired_at_start, 20_200);
     // ANALYZE and VACUUM are refused too (the server itself would allow them).
     let mut ro_conn = ConnectConfig {

@@ -298,7 +298,7 @@ pub static BINDINGS: &[Binding] = &[
         &[K::Char('f')],
         C::Records,
         Action::CycleStatus,
-        "status filter: all, 2xx, 3xx, 4xx, 5xx",
+        "status filter: all, 2xx, 3xx, 4xx, 5xx, other",
     ),
     b(
         &[K::Char('l')],
@@ -361,6 +361,18 @@ pub static BINDINGS: &[Binding] = &[
         C::Health,
         Action::Open,
         "explain the check and what to do",
+    ),
+    b(
+        &[K::Up, K::Char('k')],
+        C::Partitions,
+        Action::Up,
+        "previous partition",
+    ),
+    b(
+        &[K::Down, K::Char('j')],
+        C::Partitions,
+        Action::Down,
+        "next partition",
     ),
     b(
         &[K::Char('y'), K::Enter],

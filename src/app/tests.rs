@@ -321,3 +321,41 @@ fn read_only_mode_disables_every_write_key() {
         assert!(a.flash.as_deref().unwrap().starts_with("read-only mode"));
     }
 }
+
+#[test]
+fn arrow_and_vi_keys_move_through_the_partitions() {
+    let mut a = app(Instant::now());
+    update(&mut a, key('3'));
+    assert_eq!(a.screen, Screen::Partitions);
+    let part = |name: &str| crate::db::partitions::PartitionInfo {
+        name: name.into(),
+        lower: None,
+        upper: None,
+        is_default: false,
+        rows: 0,
+        rows_exact: true,
+        size_bytes: 0,
+        fully_expired: false,
+        straddles_now: false,
+        detach_pending: false,
+        blocked_by: None,
+    };
+    update(
+        &mut a,
+        Event::Db(DbEvent::Partitions(Ok(vec![
+            part("p1"),
+            part("p2"),
+            part("p3"),
+        ]))),
+    );
+    assert_eq!(a.partitions.selected, 0);
+    update(&mut a, code(KeyCode::Down));
+    update(&mut a, key('j'));
+    update(&mut a, key('j'));
+    assert_eq!(a.partitions.selected, 2, "stops at the last partition");
+    update(&mut a, code(KeyCode::Up));
+    assert_eq!(a.partitions.selected, 1);
+    update(&mut a, key('k'));
+    update(&mut a, key('k'));
+    assert_eq!(a.partitions.selected, 0, "stops at the first");
+}

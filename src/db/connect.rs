@@ -191,10 +191,15 @@ pub fn connect_error(e: &sqlx::Error, target: &str) -> anyhow::Error {
 pub fn sqlstate(e: &anyhow::Error) -> Option<String> {
     e.chain()
         .find_map(|c| c.downcast_ref::<sqlx::Error>())
-        .and_then(|s| match s {
-            sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
-            _ => None,
-        })
+        .and_then(db_sqlstate)
+}
+
+/// The SQLSTATE of a server error (`None` for I/O, protocol and other client-side errors).
+pub fn db_sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
+        _ => None,
+    }
 }
 
 /// True when the error means the connection itself is gone (server restart, network).

@@ -29,6 +29,7 @@ use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use crate::db::connect::db_sqlstate;
 use crate::ident::{display_quoted as sql_ident, TableRef};
 use crate::sanitize;
 
@@ -303,126 +304,163 @@ pub async fn cleanup(
     if !missing.is_empty() {
         return Err(privilege_error(&privs.role, &missing.join(", "), table));
     }
-    // FOR UPDATE needs UPDATE on some column; without it batches run without row locks,
-    // which is still correct (the DELETE counts only what it deleted), only concurrent
-    // cleanups may then wait for each other's batches.
-    let lock_rows = privs.update;
+    let run = Run {
+        table,
+        cutoff,
+        opts,
+        cancel,
+        started,
+        expired_at_start,
+    };
     let mut reporter = Reporter::new(&mut progress);
-
-    if sweep_wanted {
-        if let Some(sweeper) = start_sweep(pool, table, oid).await? {
-            let run = SweepRun {
-                table,
-                cutoff,
-                opts,
-                cancel,
-                started,
-                expired_at_start,
+    let sweeper = if sweep_wanted {
+        start_sweep(pool, table, oid).await?
+    } else {
+        None
+    };
+    let (outcome, method) = match sweeper {
+        Some(sweeper) => (sweep(sweeper, &run, &mut reporter).await, Method::Sweep),
+        None => {
+            let how = WalkHow {
+                // FOR UPDATE needs UPDATE on some column; without it batches run without row
+                // locks, which is still correct (the DELETE counts only what it deleted), only
+                // concurrent cleanups may then wait for each other's batches.
+                lock_rows: privs.update,
+                by_ctid: !partitioned,
+                already_deleted: dropped_rows,
             };
-            let outcome = sweep(sweeper, &run, &mut reporter).await;
-            reporter.flush();
-            let (deleted, batches, stopped) = outcome?;
-            return Ok(summary(deleted, batches, stopped, Method::Sweep));
+            (walk(pool, &run, &how, &mut reporter).await, Method::Walk)
+        }
+    };
+    reporter.flush();
+    let (deleted, batches, stopped) = outcome?;
+    Ok(summary(deleted, batches, stopped, method))
+}
+
+/// What both ways of finding the rows share.
+struct Run<'a> {
+    table: &'a TableRef,
+    cutoff: DateTime<Utc>,
+    opts: &'a CleanupOptions,
+    cancel: &'a CancellationToken,
+    started: Instant,
+    expired_at_start: u64,
+}
+
+impl Run<'_> {
+    /// Checked before every batch: cancelled, or `max_duration` passed.
+    fn should_stop(&self) -> Option<StopReason> {
+        if self.cancel.is_cancelled() {
+            Some(StopReason::Cancelled)
+        } else if self
+            .opts
+            .max_duration
+            .is_some_and(|max| self.started.elapsed() >= max)
+        {
+            Some(StopReason::MaxDuration)
+        } else {
+            None
         }
     }
 
+    /// The pause before the `retries`-th retry of a failed batch (cut short by cancelling).
+    async fn retry_pause(&self, retries: u32) {
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
+        }
+    }
+
+    /// A batch failed for good: the readable error, saying what was deleted before it.
+    fn failed(&self, e: &sqlx::Error, deleted: u64, batches: u64) -> anyhow::Error {
+        let err = explain_cleanup_error(e, self.table);
+        if deleted > 0 {
+            err.context(format!(
+                "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
+            ))
+        } else {
+            err
+        }
+    }
+
+    /// The progress report after a batch; `deleting` is when the first batch started.
+    fn progress(&self, deleted: u64, batches: u64, deleting: Instant) -> CleanupProgress {
+        CleanupProgress {
+            deleted,
+            batches,
+            remaining_estimate: self.expired_at_start.saturating_sub(deleted),
+            elapsed: self.started.elapsed(),
+            rows_per_sec: match deleting.elapsed().as_secs_f64() {
+                secs if secs > 0.0 => deleted as f64 / secs,
+                _ => 0.0,
+            },
+            batch_size: 0,
+            last_batch: Duration::ZERO,
+            method: Method::Walk,
+            pages_done: None,
+            pages_total: None,
+        }
+    }
+}
+
+/// How the index walk deletes.
+struct WalkHow {
+    /// `FOR UPDATE SKIP LOCKED` (needs UPDATE on some column).
+    lock_rows: bool,
+    /// Delete by tuple id (a plain table) rather than by key (a partitioned one).
+    by_ctid: bool,
+    /// Rows already gone with dropped partitions, counted in `deleted`.
+    already_deleted: u64,
+}
+
+/// Walk `idx_idempotency_expires` in keyset batches, each its own transaction, the batch size
+/// adapted to `target_batch`. Returns (deleted, batches, why it stopped).
+async fn walk<F: FnMut(&CleanupProgress)>(
+    pool: &PgPool,
+    run: &Run<'_>,
+    how: &WalkHow,
+    reporter: &mut Reporter<'_, F>,
+) -> Result<(u64, u64, StopReason)> {
+    let opts = run.opts;
     let deleting = Instant::now();
     let mut batch_size = initial_batch_size(opts);
     let mut last_seen: Option<DateTime<Utc>> = None;
-    let (mut deleted, mut batches) = (dropped_rows, 0u64);
-    let mut retries = 0u32;
+    let (mut deleted, mut batches, mut retries) = (how.already_deleted, 0u64, 0u32);
     loop {
-        if cancel.is_cancelled() {
-            reporter.flush();
-            return Ok(summary(
-                deleted,
-                batches,
-                StopReason::Cancelled,
-                Method::Walk,
-            ));
-        }
-        if opts
-            .max_duration
-            .is_some_and(|max| started.elapsed() >= max)
-        {
-            reporter.flush();
-            return Ok(summary(
-                deleted,
-                batches,
-                StopReason::MaxDuration,
-                Method::Walk,
-            ));
+        if let Some(stopped) = run.should_stop() {
+            return Ok((deleted, batches, stopped));
         }
         let t0 = Instant::now();
-        let batch = match delete_batch(
-            pool,
-            table,
-            last_seen,
-            cutoff,
-            batch_size,
-            lock_rows,
-            !partitioned,
-        )
-        .await
-        {
-            Ok(b) => {
-                retries = 0;
-                b
-            }
-            Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
-                retries += 1;
-                tracing::warn!("cleanup batch of {batch_size} rows failed, retrying: {e}");
-                if sqlstate_of(&e).as_deref() == Some("57014") {
-                    batch_size = clamp_batch((batch_size / 4).max(1), opts);
+        let batch =
+            match delete_batch(pool, run.table, how, last_seen, run.cutoff, batch_size).await {
+                Ok(b) => {
+                    retries = 0;
+                    b
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
+                Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
+                    retries += 1;
+                    tracing::warn!("cleanup batch of {batch_size} rows failed, retrying: {e}");
+                    if db_sqlstate(&e).as_deref() == Some("57014") {
+                        batch_size = clamp_batch((batch_size / 4).max(1), opts);
+                    }
+                    run.retry_pause(retries).await;
+                    continue;
                 }
-                continue;
-            }
-            Err(e) => {
-                reporter.flush();
-                let err = explain_cleanup_error(&e, table);
-                return Err(if deleted > 0 {
-                    err.context(format!(
-                        "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
-                    ))
-                } else {
-                    err
-                });
-            }
-        };
+                Err(e) => return Err(run.failed(&e, deleted, batches)),
+            };
         let took = t0.elapsed();
         if batch.candidates == 0 {
-            reporter.flush();
-            return Ok(summary(
-                deleted,
-                batches,
-                StopReason::CaughtUp,
-                Method::Walk,
-            ));
+            return Ok((deleted, batches, StopReason::CaughtUp));
         }
         deleted += batch.deleted;
         batches += 1;
         if batch.max_expires.is_some() {
             last_seen = batch.max_expires;
         }
-        let elapsed = started.elapsed();
         reporter.report(CleanupProgress {
-            deleted,
-            batches,
-            remaining_estimate: expired_at_start.saturating_sub(deleted),
-            elapsed,
-            rows_per_sec: match deleting.elapsed().as_secs_f64() {
-                secs if secs > 0.0 => deleted as f64 / secs,
-                _ => 0.0,
-            },
             batch_size,
             last_batch: took,
-            method: Method::Walk,
-            pages_done: None,
-            pages_total: None,
+            ..run.progress(deleted, batches, deleting)
         });
         batch_size = next_batch_size(batch_size, batch.deleted, took, opts);
     }
@@ -580,20 +618,11 @@ async fn start_sweep(pool: &PgPool, table: &TableRef, oid: u32) -> Result<Option
     }))
 }
 
-struct SweepRun<'a> {
-    table: &'a TableRef,
-    cutoff: DateTime<Utc>,
-    opts: &'a CleanupOptions,
-    cancel: &'a CancellationToken,
-    started: Instant,
-    expired_at_start: u64,
-}
-
 /// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
 /// take about `sweep_batch`. Returns (deleted, batches, why it stopped).
 async fn sweep<F: FnMut(&CleanupProgress)>(
     sweeper: Sweeper,
-    run: &SweepRun<'_>,
+    run: &Run<'_>,
     reporter: &mut Reporter<'_, F>,
 ) -> Result<(u64, u64, StopReason)> {
     let Sweeper { mut conn, pages } = sweeper;
@@ -606,15 +635,8 @@ async fn sweep<F: FnMut(&CleanupProgress)>(
         if next >= pages {
             break StopReason::CaughtUp;
         }
-        if run.cancel.is_cancelled() {
-            break StopReason::Cancelled;
-        }
-        if run
-            .opts
-            .max_duration
-            .is_some_and(|max| run.started.elapsed() >= max)
-        {
-            break StopReason::MaxDuration;
+        if let Some(stopped) = run.should_stop() {
+            break stopped;
         }
         let end = next.saturating_add(size).min(pages);
         let t0 = Instant::now();
@@ -634,41 +656,24 @@ async fn sweep<F: FnMut(&CleanupProgress)>(
                 retries += 1;
                 tracing::warn!("cleanup sweep of pages {next}..{end} failed, retrying: {e}");
                 size = (size / 4).max(1);
-                tokio::select! {
-                    _ = run.cancel.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
-                }
+                run.retry_pause(retries).await;
                 continue;
             }
             Err(e) => {
                 let _ = sqlx::Connection::close(conn).await;
-                let err = explain_cleanup_error(&e, run.table);
-                return Err(if deleted > 0 {
-                    err.context(format!(
-                        "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
-                    ))
-                } else {
-                    err
-                });
+                return Err(run.failed(&e, deleted, batches));
             }
         };
         deleted += rows;
         batches += 1;
         next = end;
         reporter.report(CleanupProgress {
-            deleted,
-            batches,
-            remaining_estimate: run.expired_at_start.saturating_sub(deleted),
-            elapsed: run.started.elapsed(),
-            rows_per_sec: match deleting.elapsed().as_secs_f64() {
-                secs if secs > 0.0 => deleted as f64 / secs,
-                _ => 0.0,
-            },
             batch_size: rows.min(u64::from(u32::MAX)) as u32,
             last_batch: took,
             method: Method::Sweep,
             pages_done: Some(next),
             pages_total: Some(pages),
+            ..run.progress(deleted, batches, deleting)
         });
         size = next_sweep_pages(size, took, run.opts.sweep_batch);
     };
@@ -712,7 +717,7 @@ async fn cutoff_and_count(pool: &PgPool, table: &TableRef) -> Result<(DateTime<U
         Ok(n) => n.max(0) as u64,
         // Only an estimate: a huge backlog that cannot even be counted in time is no reason
         // not to start deleting it.
-        Err(e) if db_code(&e).as_deref() == Some("57014") => {
+        Err(e) if db_sqlstate(&e).as_deref() == Some("57014") => {
             tracing::warn!("counting the expired rows timed out; no estimate");
             return Ok((cutoff, 0));
         }
@@ -726,61 +731,56 @@ async fn cutoff_and_count(pool: &PgPool, table: &TableRef) -> Result<(DateTime<U
 async fn delete_batch(
     pool: &PgPool,
     table: &TableRef,
+    how: &WalkHow,
     last_seen: Option<DateTime<Utc>>,
     cutoff: DateTime<Utc>,
     limit: u32,
-    lock_rows: bool,
-    by_ctid: bool,
 ) -> Result<Batch, sqlx::Error> {
     let t = table.qualified();
-    let lock = if lock_rows {
+    let lock = if how.lock_rows {
         "FOR UPDATE SKIP LOCKED"
     } else {
         ""
     };
     // On a plain table the batch is deleted by its tuple ids (a TID scan: no primary-key probe
     // per row, about twice as fast); the ids come from the same statement, so they cannot
-    // point at another row. A partitioned table has no unique ctid: join on the key instead.
-    // Either way the DELETE repeats `expires_at <= cutoff`, so no live row can ever go.
-    let sql = if by_ctid {
-        format!(
-            "WITH batch AS (
-                 SELECT ctid, expires_at FROM {t}
-                  WHERE expires_at >= coalesce($1, '-infinity') AND expires_at <= $2
-                  ORDER BY expires_at
-                  LIMIT $3
-                  {lock}
-             ), del AS (
-                 DELETE FROM {t}
+    // point at another row. A partitioned table has no unique ctid: join on the key instead,
+    // and the DELETE's own range condition lets the planner read exactly the batch's slice of
+    // idx_idempotency_expires whatever join it picks. Either way the DELETE repeats
+    // `expires_at <= cutoff`, so no live row can ever go.
+    let (key, delete) = if how.by_ctid {
+        (
+            "ctid",
+            format!(
+                "DELETE FROM {t}
                   WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND expires_at <= $2
-                 RETURNING expires_at
-             )
-             SELECT (SELECT count(*) FROM batch)::int8,
-                    (SELECT max(expires_at) FROM batch),
-                    (SELECT count(*) FROM del)::int8"
+                 RETURNING expires_at"
+            ),
         )
     } else {
-        // The DELETE's own range condition lets the planner read exactly the batch's slice of
-        // idx_idempotency_expires whatever join it picks.
-        format!(
-            "WITH batch AS (
-             SELECT request_id, expires_at FROM {t}
+        (
+            "request_id",
+            format!(
+                "DELETE FROM {t} AS d USING batch AS b
+                  WHERE d.request_id = b.request_id AND d.expires_at = b.expires_at
+                    AND d.expires_at >= coalesce($1, '-infinity')
+                    AND d.expires_at <= (SELECT max(expires_at) FROM batch)
+                 RETURNING d.expires_at"
+            ),
+        )
+    };
+    let sql = format!(
+        "WITH batch AS (
+             SELECT {key}, expires_at FROM {t}
               WHERE expires_at >= coalesce($1, '-infinity') AND expires_at <= $2
               ORDER BY expires_at
               LIMIT $3
               {lock}
-         ), del AS (
-             DELETE FROM {t} AS d USING batch AS b
-              WHERE d.request_id = b.request_id AND d.expires_at = b.expires_at
-                AND d.expires_at >= coalesce($1, '-infinity')
-                AND d.expires_at <= (SELECT max(expires_at) FROM batch)
-             RETURNING d.expires_at
-         )
+         ), del AS ({delete})
          SELECT (SELECT count(*) FROM batch)::int8,
                 (SELECT max(expires_at) FROM batch),
                 (SELECT count(*) FROM del)::int8"
-        )
-    };
+    );
     let mut tx = pool.begin().await?;
     sqlx::query(
         "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
@@ -884,27 +884,16 @@ fn qualified_for_humans(table: &TableRef) -> String {
     )
 }
 
-fn db_code(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
-        _ => None,
-    }
-}
-
-fn sqlstate_of(e: &sqlx::Error) -> Option<String> {
-    db_code(e)
-}
-
 /// Lock timeout, statement timeout, deadlock, serialization failure: worth another try.
 fn is_transient(e: &sqlx::Error) -> bool {
     matches!(
-        db_code(e).as_deref(),
+        db_sqlstate(e).as_deref(),
         Some("55P03" | "57014" | "40P01" | "40001")
     )
 }
 
 fn explain_cleanup_error(e: &sqlx::Error, table: &TableRef) -> anyhow::Error {
-    match db_code(e).as_deref() {
+    match db_sqlstate(e).as_deref() {
         Some("55P03") => anyhow!(
             "cleanup of {table} gave up: could not lock the table or its rows within {BATCH_LOCK_TIMEOUT} \
              (another session holds a conflicting lock; see pg_locks)"

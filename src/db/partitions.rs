@@ -14,6 +14,7 @@ use serde::Serialize;
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, Executor, PgConnection};
 
+use crate::db::connect::db_sqlstate;
 use crate::db::table;
 use crate::ident::{Ident, TableRef};
 use crate::sanitize;
@@ -281,7 +282,7 @@ pub async fn list(conn: &mut PgConnection, table_oid: u32) -> Result<Vec<Partiti
                 rows
             }
             // Locked since the pg_locks check: no sizes this time, rows estimated.
-            Err(e) if db_code(&e).as_deref() == Some("55P03") => Vec::new(),
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => Vec::new(),
             Err(e) => return Err(anyhow::Error::new(e).context("reading partition sizes")),
         }
     };
@@ -344,7 +345,7 @@ async fn count_rows(conn: &mut PgConnection, schema: &str, name: &str) -> Result
         Ok(Some(row)) => Ok(Some(sqlx::Row::try_get::<i64, _>(&row, 0)?)),
         Ok(None) => Ok(None),
         // 42P01: dropped meanwhile; 55P03: locked meanwhile. The estimate stands in.
-        Err(e) if matches!(db_code(&e).as_deref(), Some("42P01" | "55P03")) => Ok(None),
+        Err(e) if matches!(db_sqlstate(&e).as_deref(), Some("42P01" | "55P03")) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -468,7 +469,7 @@ async fn drop_expired_inner(
         // FINALIZE refuse to run in a transaction block); sqlx::raw_sql would make the future
         // non-Send.
         if let Err(e) = conn.execute(detach.as_str()).await {
-            if db_code(&e).as_deref() != Some("55P03") {
+            if db_sqlstate(&e).as_deref() != Some("55P03") {
                 return Err(
                     explain(e, table).context(format!("detaching partition {shown} failed"))
                 );
@@ -503,7 +504,7 @@ async fn drop_expired_inner(
                 dropped: true,
                 note: None,
             }),
-            Err(e) if db_code(&e).as_deref() == Some("55P03") => {
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
                 out.push(skip(format!(
                     "detached from {table}, but not dropped: another session still uses it \
                      (lock_timeout {lock_ms} ms); it is now a stand-alone table, drop it by hand: \
@@ -624,13 +625,6 @@ pub async fn ensure_ahead(
     .map_err(|e| explain(e, table))
     .context("creating partitions ahead")?;
     Ok(created.max(0) as u32)
-}
-
-fn db_code(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()),
-        _ => None,
-    }
 }
 
 fn explain(e: sqlx::Error, table: &TableRef) -> anyhow::Error {

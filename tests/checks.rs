@@ -1466,8 +1466,18 @@ async fn with_the_database_down_the_endpoint_says_up_0() {
 
 fn screen(checks: Option<&[CheckResult]>, selected: usize, expanded: bool) -> String {
     let mut term = Terminal::new(TestBackend::new(100, 20)).unwrap();
-    term.draw(|f| health::draw(f, f.area(), checks, selected, expanded, &Theme::new(false)))
-        .unwrap();
+    term.draw(|f| {
+        health::draw(
+            f,
+            f.area(),
+            checks,
+            None,
+            selected,
+            expanded,
+            &Theme::new(false),
+        )
+    })
+    .unwrap();
     term.backend().to_string()
 }
 

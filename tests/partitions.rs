@@ -895,7 +895,16 @@ fn render_at(
 ) -> String {
     let mut term = Terminal::new(TestBackend::new(width, 20)).unwrap();
     term.draw(|f| {
-        ui::partitions::draw(f, f.area(), partitioned, parts, now, 0, &Theme::new(false))
+        ui::partitions::draw(
+            f,
+            f.area(),
+            partitioned,
+            parts,
+            None,
+            now,
+            0,
+            &Theme::new(false),
+        )
     })
     .unwrap();
     term.backend().to_string()

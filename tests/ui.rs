@@ -414,6 +414,25 @@ mod records_view {
     }
 
     #[test]
+    fn the_last_payload_line_is_reachable_when_lines_wrap() {
+        // One line far wider than the pane (it wraps over several rows), then 60 short ones.
+        let mut payload = format!("{}\n", "W".repeat(2_000));
+        for i in 1..=60 {
+            payload.push_str(&format!("line {i:02}\n"));
+        }
+        let mut a = with_detail(payload.trim_end(), 0);
+        for _ in 0..100 {
+            update(
+                &mut a,
+                Event::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)),
+            );
+        }
+        let screen = render(&a, 100, 24);
+        assert!(screen.contains("line 60"), "{screen}");
+        assert!(screen.contains("line 61/61"), "{screen}");
+    }
+
+    #[test]
     fn hostile_payload_and_operation_render_without_escape_bytes() {
         let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2Jgone";
         let mut a = with_detail(hostile, 0);
@@ -547,4 +566,24 @@ fn activity_screen_shows_the_pg_cron_job_and_its_runs() {
     );
     let screen = render(&a, 110, 24);
     assert!(screen.contains("shared_preload_libraries"), "{screen}");
+}
+
+#[test]
+fn a_failed_health_or_partitions_query_says_so_instead_of_loading_forever() {
+    let mut a = loaded(2);
+    update(&mut a, key('4'));
+    update(
+        &mut a,
+        Event::Db(DbEvent::Checks(Err(DbError {
+            message: "permission denied for table pg_authid\x1b[2J".into(),
+            connection_lost: false,
+        }))),
+    );
+    let screen = render(&a, 100, 20);
+    assert!(
+        screen.contains("the checks failed: permission denied for table pg_authid"),
+        "{screen}"
+    );
+    assert!(!screen.contains("running the checks"), "{screen}");
+    assert!(!screen.contains('\x1b'), "sanitized: {screen}");
 }

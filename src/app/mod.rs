@@ -450,7 +450,11 @@ impl App {
                 // A screen with its own data gets it now, not at the next interval.
                 let needs = match self.screen {
                     Screen::Health => self.health.checks.is_none(),
-                    Screen::Partitions => self.partitions.parts.is_none(),
+                    // Only a partitioned table has partitions to list.
+                    Screen::Partitions => {
+                        self.partitions.parts.is_none()
+                            && self.dash.current.as_ref().is_some_and(|s| s.partitioned)
+                    }
                     Screen::Activity => true,
                     _ => false,
                 };

@@ -359,3 +359,26 @@ fn arrow_and_vi_keys_move_through_the_partitions() {
     update(&mut a, key('k'));
     assert_eq!(a.partitions.selected, 0, "stops at the first");
 }
+
+#[test]
+fn the_partitions_screen_asks_for_data_only_on_a_partitioned_table() {
+    let t0 = Instant::now();
+    let mut a = app(t0);
+    let g = refresh_gen(&update(&mut a, Event::Tick(t0)));
+    update(&mut a, ok(g, snapshot(0, 10)));
+    assert!(
+        update(&mut a, key('3')).is_empty(),
+        "nothing to list on a plain table"
+    );
+    update(&mut a, key('1'));
+    let t1 = t0 + Duration::from_secs(3);
+    let g = refresh_gen(&update(&mut a, Event::Tick(t1)));
+    let mut partitioned = snapshot(0, 10);
+    partitioned.partitioned = true;
+    update(&mut a, ok(g, partitioned));
+    assert_eq!(
+        refresh_gen(&update(&mut a, key('3'))),
+        g + 1,
+        "a partitioned table's list is fetched at once"
+    );
+}

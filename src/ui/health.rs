@@ -25,14 +25,23 @@ pub fn draw(
     frame: &mut Frame,
     area: Rect,
     checks: Option<&[CheckResult]>,
+    error: Option<&str>,
     selected: usize,
     expanded: bool,
     t: &Theme,
 ) {
     let block = |title: String| super::panel(title, t);
     let Some(checks) = checks else {
+        let line = match error {
+            Some(e) => Span::styled(
+                format!("the checks failed: {}", sanitize::line(e)),
+                t.crit(),
+            ),
+            None => Span::styled("running the checks…", t.dim()),
+        };
         frame.render_widget(
-            Paragraph::new(Line::from(Span::styled("running the checks…", t.dim())))
+            Paragraph::new(Line::from(line))
+                .wrap(Wrap { trim: false })
                 .block(block(" Health checks ".into())),
             area,
         );

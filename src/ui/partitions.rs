@@ -19,6 +19,7 @@ pub fn draw(
     area: Rect,
     partitioned: bool,
     parts: Option<&[PartitionInfo]>,
+    error: Option<&str>,
     now: DateTime<Utc>,
     selected: usize,
     t: &Theme,
@@ -28,8 +29,16 @@ pub fn draw(
         return;
     }
     let Some(parts) = parts else {
+        let line = match error {
+            Some(e) => Span::styled(
+                format!("listing the partitions failed: {}", sanitize::line(e)),
+                t.crit(),
+            ),
+            None => Span::styled("Loading partitions…", t.dim()),
+        };
         frame.render_widget(
-            Paragraph::new(Span::styled("Loading partitions…", t.dim()))
+            Paragraph::new(line)
+                .wrap(Wrap { trim: false })
                 .block(block(" Partitions ", t)),
             area,
         );

@@ -234,10 +234,15 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
             format::bytes(total)
         ));
     }
-    let lines: Vec<Line> = d
+    // Only the visible lines are built: `scroll` counts payload lines (a long line wraps below
+    // its own, the next ones move down), and a 20,000-line payload costs nothing per frame.
+    let visible = usize::from(body_area.height.saturating_sub(2));
+    let mut lines: Vec<Line> = d
         .view
         .lines
         .iter()
+        .skip(d.scroll)
+        .take(visible)
         .map(|toks| {
             Line::from(
                 toks.iter()
@@ -255,8 +260,7 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
             )
         })
         .collect();
-    let mut lines = lines;
-    if rec.payload_truncated_bytes > 0 {
+    if rec.payload_truncated_bytes > 0 && lines.len() < visible {
         lines.push(Line::from(Span::styled(
             format!(
                 "… {} more not shown",
@@ -268,7 +272,6 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((d.scroll.min(u16::MAX as usize) as u16, 0))
             .block(block(payload_title, t)),
         body_area,
     );

@@ -895,16 +895,11 @@ fn render_at(
 ) -> String {
     let mut term = Terminal::new(TestBackend::new(width, 20)).unwrap();
     term.draw(|f| {
-        ui::partitions::draw(
-            f,
-            f.area(),
-            partitioned,
-            parts,
-            None,
-            now,
-            0,
-            &Theme::new(false),
-        )
+        let state = idemtop::app::PartitionsState {
+            parts: parts.map(<[PartitionInfo]>::to_vec),
+            ..Default::default()
+        };
+        ui::partitions::draw(f, f.area(), partitioned, &state, now, &Theme::new(false))
     })
     .unwrap();
     term.backend().to_string()

@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, Utc};
-
 use crate::db::snapshot::Snapshot;
 
 /// Points kept for the sparklines (at 2 s, six minutes).
@@ -24,7 +22,6 @@ pub struct Rates {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HistoryPoint {
-    pub at: DateTime<Utc>,
     pub live: i64,
     pub expired: i64,
     pub ins_per_s: Option<f64>,
@@ -33,13 +30,11 @@ pub struct HistoryPoint {
 #[derive(Debug, Clone, Default)]
 pub struct DashboardState {
     pub current: Option<Snapshot>,
-    pub previous: Option<Snapshot>,
-    /// Sizes when idemtop started, for growth.
-    pub first: Option<Snapshot>,
+    /// Total size when idemtop started, for growth.
+    pub first_total_bytes: Option<i64>,
     pub rates: Rates,
     pub history: VecDeque<HistoryPoint>,
-    /// The last refresh failed: what is on screen is the last good data.
-    pub stale: bool,
+    /// The last refresh failed (cleared by the next good one).
     pub error: Option<String>,
     pub selected_op: usize,
 }
@@ -52,7 +47,6 @@ impl DashboardState {
             None => Rates::default(),
         };
         self.history.push_back(HistoryPoint {
-            at: snap.taken_at,
             live: snap.rows.live,
             expired: snap.rows.expired,
             ins_per_s: self.rates.ins_per_s,
@@ -60,11 +54,8 @@ impl DashboardState {
         while self.history.len() > HISTORY_LEN {
             self.history.pop_front();
         }
-        if self.first.is_none() {
-            self.first = Some(snap.clone());
-        }
-        self.previous = self.current.replace(snap);
-        self.stale = false;
+        self.first_total_bytes.get_or_insert(snap.sizes.total_bytes);
+        self.current = Some(snap);
         self.error = None;
         let n = self.current.as_ref().map_or(0, |s| s.operations.len());
         self.selected_op = self.selected_op.min(n.saturating_sub(1));
@@ -72,14 +63,17 @@ impl DashboardState {
 
     /// A refresh failed: keep the last good data, marked stale.
     pub fn fail(&mut self, error: String) {
-        self.stale = self.current.is_some();
         self.error = Some(error);
+    }
+
+    /// The last refresh failed: what is on screen is the last good data.
+    pub fn stale(&self) -> bool {
+        self.current.is_some() && self.error.is_some()
     }
 
     /// Total size growth since idemtop started (bytes, may be negative).
     pub fn growth_bytes(&self) -> Option<i64> {
-        let (first, cur) = (self.first.as_ref()?, self.current.as_ref()?);
-        Some(cur.sizes.total_bytes - first.sizes.total_bytes)
+        Some(self.current.as_ref()?.sizes.total_bytes - self.first_total_bytes?)
     }
 
     pub fn selected_operation(&self) -> Option<&str> {

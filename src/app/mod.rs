@@ -201,7 +201,6 @@ pub struct Refresh {
     pub generation: u64,
     pub due: Instant,
     pub last_exact_pass: Option<Instant>,
-    pub last_duration_ms: Option<f64>,
 }
 
 /// Static facts about the session, shown in the header.
@@ -247,7 +246,6 @@ impl App {
                 generation: 0,
                 due: now,
                 last_exact_pass: None,
-                last_duration_ms: None,
             },
             dash: DashboardState::default(),
             records: RecordsState::default(),
@@ -699,7 +697,6 @@ impl App {
                 self.refresh.in_flight = None;
                 match result {
                     Ok(snap) => {
-                        self.refresh.last_duration_ms = Some(snap.refresh_ms);
                         self.dash.apply(*snap);
                         self.conn = ConnState::Connected;
                         self.refresh.due = self.now + self.refresh.interval;

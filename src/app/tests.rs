@@ -119,14 +119,14 @@ fn an_error_keeps_the_last_good_data_marked_stale() {
     let mut a = app(t0);
     let g = refresh_gen(&update(&mut a, Event::Tick(t0)));
     update(&mut a, err(g, false));
-    assert!(!a.dash.stale, "nothing to be stale yet");
+    assert!(!a.dash.stale(), "nothing to be stale yet");
     assert_eq!(a.dash.error.as_deref(), Some("connection refused"));
     let g = refresh_gen(&update(&mut a, key('r')));
     update(&mut a, ok(g, snapshot(0, 10)));
-    assert!(!a.dash.stale && a.dash.error.is_none());
+    assert!(!a.dash.stale() && a.dash.error.is_none());
     let g = refresh_gen(&update(&mut a, key('r')));
     update(&mut a, err(g, false));
-    assert!(a.dash.stale);
+    assert!(a.dash.stale());
     assert_eq!(a.dash.current.as_ref().unwrap().rows.total, 48_210);
 }
 
@@ -145,7 +145,7 @@ fn a_lost_connection_reconnects_with_growing_backoff_forever() {
             ConnState::Reconnecting { attempt: n, .. } => assert_eq!(*n, attempt),
             other => panic!("{other:?}"),
         }
-        assert!(a.dash.stale);
+        assert!(a.dash.stale());
         assert_eq!(a.refresh.due - now, expected_wait, "attempt {attempt}");
         assert!(update(
             &mut a,
@@ -158,7 +158,7 @@ fn a_lost_connection_reconnects_with_growing_backoff_forever() {
     let g = refresh_gen(&update(&mut a, Event::Tick(now)));
     update(&mut a, ok(g, snapshot(60, 20)));
     assert_eq!(a.conn, ConnState::Connected);
-    assert!(!a.dash.stale);
+    assert!(!a.dash.stale());
 }
 
 #[test]

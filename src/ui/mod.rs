@@ -55,10 +55,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
                 frame,
                 body,
                 s.partitioned,
-                app.partitions.parts.as_deref(),
-                app.partitions.error.as_deref(),
+                &app.partitions,
                 s.taken_at,
-                app.partitions.selected,
                 theme,
             ),
             None => activity::draw_placeholder(frame, body, app, theme),
@@ -94,7 +92,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     ]);
     let (dot, state) = match &app.conn {
         ConnState::Connecting => (Span::styled("○ ", t.warn()), "connecting…".to_string()),
-        ConnState::Connected if app.dash.stale => (
+        ConnState::Connected if app.dash.stale() => (
             Span::styled("● ", t.warn()),
             "connected (last refresh failed)".into(),
         ),
@@ -167,7 +165,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     } else if let Some(msg) = &app.flash {
         Line::from(Span::styled(sanitize::line(msg), t.warn()))
     } else if let (true, Some(err)) = (
-        app.dash.stale || app.dash.current.is_none(),
+        app.dash.stale() || app.dash.current.is_none(),
         &app.dash.error,
     ) {
         let label = if app.dash.current.is_some() {

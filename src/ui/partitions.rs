@@ -8,22 +8,26 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, 
 use ratatui::Frame;
 
 use super::Theme;
+use crate::app::PartitionsState;
 use crate::db::partitions::{covered_until, totals, PartitionInfo, PartitionState};
 use crate::format::{self, approx};
 use crate::sanitize;
 
-/// Draw the screen. `parts` is None until the first list arrived; `now` is the server's clock
-/// of that list (the states are relative to it).
+/// Draw the screen. `state.parts` is None until the first list arrived (or its query failed:
+/// `state.error`); `now` is the server's clock of that list (the states are relative to it).
 pub fn draw(
     frame: &mut Frame,
     area: Rect,
     partitioned: bool,
-    parts: Option<&[PartitionInfo]>,
-    error: Option<&str>,
+    state: &PartitionsState,
     now: DateTime<Utc>,
-    selected: usize,
     t: &Theme,
 ) {
+    let (parts, error, selected) = (
+        state.parts.as_deref(),
+        state.error.as_deref(),
+        state.selected,
+    );
     if !partitioned {
         draw_not_partitioned(frame, area, t);
         return;

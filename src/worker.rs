@@ -106,18 +106,21 @@ impl Worker {
         let Some(conn) = session.conn.as_mut() else {
             return;
         };
+        // The checks read pg_cron's status too: the Activity screen's panel reuses it.
+        let mut cron_from_checks = None;
         if also.checks {
-            let result = async {
-                let extras = checks::gather(conn, &self.table, &snap, &self.config).await?;
-                Ok(checks::evaluate(
-                    &snap,
-                    session.previous.as_ref(),
-                    &extras,
-                    &self.config,
-                ))
-            }
-            .await
-            .map_err(|e: anyhow::Error| db_error(&e));
+            let result = match checks::gather(conn, &self.table, &snap, &self.config).await {
+                Ok(extras) => {
+                    let results =
+                        checks::evaluate(&snap, session.previous.as_ref(), &extras, &self.config);
+                    cron_from_checks = Some(extras.cron.map_err(|message| DbError {
+                        message,
+                        connection_lost: false,
+                    }));
+                    Ok(results)
+                }
+                Err(e) => Err(db_error(&e)),
+            };
             let _ = self.events.send(DbEvent::Checks(result));
         }
         if also.partitions && snap.partitioned {
@@ -127,9 +130,12 @@ impl Worker {
             let _ = self.events.send(DbEvent::Partitions(result));
         }
         if also.cron {
-            let status = crate::db::cron::status(conn)
-                .await
-                .map_err(|e| db_error(&e));
+            let status = match cron_from_checks {
+                Some(status) => status,
+                None => crate::db::cron::status(conn)
+                    .await
+                    .map_err(|e| db_error(&e)),
+            };
             let _ = self.events.send(DbEvent::Cron(status));
         }
         session.previous = Some(snap);

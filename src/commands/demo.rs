@@ -63,6 +63,7 @@ pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()
     let cfg = ConnectConfig {
         url: Some(url.clone()),
         read_only: global.read_only,
+        statement_timeout: Duration::from_millis(global.statement_timeout),
         ..ConnectConfig::default()
     };
     let table = TableRef::default();
@@ -89,7 +90,8 @@ pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()
             7,
         )
         .await?;
-        conn.execute("ANALYZE idempotency_records").await?;
+        conn.execute(format!("ANALYZE {}", table.qualified()).as_str())
+            .await?;
     }
     drop(conn);
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
-use sqlx::{Executor, PgConnection};
+use sqlx::PgConnection;
 
 use crate::config::Config;
 use crate::db::connect::is_connection_lost;
@@ -32,7 +32,7 @@ use crate::ident::TableRef;
 use crate::sanitize;
 use crate::store::CLEANUP_FUNCTION;
 
-/// The bound on each of [`gather`]'s table scans (`SET LOCAL statement_timeout`).
+/// The bound on each of [`gather`]'s table scans (a local `statement_timeout`).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// A table that is not counted exactly is sampled (`TABLESAMPLE SYSTEM`) for about this many rows.
 pub const SAMPLE_ROWS: f64 = 20_000.0;
@@ -271,8 +271,8 @@ pub struct OperationFact {
     pub s5xx: i64,
 }
 
-/// Read the facts the snapshot lacks. Each table scan runs in its own transaction under
-/// `SET LOCAL statement_timeout` ([`GATHER_TIMEOUT`]) and reads a `TABLESAMPLE SYSTEM` sample
+/// Read the facts the snapshot lacks. Each table scan runs in its own transaction under a
+/// local `statement_timeout` ([`GATHER_TIMEOUT`]) and reads a `TABLESAMPLE SYSTEM` sample
 /// when the snapshot's rows are not exact; a fact that fails is kept as its error. Fails only
 /// when the connection itself is lost.
 pub async fn gather(
@@ -433,15 +433,7 @@ async fn operation_facts(
           ORDER BY count(*) DESC, r.operation",
         q = table.qualified()
     );
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    tx.execute(
-        format!(
-            "SET LOCAL statement_timeout = {}",
-            GATHER_TIMEOUT.as_millis()
-        )
-        .as_str(),
-    )
-    .await?;
+    let mut tx = crate::db::connect::begin_bounded(&mut *conn, GATHER_TIMEOUT).await?;
     let rows: Result<Vec<OpRow>, sqlx::Error> = sqlx::query_as(&sql)
         .bind(&ops)
         .bind(&ttls)

@@ -217,6 +217,20 @@ pub fn is_connection_lost(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Begin a transaction whose statements give up after `timeout` (`statement_timeout` set
+/// locally, the value bound): for a scan whose cost grows with the table.
+pub async fn begin_bounded(
+    conn: &mut PgConnection,
+    timeout: Duration,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", timeout.as_millis()))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

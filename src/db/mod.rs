@@ -1,5 +1,21 @@
 //! Everything that talks SQL. Returns typed structs; knows nothing of the screen.
 
+/// SQL: the relations of this database under an ACCESS EXCLUSIVE lock, held or requested, each
+/// (`relation`) with who holds or awaits it (`what`). Size functions would queue behind such a
+/// lock, so the refresh and the partitions list do not probe those relations. A macro so that
+/// it can be spliced into constant SQL with `concat!`.
+macro_rules! access_exclusive_locks_sql {
+    () => {
+        "SELECT l.relation,
+                string_agg(DISTINCT format('%s %s by pid %s', l.mode,
+                           CASE WHEN l.granted THEN 'held' ELSE 'requested' END, l.pid), ', ') AS what
+           FROM pg_locks l
+          WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          GROUP BY l.relation"
+    };
+}
+
 pub mod connect;
 pub mod cron;
 pub mod maintenance;

@@ -187,7 +187,8 @@ struct RawPart {
 /// The direct partitions of `table_oid` with their bounds, from the catalogs only (no lock on any
 /// partition). Bounds are parsed on the server from `pg_get_expr(relpartbound)` (there is no
 /// structured form of them in SQL), only when the key is one timestamp/date column.
-const PARTS_SQL: &str = r#"
+const PARTS_SQL: &str = concat!(
+    r#"
 WITH key AS (
     SELECT coalesce(bool_and(pt.partstrat = 'r' AND pt.partnatts = 1
                              AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)),
@@ -197,13 +198,9 @@ WITH key AS (
      WHERE pt.partrelid = $1::oid
 ),
 locks AS (
-    SELECT l.relation,
-           string_agg(DISTINCT format('%s %s by pid %s', l.mode,
-                      CASE WHEN l.granted THEN 'held' ELSE 'requested' END, l.pid), ', ') AS what
-      FROM pg_locks l
-     WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     GROUP BY l.relation
+"#,
+    access_exclusive_locks_sql!(),
+    r#"
 ),
 raw AS (
     SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS relkind,
@@ -234,7 +231,8 @@ SELECT oid::int8 AS oid, schema, name, relkind, is_default, detach_pending, lowe
        reltuples, n_live_tup, blocked_by
   FROM raw
  ORDER BY is_default, from_min DESC NULLS LAST, lower NULLS LAST, name
-"#;
+"#
+);
 
 async fn catalog(conn: &mut PgConnection, table_oid: u32) -> Result<Vec<RawPart>> {
     Ok(sqlx::query_as(PARTS_SQL)

@@ -456,12 +456,9 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
                 (SELECT sum(n_tup_upd)::int8 FROM st) AS n_tup_upd,
                 (SELECT sum(seq_scan)::int8 FROM st) AS seq_scan,
                 (SELECT sum(coalesce(idx_scan, 0))::int8 FROM st) AS idx_scan,
-                (SELECT string_agg(DISTINCT format('%s %s by pid %s', l.mode,
-                                   CASE WHEN l.granted THEN 'held' ELSE 'requested' END, l.pid), ', ')
-                   FROM pg_locks l
-                  WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    AND (l.relation = $1::oid OR l.relation IN (SELECT relid FROM rels))) AS blocked_by"
+                (SELECT string_agg(what, ', ') FROM ({locks}) l
+                  WHERE l.relation = $1::oid OR l.relation IN (SELECT relid FROM rels)) AS blocked_by",
+        locks = access_exclusive_locks_sql!()
     ))
     .bind(oid)
     .fetch_one(&mut *conn)
@@ -636,9 +633,7 @@ async fn exact_breakdown(
     let result: Result<Vec<Row>, sqlx::Error> = if small {
         sqlx::query_as(&sql).fetch_all(&mut *conn).await
     } else {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        tx.execute(format!("SET LOCAL statement_timeout = {}", timeout.as_millis()).as_str())
-            .await?;
+        let mut tx = crate::db::connect::begin_bounded(&mut *conn, timeout).await?;
         let r = sqlx::query_as(&sql).fetch_all(&mut *tx).await;
         let _ = tx.rollback().await;
         r

@@ -143,10 +143,9 @@ pub const CHECK_IDS: [&str; 10] = [
 /// check that needs it is then unknown).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extras {
-    /// The table as SQL text (`"public"."idempotency_records"`), for the advice's statements.
-    pub table_sql: String,
-    /// Its schema as SQL text (`"public"`), for the functions and indexes the advice names.
-    pub schema_sql: String,
+    /// The table, named in the advice's statements (`"public"."idempotency_records"`), its
+    /// schema with the functions and indexes the advice names.
+    pub table: TableRef,
     /// Owner of the table.
     pub owner: Option<String>,
     /// Roles other than the owner (and superusers) with privileges on the table.
@@ -161,8 +160,7 @@ impl Default for Extras {
     fn default() -> Self {
         let no = || "not gathered".to_string();
         Self {
-            table_sql: "idempotency_records".into(),
-            schema_sql: String::new(),
+            table: TableRef::default(),
             owner: None,
             grants: Err(no()),
             operations: Err(no()),
@@ -282,8 +280,7 @@ pub async fn gather(
     cfg: &Config,
 ) -> Result<Extras> {
     let mut extras = Extras {
-        table_sql: table.qualified(),
-        schema_sql: table.schema.quoted(),
+        table: table.clone(),
         ..Extras::default()
     };
     let owner: Result<Option<String>> = sqlx::query_scalar(
@@ -538,7 +535,7 @@ fn cleanup_statement(snap: &Snapshot, extras: &Extras) -> String {
     } else {
         format!(
             "DELETE FROM {} WHERE expires_at <= now(); (in batches on a large table)",
-            extras.table_sql
+            extras.table.qualified()
         )
     }
 }
@@ -661,7 +658,7 @@ fn expired_backlog(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResul
             "Delete the expired rows: {} (or `idemtop cleanup`); after a large cleanup run \
              ANALYZE {t} so the planner sees the new size, and VACUUM {t} so the space is reused.",
             cleanup_statement(snap, extras),
-            t = extras.table_sql
+            t = extras.table.qualified()
         )
     };
     result(
@@ -741,7 +738,7 @@ fn bloat(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
              with the cleanup's deletes, make it run sooner for this table: ALTER TABLE {t} SET \
              (autovacuum_vacuum_scale_factor = 0.05); and check that nothing holds back the xmin \
              horizon (long transactions in pg_stat_activity, stale replication slots).",
-            t = extras.table_sql
+            t = extras.table.qualified()
         )
     };
     result(ID, NAME, level, value, detail, advice)
@@ -774,7 +771,9 @@ fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
                 problems.push(format!("{} (on {}) is missing: {why}", e.name, e.column));
                 advice.push(format!(
                     "CREATE INDEX CONCURRENTLY {} ON {} ({});",
-                    e.name, extras.table_sql, e.column
+                    e.name,
+                    extras.table.qualified(),
+                    e.column
                 ));
             }
             Some(found) if found != &e.name => {
@@ -846,7 +845,7 @@ fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
         advice.push(format!(
             "Then ANALYZE {}; (the guide: check index usage in pg_stat_user_indexes, REINDEX \
              TABLE if needed).",
-            extras.table_sql
+            extras.table.qualified()
         ));
     }
     result(ID, NAME, level, value, detail, advice.join(" "))
@@ -854,11 +853,7 @@ fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
 
 /// An index of the table's schema as SQL text.
 fn sibling(extras: &Extras, name: &str) -> String {
-    if extras.schema_sql.is_empty() {
-        quote_ident(name)
-    } else {
-        format!("{}.{}", extras.schema_sql, quote_ident(name))
-    }
+    format!("{}.{}", extras.table.schema.quoted(), quote_ident(name))
 }
 
 /// Does a pg_cron job command run the cleanup?
@@ -910,7 +905,7 @@ fn cleanup_function(snap: &Snapshot, extras: &Extras) -> CheckResult {
              -v ON_ERROR_STOP=1 --single-transaction -f \
              migrations/046_create_idempotency_cleanup_job.up.sql; until then delete expired rows \
              with `idemtop cleanup` or DELETE FROM {} WHERE expires_at <= now();",
-            extras.table_sql
+            extras.table.qualified()
         ),
     )
 }
@@ -1140,7 +1135,7 @@ fn grants_check(extras: &Extras) -> CheckResult {
         }
         Ok(g) => g,
     };
-    let t = &extras.table_sql;
+    let t = &extras.table.qualified();
     let describe = |g: &RoleGrant| -> String {
         let mut s = g.role.clone();
         if let Some(via) = &g.via {
@@ -1374,7 +1369,7 @@ fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
                 "UPDATE {t} SET expires_at = created_at + {interval} WHERE operation IN ({}) \
                  AND expires_at > created_at + {interval};",
                 ops.join(", "),
-                t = extras.table_sql
+                t = extras.table.qualified()
             )
         })
         .collect();
@@ -1404,36 +1399,38 @@ fn cached_failures(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResul
     const ID: &str = "cached_failures";
     const NAME: &str = "Cached 5xx results";
     let t = &cfg.thresholds.cached_failures;
-    // (operation, rows, 5xx rows), and how they were counted.
-    let (ops, how, scale): (Vec<(String, i64, i64)>, String, f64) = match &extras.operations {
-        Ok(f) => (
-            f.operations
-                .iter()
-                .map(|o| (o.operation.clone(), o.rows, o.s5xx))
-                .collect(),
-            f.describe(),
-            f.scale(),
-        ),
-        Err(_) if snap.operations_exact => (
-            snap.operations
-                .iter()
-                .filter_map(|o| o.status.map(|s| (o.operation.clone(), o.total, s.s5xx)))
-                .collect(),
-            "exact".into(),
-            1.0,
-        ),
-        Err(e) => {
-            return result(
-                ID,
-                NAME,
-                Level::Unknown,
-                "unknown",
-                format!("cannot count the stored status codes: {e}"),
-                "",
-            )
-        }
-    };
-    let exact = how == "exact";
+    // (operation, rows, 5xx rows), how they were counted, exactly or not, and the scale.
+    let (ops, how, exact, scale): (Vec<(String, i64, i64)>, String, bool, f64) =
+        match &extras.operations {
+            Ok(f) => (
+                f.operations
+                    .iter()
+                    .map(|o| (o.operation.clone(), o.rows, o.s5xx))
+                    .collect(),
+                f.describe(),
+                !f.sampled,
+                f.scale(),
+            ),
+            Err(_) if snap.operations_exact => (
+                snap.operations
+                    .iter()
+                    .filter_map(|o| o.status.map(|s| (o.operation.clone(), o.total, s.s5xx)))
+                    .collect(),
+                "exact".into(),
+                true,
+                1.0,
+            ),
+            Err(e) => {
+                return result(
+                    ID,
+                    NAME,
+                    Level::Unknown,
+                    "unknown",
+                    format!("cannot count the stored status codes: {e}"),
+                    "",
+                )
+            }
+        };
     let est = |n: i64| approx((n as f64 * scale).round() as i64, exact);
     let mut judged: Vec<(String, i64, i64, f64, Level)> = ops
         .into_iter()
@@ -1505,7 +1502,7 @@ fn cached_failures(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResul
              so the client can never succeed: store only final outcomes (2xx, 4xx) and let a \
              5xx be retried. Remove the cached failures: DELETE FROM {} WHERE status_code \
              BETWEEN 500 AND 599 AND operation IN ({ops_sql});",
-            extras.table_sql
+            extras.table.qualified()
         ),
     )
 }

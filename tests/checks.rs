@@ -781,8 +781,7 @@ async fn pg_cron_job_missing_scheduled_disabled_and_failing() {
 
 fn extras_ok() -> Extras {
     Extras {
-        table_sql: "\"public\".\"idempotency_records\"".into(),
-        schema_sql: "\"public\"".into(),
+        table: TableRef::default(),
         owner: Some("app_owner".into()),
         grants: Ok(vec![]),
         operations: Ok(OperationFacts {

@@ -665,7 +665,7 @@ async fn a_role_without_delete_gets_a_clear_message_and_select_delete_is_enough(
         .execute(&mut rc)
         .await
         .unwrap_err();
-    let msg = maintenance::explain_write_error(&e, "DELETE", &table).to_string();
+    let msg = maintenance::explain_write_error_as(&e, "DELETE", &table, "cleanup").to_string();
     assert!(
         msg.starts_with(
             "permission denied: the current role lacks DELETE on public.idempotency_records"

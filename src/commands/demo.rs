@@ -150,14 +150,13 @@ pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()
     pool.close().await;
     store.pool().close().await;
     if args.keep {
-        let (dir, port) = pg.into_kept();
+        let (dir, _port) = pg.into_kept();
         eprintln!(
             "idemtop demo: server kept: {url}\n  data in {}\n  stop it with: kill $(head -1 {}/data/postmaster.pid) && rm -rf {}",
             dir.display(),
             dir.display(),
             dir.display()
         );
-        let _ = port;
     } else {
         drop(pg);
         eprintln!("idemtop demo: server stopped and its files removed");

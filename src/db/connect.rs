@@ -129,31 +129,6 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_owned()
 }
 
-/// Replace the password of a `postgres://` URL by `***` (for anything that must show a URL).
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// A connection failure as one sentence naming the target.
 pub fn connect_error(e: &sqlx::Error, target: &str) -> anyhow::Error {
     use std::io::ErrorKind;
@@ -234,19 +209,6 @@ pub async fn begin_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://bob:s3cr3t@db:5432/app"),
-            "postgres://bob:***@db:5432/app"
-        );
-        assert_eq!(
-            redact_url("postgres://bob@db/app?password=x"),
-            "postgres://bob@db/app?password=x"
-        );
-        assert_eq!(redact_url("postgres://db/app"), "postgres://db/app");
-    }
 
     #[test]
     fn describe_never_shows_the_password() {

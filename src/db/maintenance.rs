@@ -907,14 +907,9 @@ fn explain_cleanup_error(e: &sqlx::Error, table: &TableRef) -> anyhow::Error {
 }
 
 /// A failed write as one readable sentence: a missing privilege names the privilege, the
-/// table and the GRANT that would fix it; a read-only session (`--read-only`) says so.
-/// `action` is the SQL privilege/command, e.g. `"DELETE"`.
-pub fn explain_write_error(e: &sqlx::Error, action: &str, table: &TableRef) -> anyhow::Error {
-    explain_write_error_as(e, action, table, &format!("{action} on {table}"))
-}
-
-/// [`explain_write_error`] naming the refused feature (e.g. `"cleanup"`) for a read-only
-/// session: "the session is read-only (--read-only): cleanup is disabled".
+/// table and the GRANT that would fix it; a read-only session (`--read-only`) says so, naming
+/// the refused feature (e.g. `"cleanup"`): "the session is read-only (--read-only): cleanup is
+/// disabled". `action` is the SQL privilege/command, e.g. `"DELETE"`.
 pub fn explain_write_error_as(
     e: &sqlx::Error,
     action: &str,

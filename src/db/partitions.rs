@@ -4,7 +4,7 @@
 //! queries behind a lock; keep partitions created ahead.
 //!
 //! Everything is decided on the server's clock (`now()`), never the client's. Identifiers are
-//! quoted ([`Ident::quoted`]), values bound.
+//! quoted ([`TableRef::qualified`]), values bound.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::db::connect::db_sqlstate;
 use crate::db::table;
-use crate::ident::{Ident, TableRef};
+use crate::ident::TableRef;
 use crate::sanitize;
 
 /// The partitioned layout's migrations 045 and 046 (`migrations/partitioned/`), reversible. An
@@ -330,14 +330,13 @@ pub async fn list(conn: &mut PgConnection, table_oid: u32) -> Result<Vec<Partiti
 
 /// `count(*)` of one partition under a short lock_timeout; None when it went away or is locked.
 async fn count_rows(conn: &mut PgConnection, schema: &str, name: &str) -> Result<Option<i64>> {
-    let (Ok(schema), Ok(name)) = (Ident::new(schema), Ident::new(name)) else {
+    let Ok(part) = TableRef::new(schema, name) else {
         return Ok(None);
     };
     // One simple-protocol query string is one implicit transaction: SET LOCAL covers the count.
     let sql = format!(
-        "SET LOCAL lock_timeout = '{PROBE_LOCK_TIMEOUT}'; SELECT count(*)::int8 FROM {}.{}",
-        schema.quoted(),
-        name.quoted()
+        "SET LOCAL lock_timeout = '{PROBE_LOCK_TIMEOUT}'; SELECT count(*)::int8 FROM {}",
+        part.qualified()
     );
     match conn.fetch_optional(sql.as_str()).await {
         Ok(Some(row)) => Ok(Some(sqlx::Row::try_get::<i64, _>(&row, 0)?)),
@@ -449,11 +448,10 @@ async fn drop_expired_inner(
             out.push(skip(format!("not tried: {why}")));
             continue;
         }
-        let (Ok(schema), Ok(name)) = (Ident::new(&p.schema), Ident::new(&p.name)) else {
+        let Ok(part) = TableRef::new(&p.schema, &p.name).map(|t| t.qualified()) else {
             out.push(skip("skipped: its name is not a usable identifier".into()));
             continue;
         };
-        let part = format!("{}.{}", schema.quoted(), name.quoted());
 
         // 1. Detach.
         let detach = if p.detach_pending {

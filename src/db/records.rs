@@ -493,7 +493,7 @@ fn args_of(q: &Query) -> sqlx::postgres::PgArguments {
 }
 
 /// The query [`page`] would run, and the server's plan for it (`EXPLAIN (FORMAT JSON)`, with
-/// the same bound values). For the UI's "why is this slow" and for the tests.
+/// the same bound values): the tests check with it that every sort walks its index.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PagePlan {
     pub sql: String,

@@ -535,11 +535,7 @@ impl App {
         match self.screen {
             Screen::Dashboard => {
                 let n = self.dash.current.as_ref().map_or(0, |s| s.operations.len());
-                match action {
-                    Action::Up => self.dash.selected_op = self.dash.selected_op.saturating_sub(1),
-                    Action::Down if self.dash.selected_op + 1 < n => self.dash.selected_op += 1,
-                    _ => {}
-                }
+                step(&mut self.dash.selected_op, n, action);
             }
             Screen::Records => {
                 if let Some(d) = &mut self.records.detail {
@@ -554,10 +550,7 @@ impl App {
                 } else {
                     let n = self.records.page.as_ref().map_or(0, |p| p.rows.len());
                     match action {
-                        Action::Up => {
-                            self.records.selected = self.records.selected.saturating_sub(1)
-                        }
-                        Action::Down if self.records.selected + 1 < n => self.records.selected += 1,
+                        Action::Up | Action::Down => step(&mut self.records.selected, n, action),
                         Action::PageDown => match self.records.next_page() {
                             Some(r) => out.push(Request::LoadPage(r)),
                             None => self.flash = Some("last page".into()),
@@ -572,23 +565,11 @@ impl App {
             }
             Screen::Health => {
                 let n = self.health.checks.as_ref().map_or(0, Vec::len);
-                match action {
-                    Action::Up => self.health.selected = self.health.selected.saturating_sub(1),
-                    Action::Down if self.health.selected + 1 < n => self.health.selected += 1,
-                    _ => {}
-                }
+                step(&mut self.health.selected, n, action);
             }
             Screen::Partitions => {
                 let n = self.partitions.parts.as_ref().map_or(0, Vec::len);
-                match action {
-                    Action::Up => {
-                        self.partitions.selected = self.partitions.selected.saturating_sub(1)
-                    }
-                    Action::Down if self.partitions.selected + 1 < n => {
-                        self.partitions.selected += 1
-                    }
-                    _ => {}
-                }
+                step(&mut self.partitions.selected, n, action);
             }
             Screen::Activity => {}
         }
@@ -799,6 +780,15 @@ pub fn update(app: &mut App, event: Event) -> Vec<Request> {
             }
         }
         Event::Db(ev) => app.on_db(ev),
+    }
+}
+
+/// Up/Down move a selection within `n` items, stopping at either end; other actions do not.
+fn step(selected: &mut usize, n: usize, action: Action) {
+    match action {
+        Action::Up => *selected = selected.saturating_sub(1),
+        Action::Down if *selected + 1 < n => *selected += 1,
+        _ => {}
     }
 }
 

@@ -21,13 +21,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
 /// The pg_cron panel: the `cleanup-idempotency` job and its last runs, or how to enable it.
 fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     use crate::db::cron::{enable_hint, CronStatus, JOB_NAME};
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(t.border())
-        .title(Span::styled(
-            format!(" pg_cron job '{JOB_NAME}' (S schedule hourly · U unschedule) "),
-            t.title(),
-        ));
+    let block = super::panel(
+        format!(" pg_cron job '{JOB_NAME}' (S schedule hourly · U unschedule) "),
+        t,
+    );
     let now = app
         .dash
         .current
@@ -138,12 +135,7 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         ],
     )
     .header(Row::new(["time", "action", "took", "rows", "result", "detail"]).style(t.label()))
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(t.border())
-            .title(Span::styled(" Activity log (newest first) ", t.title())),
-    );
+    .block(super::panel(" Activity log (newest first) ", t));
     if app.log.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
@@ -153,12 +145,7 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                     t.dim(),
                 )),
             ])
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .border_style(t.border())
-                    .title(Span::styled(" Activity log ", t.title())),
-            ),
+            .block(super::panel(" Activity log ", t)),
             area,
         );
     } else {
@@ -262,12 +249,8 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
 /// A screen whose data has not arrived yet.
 pub fn draw_placeholder(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     frame.render_widget(
-        Paragraph::new(Line::from(Span::styled("Loading…", t.dim()))).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(t.border())
-                .title(Span::styled(format!(" {} ", app.screen.title()), t.title())),
-        ),
+        Paragraph::new(Line::from(Span::styled("Loading…", t.dim())))
+            .block(super::panel(format!(" {} ", app.screen.title()), t)),
         area,
     );
 }

@@ -68,17 +68,7 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     }
     let now = page.server_now;
     let rows = page.rows.iter().map(|rec| {
-        let expires = if rec.expires_at > now {
-            format!(
-                "in {}",
-                format::duration_secs((rec.expires_at - now).num_seconds() as f64)
-            )
-        } else {
-            format!(
-                "{} ago",
-                format::duration_secs((now - rec.expires_at).num_seconds() as f64)
-            )
-        };
+        let expires = format::ago(Some(rec.expires_at), now);
         Row::new(vec![
             Cell::from(rec.request_id.to_string()),
             Cell::from(sanitize::line(&rec.operation)),
@@ -149,13 +139,15 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
         return;
     };
     let s = &rec.summary;
-    let now = app
-        .records
-        .page
-        .as_ref()
-        .map(|p| p.server_now)
-        .or(app.dash.current.as_ref().map(|s| s.taken_at))
-        .unwrap_or_else(chrono::Utc::now);
+    // The server's newest clock: the page's, or the last refresh's (usually more recent).
+    let now = [
+        app.records.page.as_ref().map(|p| p.server_now),
+        app.dash.current.as_ref().map(|s| s.taken_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or_else(chrono::Utc::now);
     let state = if s.expires_at > now {
         Span::styled(
             format!("live, expires {}", format::ago(Some(s.expires_at), now)),

@@ -24,6 +24,12 @@ use crate::ident::{Ident, TableRef};
 /// Migration 046's cleanup function.
 pub const CLEANUP_FUNCTION: &str = "cleanup_expired_idempotency_records";
 
+/// [`CLEANUP_FUNCTION`] as an identifier, to qualify with the table's schema
+/// ([`TableRef::sibling`]).
+pub fn cleanup_function() -> Ident {
+    Ident::new(CLEANUP_FUNCTION).expect("the function's name is a valid identifier")
+}
+
 /// The table name migration 046's function deletes from (unqualified).
 const GUIDE_TABLE: &str = "idempotency_records";
 
@@ -391,7 +397,7 @@ impl IdempotencyStore {
     pub async fn cleanup_expired(&self) -> Result<u64> {
         let ctx = || format!("clean up expired records of {}", self.table);
         if self.table.table.as_str() == GUIDE_TABLE {
-            let func = format!("{}()", self.table.sibling(&Ident::new(CLEANUP_FUNCTION)?));
+            let func = format!("{}()", self.table.sibling(&cleanup_function()));
             let usable: bool = sqlx::query_scalar(
                 "SELECT coalesce(
                         (SELECT has_function_privilege(p, 'EXECUTE')

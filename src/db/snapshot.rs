@@ -234,12 +234,10 @@ pub async fn take(
     };
     let indexes = indexes(conn, oid, probe).await.context("reading indexes")?;
     let expected_indexes = expected(&indexes);
-    let cleanup_function: bool = sqlx::query_scalar(
-        "SELECT to_regprocedure(quote_ident($1) || '.cleanup_expired_idempotency_records()') IS NOT NULL",
-    )
-    .bind(table.schema.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
+        .bind(format!("{}()", table.sibling(&crate::store::cleanup_function())))
+        .fetch_one(&mut *conn)
+        .await?;
 
     let estimated_total = if stats.n_live_tup > 0 || stats.reltuples < 0.0 {
         stats.n_live_tup as f64

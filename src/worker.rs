@@ -28,7 +28,20 @@ use crate::sanitize;
 pub struct RefreshSession {
     conn: Option<PgConnection>,
     sampler: Sampler,
-    previous: Option<Snapshot>,
+    /// The last snapshot taken on this session.
+    pub previous: Option<Snapshot>,
+}
+
+impl RefreshSession {
+    /// The session's connection, made when there is none (first use, or after it was lost).
+    pub async fn connection(&mut self, connect: &ConnectConfig) -> Result<&mut PgConnection> {
+        connected(&mut self.conn, connect).await
+    }
+
+    /// Drop the connection (lost, or possibly mid-query): the next use connects afresh.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
 }
 
 pub struct Worker {
@@ -42,6 +55,16 @@ pub struct Worker {
     refresh_conn: tokio::sync::Mutex<RefreshSession>,
     config: Config,
     cleanup_cancel: Mutex<Option<CancellationToken>>,
+}
+
+async fn connected<'a>(
+    conn: &'a mut Option<PgConnection>,
+    connect: &ConnectConfig,
+) -> Result<&'a mut PgConnection> {
+    if conn.is_none() {
+        *conn = Some(connect.connect().await?);
+    }
+    Ok(conn.as_mut().expect("connected above"))
 }
 
 /// An error as one readable line, and whether the connection is gone.
@@ -92,7 +115,7 @@ impl Worker {
             Ok(pair) => pair,
             Err(e) => {
                 if is_connection_lost(&e) {
-                    session.conn = None;
+                    session.disconnect();
                 }
                 let result = Err(db_error(&e));
                 let _ = self.events.send(DbEvent::Snapshot { generation, result });
@@ -146,10 +169,7 @@ impl Worker {
         session: &mut RefreshSession,
         opts: SnapshotOptions,
     ) -> Result<(Snapshot, TableInfo)> {
-        if session.conn.is_none() {
-            session.conn = Some(self.connect.connect().await?);
-        }
-        let conn = session.conn.as_mut().expect("connected above");
+        let conn = connected(&mut session.conn, &self.connect).await?;
         let info = table::resolve(conn, &self.table).await?;
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session

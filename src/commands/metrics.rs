@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sqlx::PgConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
@@ -24,6 +23,7 @@ use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
 use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::ident::TableRef;
+use crate::worker::RefreshSession;
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -79,18 +79,13 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// What the exporter keeps between scrapes.
-struct State {
-    conn: Option<PgConnection>,
-    prev: Option<Snapshot>,
-}
-
 /// Scrapes the database; one scrape at a time (they share the connection).
 pub struct Exporter {
     connect: ConnectConfig,
     table: TableRef,
     cfg: Config,
-    state: Mutex<State>,
+    /// Its own session, kept between scrapes (with the last snapshot, for rates).
+    state: Mutex<RefreshSession>,
 }
 
 impl Exporter {
@@ -99,10 +94,7 @@ impl Exporter {
             connect,
             table,
             cfg,
-            state: Mutex::new(State {
-                conn: None,
-                prev: None,
-            }),
+            state: Mutex::new(RefreshSession::default()),
         }
     }
 
@@ -115,14 +107,14 @@ impl Exporter {
             Ok(Ok(found)) => Some(found),
             Ok(Err(e)) => {
                 if is_connection_lost(&e) {
-                    state.conn = None;
+                    state.disconnect();
                 }
                 tracing::warn!("scrape failed: {e:#}");
                 None
             }
             Err(_) => {
                 // The connection may be mid-query: drop it, connect afresh next time.
-                state.conn = None;
+                state.disconnect();
                 tracing::warn!("scrape timed out after {} s", SCRAPE_TIMEOUT.as_secs());
                 None
             }
@@ -131,21 +123,18 @@ impl Exporter {
         match ok {
             Some((snap, checks)) => {
                 let text = render(Some((&snap, &checks)), elapsed);
-                state.prev = Some(snap);
+                state.previous = Some(snap);
                 text
             }
             None => render(None, elapsed),
         }
     }
 
-    async fn collect(&self, state: &mut State) -> Result<(Snapshot, Vec<CheckResult>)> {
-        if state.conn.is_none() {
-            state.conn = Some(self.connect.connect().await?);
-        }
-        let conn = state.conn.as_mut().expect("connected above");
+    async fn collect(&self, state: &mut RefreshSession) -> Result<(Snapshot, Vec<CheckResult>)> {
+        let conn = state.connection(&self.connect).await?;
         let snap = crate::worker::refresh(conn, &self.table, SnapshotOptions::default()).await?;
         let extras = checks::gather(conn, &self.table, &snap, &self.cfg).await?;
-        let results = checks::evaluate(&snap, state.prev.as_ref(), &extras, &self.cfg);
+        let results = checks::evaluate(&snap, state.previous.as_ref(), &extras, &self.cfg);
         Ok((snap, results))
     }
 }

@@ -235,7 +235,10 @@ pub async fn take(
     let indexes = indexes(conn, oid, probe).await.context("reading indexes")?;
     let expected_indexes = expected(&indexes);
     let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
-        .bind(format!("{}()", table.sibling(&crate::store::cleanup_function())))
+        .bind(format!(
+            "{}()",
+            table.sibling(&crate::store::cleanup_function())
+        ))
         .fetch_one(&mut *conn)
         .await?;
 

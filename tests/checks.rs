@@ -57,14 +57,44 @@ fn find<'a>(checks: &'a [CheckResult], id: &str) -> &'a CheckResult {
 }
 
 /// `n` rows of `op`, created `created_h` hours ago with a TTL of `ttl_h` hours, status `status`.
-fn rows(n: i64, op: &str, created_h: f64, ttl_h: f64, status: i32) -> String {
-    format!(
-        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
-         SELECT gen_random_uuid(), '{op}', '{{}}', {status},
-                now() - interval '{created_h} hours',
-                now() - interval '{created_h} hours' + interval '{ttl_h} hours'
-           FROM generate_series(1, {n});"
-    )
+/// Insert `n` rows of `op` into the guide's table, created `created_h` hours ago with a TTL of
+/// `ttl_h` hours and status `status`.
+async fn insert(
+    conn: &mut PgConnection,
+    n: i64,
+    op: &str,
+    created_h: f64,
+    ttl_h: f64,
+    status: i32,
+) {
+    insert_into(conn, &TableRef::default(), n, op, created_h, ttl_h, status).await
+}
+
+async fn insert_into(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    n: i64,
+    op: &str,
+    created_h: f64,
+    ttl_h: f64,
+    status: i32,
+) {
+    sqlx::query(&format!(
+        "INSERT INTO {} (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), $2, '{{}}', $5,
+                now() - make_interval(secs => $3 * 3600),
+                now() - make_interval(secs => $3 * 3600) + make_interval(secs => $4 * 3600)
+           FROM generate_series(1, $1)",
+        table.qualified()
+    ))
+    .bind(n)
+    .bind(op)
+    .bind(created_h)
+    .bind(ttl_h)
+    .bind(status)
+    .execute(conn)
+    .await
+    .unwrap();
 }
 
 /// Make this session's table statistics visible to others now (PostgreSQL 15 flushes them
@@ -92,12 +122,8 @@ fn has_pg_cron() -> bool {
 async fn a_fresh_healthy_table_passes_every_check() {
     let url = migrated_db().await;
     let mut conn = connect(&url).await;
-    conn.execute(rows(20, "create_transaction", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(5, "payment", 0.0, 1.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 20, "create_transaction", 0.0, 24.0, 201).await;
+    insert(&mut conn, 5, "payment", 0.0, 1.0, 200).await;
     let cfg = Config::default();
     let (snap, results) = checks::run_once(&mut conn, &TableRef::default(), &cfg)
         .await
@@ -136,12 +162,8 @@ async fn cleanup_lag_and_expired_backlog_by_age_and_share() {
     let mut conn = connect(&url).await;
     let cfg = Config::default();
     // 100 live rows, 50 that expired 2 h ago: lag above 1.5 x 1 h, a third expired.
-    conn.execute(rows(100, "create_transaction", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(50, "get_balance", 3.0, 1.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 100, "create_transaction", 0.0, 24.0, 201).await;
+    insert(&mut conn, 50, "get_balance", 3.0, 1.0, 200).await;
     let r = checks_of(&url, &cfg).await;
     let lag = find(&r, "cleanup_lag");
     assert_eq!(lag.level, Level::Warning, "{lag:#?}");
@@ -154,9 +176,7 @@ async fn cleanup_lag_and_expired_backlog_by_age_and_share() {
     assert_eq!(find(&r, "expired_backlog").level, Level::Ok);
 
     // 200 more rows expired 5 h ago: lag above 3 x 1 h; 250 of 350 expired.
-    conn.execute(rows(200, "get_balance", 6.0, 1.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 200, "get_balance", 6.0, 1.0, 200).await;
     let r = checks_of(&url, &cfg).await;
     let lag = find(&r, "cleanup_lag");
     assert_eq!(lag.level, Level::Critical, "{lag:#?}");
@@ -169,9 +189,7 @@ async fn cleanup_lag_and_expired_backlog_by_age_and_share() {
     assert_eq!(check_cmd::worst(&r).exit_code(), 2);
 
     // 25 % < share <= 50 %: warning.
-    conn.execute(rows(250, "create_transaction", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 250, "create_transaction", 0.0, 24.0, 201).await;
     let r = checks_of(&url, &cfg).await;
     assert_eq!(find(&r, "expired_backlog").level, Level::Warning);
 
@@ -192,9 +210,7 @@ async fn dead_tuples_and_a_missing_vacuum_are_flagged_until_vacuum() {
     conn.execute("ALTER TABLE idempotency_records SET (autovacuum_enabled = false)")
         .await
         .unwrap();
-    conn.execute(rows(2000, "create_transaction", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 2000, "create_transaction", 0.0, 24.0, 201).await;
     conn.execute("DELETE FROM idempotency_records WHERE ctid IN (SELECT ctid FROM idempotency_records LIMIT 300)")
         .await
         .unwrap();
@@ -279,9 +295,7 @@ async fn indexes_missing_renamed_and_invalid() {
     );
 
     // A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an invalid index behind.
-    conn.execute(rows(3, "same", 0.0, 24.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 3, "same", 0.0, 24.0, 200).await;
     let failed = conn
         .execute("CREATE UNIQUE INDEX CONCURRENTLY broken_idx ON idempotency_records (operation)")
         .await;
@@ -316,9 +330,7 @@ async fn a_dropped_cleanup_function_is_flagged() {
     conn.execute("DROP FUNCTION cleanup_expired_idempotency_records()")
         .await
         .unwrap();
-    conn.execute(rows(150, "get_balance", 6.0, 1.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 150, "get_balance", 6.0, 1.0, 200).await;
     let r = checks_of(&url, &Config::default()).await;
     let f = find(&r, "cleanup_function");
     // No pg_cron job calls it here (see the pg_cron test for the critical case).
@@ -437,12 +449,8 @@ async fn rows_longer_than_their_ttl_policy_break_retention() {
     let url = migrated_db().await;
     let mut conn = connect(&url).await;
     // Within policy: payment 1 h, get_balance 24 h.
-    conn.execute(rows(40, "payment", 0.0, 1.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(50, "get_balance", 0.0, 24.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 40, "payment", 0.0, 1.0, 201).await;
+    insert(&mut conn, 50, "get_balance", 0.0, 24.0, 200).await;
     let cfg = Config::default();
     let r = checks_of(&url, &cfg).await;
     let ret = find(&r, "retention");
@@ -454,9 +462,7 @@ async fn rows_longer_than_their_ttl_policy_break_retention() {
     assert!(ret.detail.contains("exact"), "{ret:#?}");
 
     // 10 payment rows kept for 48 h: 10 of 100 rows.
-    conn.execute(rows(10, "payment", 0.0, 48.0, 201).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 10, "payment", 0.0, 48.0, 201).await;
     let r = checks_of(&url, &cfg).await;
     let ret = find(&r, "retention");
     assert_eq!(ret.level, Level::Warning, "{ret:#?}");
@@ -500,9 +506,7 @@ async fn rows_longer_than_their_ttl_policy_break_retention() {
         Level::Ok
     );
     // Above half the rows: critical (110 of 210).
-    conn.execute(rows(110, "payment", 0.0, 48.0, 201).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 110, "payment", 0.0, 48.0, 201).await;
     let r = checks_of(&url, &cfg).await;
     assert_eq!(find(&r, "retention").level, Level::Critical);
 }
@@ -511,19 +515,11 @@ async fn rows_longer_than_their_ttl_policy_break_retention() {
 async fn stored_5xx_results_per_operation() {
     let url = migrated_db().await;
     let mut conn = connect(&url).await;
-    conn.execute(rows(97, "charge", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(3, "charge", 0.0, 24.0, 503).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(200, "get_balance", 0.0, 24.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 97, "charge", 0.0, 24.0, 201).await;
+    insert(&mut conn, 3, "charge", 0.0, 24.0, 503).await;
+    insert(&mut conn, 200, "get_balance", 0.0, 24.0, 200).await;
     // Too few rows to judge, however bad.
-    conn.execute(rows(5, "rare", 0.0, 24.0, 500).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 5, "rare", 0.0, 24.0, 500).await;
     let cfg = Config::default();
     let r = checks_of(&url, &cfg).await;
     let f = find(&r, "cached_failures");
@@ -534,12 +530,8 @@ async fn stored_5xx_results_per_operation() {
     assert!(!f.detail.contains("rare"), "{f:#?}");
     assert!(f.advice.contains("DELETE FROM \"public\".\"idempotency_records\" WHERE status_code BETWEEN 500 AND 599 AND operation IN ('charge');"), "{f:#?}");
 
-    conn.execute(rows(30, "refund", 0.0, 24.0, 500).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(70, "refund", 0.0, 24.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 30, "refund", 0.0, 24.0, 500).await;
+    insert(&mut conn, 70, "refund", 0.0, 24.0, 200).await;
     let r = checks_of(&url, &cfg).await;
     let f = find(&r, "cached_failures");
     assert_eq!(f.level, Level::Critical, "{f:#?}");
@@ -631,9 +623,7 @@ async fn replay_rate_counts_primary_key_scans_per_insert() {
     let r = checks::evaluate(&after, None, &extras, &cfg);
     assert_eq!(find(&r, "replay_rate").level, Level::Unknown);
     // Plain INSERTs: their uniqueness check is not an index scan.
-    conn.execute(rows(5, "op", 0.0, 1.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 5, "op", 0.0, 1.0, 200).await;
     flush_stats(&mut conn).await;
     let last = snapshot_of(&mut conn, &t).await;
     let r = checks::evaluate(&last, Some(&after), &extras, &cfg);
@@ -672,16 +662,7 @@ async fn pg_cron_job_missing_scheduled_disabled_and_failing() {
     );
 
     // No job, and expired rows pile up.
-    conn.execute(
-        rows(10, "x", 6.0, 1.0, 200)
-            .replace(
-                "INTO idempotency_records",
-                "INTO checkcron.idempotency_records",
-            )
-            .as_str(),
-    )
-    .await
-    .unwrap();
+    insert_into(&mut conn, &t, 10, "x", 6.0, 1.0, 200).await;
     let r = checks_in(&mut conn, &t, &cfg).await;
     let c = find(&r, "pg_cron");
     assert_eq!(c.level, Level::Warning, "{c:#?}");
@@ -1301,15 +1282,9 @@ fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
 async fn the_metrics_endpoint_answers_prometheus_text() {
     let url = migrated_db().await;
     let mut conn = connect(&url).await;
-    conn.execute(rows(7, "payment", 6.0, 1.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(12, "create_transaction", 0.0, 24.0, 201).as_str())
-        .await
-        .unwrap();
-    conn.execute(rows(3, "we\"ird\nop\\x", 0.0, 24.0, 200).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 7, "payment", 6.0, 1.0, 201).await;
+    insert(&mut conn, 12, "create_transaction", 0.0, 24.0, 201).await;
+    insert(&mut conn, 3, "we\"ird\nop\\x", 0.0, 24.0, 200).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -1547,8 +1522,6 @@ async fn the_check_runner_exits_like_a_nagios_plugin() {
     let url = migrated_db().await;
     assert_eq!(check_cmd::run(&global(&url), &cfg, &args).await.unwrap(), 0);
     let mut conn = connect(&url).await;
-    conn.execute(rows(20, "charge", 0.0, 24.0, 500).as_str())
-        .await
-        .unwrap();
+    insert(&mut conn, 20, "charge", 0.0, 24.0, 500).await;
     assert_eq!(check_cmd::run(&global(&url), &cfg, &args).await.unwrap(), 2);
 }

@@ -70,6 +70,14 @@ async fn count(conn: &mut PgConnection, table: &TableRef, condition: &str) -> i6
     .unwrap()
 }
 
+/// Rows left: (expired, live), by the `operation` the inserts gave them.
+async fn left(conn: &mut PgConnection, table: &TableRef) -> (i64, i64) {
+    (
+        count(conn, table, "operation = 'expired'").await,
+        count(conn, table, "operation = 'live'").await,
+    )
+}
+
 async fn expired_by(conn: &mut PgConnection, table: &TableRef, cutoff: DateTime<Utc>) -> i64 {
     sqlx::query_scalar(&format!(
         "SELECT count(*) FROM {} WHERE expires_at <= $1",
@@ -370,8 +378,7 @@ async fn two_sweeps_at_once_one_sweeps_the_other_walks() {
     assert_eq!(a.deleted + b.deleted, 60_000);
     assert_eq!(a.method, Method::Sweep);
     assert_eq!(b.method, Method::Walk, "the table's sweep lock was taken");
-    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
-    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 30_000);
+    assert_eq!(left(&mut conn, &table).await, (0, 30_000));
     // The lock went with the first sweep's session: a third cleanup sweeps again.
     insert_mixed(&mut conn, &table, 30_000).await;
     let c = run_cleanup(&pool(&url).await, &table, &opts).await;
@@ -405,8 +412,7 @@ async fn a_cancelled_sweep_keeps_what_it_did_and_a_second_run_finishes() {
     let second = run_cleanup(&pool, &table, &opts).await;
     assert_eq!(second.stopped, StopReason::CaughtUp);
     assert_eq!(first.deleted + second.deleted, 40_000);
-    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
-    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 20_000);
+    assert_eq!(left(&mut conn, &table).await, (0, 20_000));
 }
 
 #[tokio::test]
@@ -432,8 +438,7 @@ async fn two_cleanups_at_once_neither_fail_nor_double_count() {
         a.deleted, b.deleted, a.batches, b.batches
     );
     assert_eq!(a.deleted + b.deleted, 20_000);
-    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
-    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 1_000);
+    assert_eq!(left(&mut conn, &table).await, (0, 1_000));
 }
 
 #[tokio::test]
@@ -469,8 +474,7 @@ async fn a_cancelled_cleanup_keeps_what_it_did_and_a_second_run_finishes() {
     assert_eq!(second.stopped, StopReason::CaughtUp);
     assert_eq!(second.expired_at_start, 8_500);
     assert_eq!(first.deleted + second.deleted, 10_000);
-    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
-    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 1_000);
+    assert_eq!(left(&mut conn, &table).await, (0, 1_000));
 }
 
 #[tokio::test]
@@ -550,8 +554,7 @@ async fn cleanup_works_on_a_partitioned_table() {
     .await;
     assert_eq!(s.deleted, 4_000);
     assert_eq!(s.stopped, StopReason::CaughtUp);
-    assert_eq!(count(&mut conn, &table, "operation = 'expired'").await, 0);
-    assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 500);
+    assert_eq!(left(&mut conn, &table).await, (0, 500));
     // ANALYZE and VACUUM accept the partitioned parent too.
     maintenance::analyze(&mut conn, &table).await.unwrap();
     maintenance::vacuum(&mut conn, &table, true).await.unwrap();

@@ -515,6 +515,16 @@ fn result(
     }
 }
 
+/// A check whose facts could not be read: unknown, saying why.
+fn unknown(
+    id: &'static str,
+    name: &str,
+    detail: impl Into<String>,
+    advice: impl Into<String>,
+) -> CheckResult {
+    result(id, name, Level::Unknown, "unknown", detail, advice)
+}
+
 fn not_probed(id: &'static str, name: &str, snap: &Snapshot) -> Option<CheckResult> {
     snap.blocked_by.as_ref().map(|b| {
         result(
@@ -921,11 +931,9 @@ fn pg_cron(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
     );
     let status = match &extras.cron {
         Err(e) => {
-            return result(
+            return unknown(
                 ID,
                 NAME,
-                Level::Unknown,
-                "unknown",
                 format!("cannot read pg_cron's state: {e}"),
                 "Connect as a role that may read pg_cron's settings and tables \
                  (pg_read_all_settings, GRANT USAGE ON SCHEMA cron), or ignore: cleanup_lag \
@@ -1124,11 +1132,9 @@ fn grants_check(extras: &Extras) -> CheckResult {
     const NAME: &str = "Grants";
     let grants = match &extras.grants {
         Err(e) => {
-            return result(
+            return unknown(
                 ID,
                 NAME,
-                Level::Unknown,
-                "unknown",
                 format!("cannot read the table's privileges: {e}"),
                 "",
             )
@@ -1270,16 +1276,7 @@ fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
     const ID: &str = "retention";
     const NAME: &str = "Retention (TTL policy)";
     let facts = match &extras.operations {
-        Err(e) => {
-            return result(
-                ID,
-                NAME,
-                Level::Unknown,
-                "unknown",
-                format!("cannot read the TTLs: {e}"),
-                "",
-            )
-        }
+        Err(e) => return unknown(ID, NAME, format!("cannot read the TTLs: {e}"), ""),
         Ok(f) => f,
     };
     let t = &cfg.thresholds.retention_excess;
@@ -1421,11 +1418,9 @@ fn cached_failures(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResul
                 1.0,
             ),
             Err(e) => {
-                return result(
+                return unknown(
                     ID,
                     NAME,
-                    Level::Unknown,
-                    "unknown",
                     format!("cannot count the stored status codes: {e}"),
                     "",
                 )

@@ -24,3 +24,4 @@ pub mod partitions;
 pub mod records;
 pub mod snapshot;
 pub mod table;
+pub mod ts;

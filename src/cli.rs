@@ -38,9 +38,17 @@ pub struct Global {
     #[arg(long, default_value = "idempotency_records", global = true)]
     pub table: String,
 
-    /// statement_timeout for idemtop's queries, in milliseconds.
-    #[arg(long, default_value_t = 5000, global = true, value_name = "MS")]
+    /// statement_timeout for idemtop's queries, in milliseconds (1..=3600000). There is no
+    /// "0 = no timeout": an unbounded query could hold the dashboard and its locks forever.
+    #[arg(long, default_value_t = 5000, global = true, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub statement_timeout: u64,
+
+    /// Time zone in which `timestamp without time zone` columns are read (e.g. Europe/Berlin).
+    /// Default: the database's own TimeZone, as psql uses it (ALTER ROLE/DATABASE settings, else
+    /// the server's configuration when this role may read it).
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub timestamp_zone: Option<String>,
 
     /// Read-only session: every write is refused by the server itself.
     #[arg(long, global = true)]
@@ -76,6 +84,7 @@ impl Global {
             read_only: self.read_only,
             statement_timeout: Duration::from_millis(self.statement_timeout),
             application_name: "idemtop".into(),
+            timestamp_zone: self.timestamp_zone.clone(),
         }
     }
 
@@ -142,4 +151,32 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_statement_timeout_is_refused_not_unbounded() {
+        let err = Cli::try_parse_from(["idemtop", "--statement-timeout", "0", "snapshot"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("0 is not in 1..=3600000"), "{err}");
+        let ok =
+            Cli::try_parse_from(["idemtop", "--statement-timeout", "250", "snapshot"]).unwrap();
+        assert_eq!(
+            ok.global.connect_config().statement_timeout,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn the_timestamp_zone_reaches_the_connection() {
+        let cli = Cli::try_parse_from(["idemtop", "--timestamp-zone", "Asia/Tokyo"]).unwrap();
+        assert_eq!(
+            cli.global.connect_config().timestamp_zone.as_deref(),
+            Some("Asia/Tokyo")
+        );
+    }
 }

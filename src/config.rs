@@ -304,6 +304,9 @@ impl Colors {
     }
 }
 
+/// The largest configuration file read (a config of many targets stays far below).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl Config {
     /// `$XDG_CONFIG_HOME/idemtop/config.toml`, else `~/.config/idemtop/config.toml`.
     pub fn default_path() -> Option<PathBuf> {
@@ -325,16 +328,30 @@ impl Config {
         }
     }
 
-    /// Read and check one file.
+    /// Read and check one file: at most [`MAX_CONFIG_BYTES`], read with that bound (a device
+    /// such as `/dev/zero` or a huge file is refused, never read to the end).
     pub fn load_file(path: &Path) -> Result<Config> {
+        use std::io::Read;
         let shown = crate::sanitize::line(&path.display().to_string());
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let file = std::fs::File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow!("config file {shown} does not exist")
             } else {
                 anyhow!("cannot read config file {shown}: {e}")
             }
         })?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow!("cannot read config file {shown}: {e}"))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            bail!(
+                "config file {shown} is larger than {} KiB: not a configuration file?",
+                MAX_CONFIG_BYTES / 1024
+            );
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow!("config file {shown} is not UTF-8 text"))?;
         Self::from_toml_str(&text, &shown)
     }
 
@@ -602,6 +619,30 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_or_huge_file_is_refused_without_reading_it_all() {
+        let err = Config::load_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config file /dev/zero is larger than 1024 KiB: not a configuration file?"
+        );
+        let dir = std::env::temp_dir().join(format!("idemtop-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.toml");
+        std::fs::write(&big, "# x\n".repeat(300_000)).unwrap();
+        assert!(Config::load_file(&big)
+            .unwrap_err()
+            .to_string()
+            .ends_with("is larger than 1024 KiB: not a configuration file?"));
+        let bin = dir.join("bin.toml");
+        std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(Config::load_file(&bin)
+            .unwrap_err()
+            .to_string()
+            .ends_with("is not UTF-8 text"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn xdg_then_home() {

@@ -64,6 +64,7 @@ pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()
         url: Some(url.clone()),
         read_only: global.read_only,
         statement_timeout: Duration::from_millis(global.statement_timeout),
+        timestamp_zone: global.timestamp_zone.clone(),
         ..ConnectConfig::default()
     };
     let table = TableRef::default();

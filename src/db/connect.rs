@@ -7,6 +7,7 @@ use anyhow::{anyhow, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
+use crate::db::session;
 use crate::sanitize;
 
 /// Where and how to connect.
@@ -21,6 +22,9 @@ pub struct ConnectConfig {
     pub statement_timeout: Duration,
     /// `application_name`, so the operator's sessions are recognisable in `pg_stat_activity`.
     pub application_name: String,
+    /// The zone that `timestamp without time zone` values are read in; `None`: the database's
+    /// own TimeZone, found by [`crate::db::session::align_timezone`].
+    pub timestamp_zone: Option<String>,
 }
 
 impl Default for ConnectConfig {
@@ -30,6 +34,7 @@ impl Default for ConnectConfig {
             read_only: false,
             statement_timeout: Duration::from_secs(5),
             application_name: "idemtop".into(),
+            timestamp_zone: None,
         }
     }
 }
@@ -88,14 +93,18 @@ impl ConnectConfig {
         }
     }
 
-    /// One connection, with readable errors.
+    /// One connection, with readable errors, its TimeZone aligned with the database's
+    /// ([`session::align_timezone`]).
     pub async fn connect(&self) -> Result<PgConnection> {
         let opts = self.options()?;
         let target = describe_options(&opts);
-        tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&opts))
-            .await
-            .map_err(|_| anyhow!("cannot connect to {target}: no answer within 10 s"))?
-            .map_err(|e| connect_error(&e, &target))
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&opts))
+                .await
+                .map_err(|_| anyhow!("cannot connect to {target}: no answer within 10 s"))?
+                .map_err(|e| connect_error(&e, &target))?;
+        session::align_timezone(&mut conn, self.timestamp_zone.as_deref()).await?;
+        Ok(conn)
     }
 
     /// A small pool. One connection is made first, so a wrong URL, a refused connection or a
@@ -103,7 +112,17 @@ impl ConnectConfig {
     pub async fn pool(&self, max: u32) -> Result<PgPool> {
         let first = self.connect().await?;
         let _ = first.close().await;
+        let zone = self.timestamp_zone.clone();
         Ok(PgPoolOptions::new()
+            .after_connect(move |conn, _| {
+                let zone = zone.clone();
+                Box::pin(async move {
+                    session::align_timezone(conn, zone.as_deref())
+                        .await
+                        .map(drop)
+                        .map_err(|e| sqlx::Error::Configuration(e.into()))
+                })
+            })
             .max_connections(max)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))

@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod migrate;
 pub mod partitions;
 pub mod records;
+pub mod session;
 pub mod snapshot;
 pub mod table;
 pub mod ts;

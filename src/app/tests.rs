@@ -339,6 +339,7 @@ fn arrow_and_vi_keys_move_through_the_partitions() {
         straddles_now: false,
         detach_pending: false,
         blocked_by: None,
+        ..Default::default()
     };
     update(
         &mut a,

@@ -1,6 +1,7 @@
 //! `idemtop cleanup`: delete the expired rows in short, adaptive batches, without the
 //! dashboard. Progress goes to stderr (only when it is a terminal), the summary to stdout.
-//! Ctrl-C stops between batches and still prints the summary; a second Ctrl-C exits at once.
+//! SIGINT, SIGTERM or SIGHUP stops between batches and still prints the summary (exit 128 + the
+//! signal's number); a second signal exits at once.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::cli::{Format, Global};
 use crate::db::maintenance::{
     self, CleanupOptions, CleanupProgress, CleanupSummary, Method, MethodChoice, StopReason,
 };
+use crate::db::plan::PartitionAction;
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -77,13 +79,14 @@ impl CleanupArgs {
     }
 }
 
-/// Run the cleanup; returns the exit status (0 done, 1 failed, the error already printed as
-/// one line on stderr).
+/// Run the cleanup; returns the exit status ([`exit_code`]; 1 failed, the error already
+/// printed as one line on stderr).
 pub async fn run(global: &Global, args: &CleanupArgs) -> Result<i32> {
-    match execute(global, args).await {
+    let signals = Signals::new();
+    match execute(global, args, &signals).await {
         Ok(summary) => {
             println!("{}", render_summary(&summary, args.format));
-            Ok(0)
+            Ok(exit_code(&summary, signals.received()))
         }
         Err(e) => {
             eprintln!("idemtop: {}", sanitize::line(&format!("{e:#}")));
@@ -92,25 +95,79 @@ pub async fn run(global: &Global, args: &CleanupArgs) -> Result<i32> {
     }
 }
 
-async fn execute(global: &Global, args: &CleanupArgs) -> Result<CleanupSummary> {
+/// SIGINT, SIGTERM and SIGHUP: the first stops the cleanup between batches (the summary is
+/// still printed, and the exit status says which signal), a second one exits at once.
+struct Signals {
+    cancel: CancellationToken,
+    received: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use std::sync::atomic::Ordering;
+        use tokio::signal::unix::{signal, SignalKind};
+        let cancel = CancellationToken::new();
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            let received = received.clone();
+            async move {
+                let kinds = [
+                    (SignalKind::interrupt(), libc::SIGINT),
+                    (SignalKind::terminate(), libc::SIGTERM),
+                    (SignalKind::hangup(), libc::SIGHUP),
+                ];
+                let mut streams = Vec::new();
+                for (kind, number) in kinds {
+                    match signal(kind) {
+                        Ok(s) => streams.push((s, number)),
+                        Err(e) => tracing::warn!("cannot listen for signal {number}: {e}"),
+                    }
+                }
+                loop {
+                    let waits = streams
+                        .iter_mut()
+                        .map(|(s, n)| Box::pin(async move { s.recv().await.map(|_| *n) }));
+                    let (got, _, _) = futures::future::select_all(waits).await;
+                    let Some(number) = got else { return };
+                    if received.swap(number, Ordering::SeqCst) != 0 {
+                        eprintln!(
+                            "\nidemtop: signalled twice: exiting now (the running batch is rolled back)"
+                        );
+                        std::process::exit(128 + number);
+                    }
+                    eprintln!("\nidemtop: signal {number}: stopping after the current batch");
+                    cancel.cancel();
+                }
+            }
+        });
+        Signals {
+            cancel,
+            received,
+            task,
+        }
+    }
+
+    /// The first signal received, if any.
+    fn received(&self) -> Option<i32> {
+        match self.received.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn execute(global: &Global, args: &CleanupArgs, signals: &Signals) -> Result<CleanupSummary> {
     let table = global.table_ref()?;
     let pool = global.connect_config().pool(2).await?;
-    let cancel = CancellationToken::new();
-    let interrupts = tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nidemtop: interrupted twice: exiting now (the running batch is rolled back)"
-                );
-                std::process::exit(130);
-            }
-        }
-    });
+    let cancel = signals.cancel.clone();
     let show = std::io::stderr().is_terminal();
     let mut shown = false;
     let result = maintenance::cleanup(&pool, &table, &args.options(), &cancel, |p| {
@@ -125,7 +182,6 @@ async fn execute(global: &Global, args: &CleanupArgs) -> Result<CleanupSummary> 
     if shown {
         eprint!("\r\x1b[2K");
     }
-    interrupts.abort();
     pool.close().await;
     result
 }
@@ -157,45 +213,94 @@ fn method_words(m: Method) -> &'static str {
     }
 }
 
-/// The final summary: one line of text, or one JSON object (`deleted`, `batches`,
-/// `duration_ms`, `cutoff`, `stopped`, `dry_run`, `expired_at_start`, `method`).
+/// The final summary: text (a first line, then one line per partition), or one JSON object
+/// (`deleted`, `batches`, `duration_ms`, `cutoff`, `stopped`, `dry_run`, `expired_at_start`,
+/// `method`, `method_reason`, `skipped`, `partitions`).
 pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string(s).expect("a summary always serializes"),
         Format::Text => {
-            let secs = s.duration.as_secs_f64();
-            if s.dry_run {
-                let count = if s.expired_at_start >= maintenance::COUNT_CAP {
-                    format!("more than {}", maintenance::COUNT_CAP - 1)
-                } else {
-                    s.expired_at_start.to_string()
+            let mut out = summary_line(s);
+            for p in &s.partitions {
+                let verb = match (s.dry_run, p.planned.action, &p.dropped) {
+                    (_, PartitionAction::Drop, Some(d)) if d.dropped => "dropped",
+                    (_, PartitionAction::Drop, Some(_)) => "not dropped",
+                    (true, PartitionAction::Drop, None) => "would drop",
+                    (false, PartitionAction::Drop, None) => "drop planned",
+                    (_, PartitionAction::RowByRow, _) => "row by row",
                 };
-                return format!(
-                    "dry run: {count} expired {} would be deleted (expires_at <= {}) by {}, nothing was deleted, {secs:.2} s",
-                    plural(s.expired_at_start, "row", "rows"),
-                    s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    method_words(s.method),
-                );
+                let rows = match &p.dropped {
+                    Some(d) if d.dropped => format!("{} rows", d.rows),
+                    _ if p.planned.rows_exact => format!("{} rows", p.planned.rows),
+                    _ => format!("~{} rows", p.planned.rows),
+                };
+                out.push_str(&format!(
+                    "\n  partition {}: {verb}, {rows}: {}",
+                    sanitize::line(&p.planned.name),
+                    p.note.as_deref().unwrap_or(&p.planned.reason)
+                ));
             }
-            let why = match s.stopped {
-                StopReason::CaughtUp => "caught up".to_string(),
-                other => format!(
-                    "{}; about {} expired rows left",
-                    other.describe(),
-                    s.expired_at_start.saturating_sub(s.deleted)
-                ),
-            };
-            format!(
-                "deleted {} expired {} in {} {} ({}), {secs:.2} s ({why})",
-                s.deleted,
-                plural(s.deleted, "row", "rows"),
-                s.batches,
-                plural(s.batches, "batch", "batches"),
-                method_words(s.method),
-            )
+            out
         }
     }
 }
+
+fn summary_line(s: &CleanupSummary) -> String {
+    let secs = s.duration.as_secs_f64();
+    if s.dry_run {
+        let count = if s.expired_at_start >= maintenance::COUNT_CAP {
+            format!("more than {}", maintenance::COUNT_CAP - 1)
+        } else {
+            s.expired_at_start.to_string()
+        };
+        return format!(
+            "dry run: {count} expired {} would be deleted (expires_at <= {}) by {} ({}), nothing was deleted, {secs:.2} s",
+            plural(s.expired_at_start, "row", "rows"),
+            s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            method_words(s.method),
+            s.method_reason,
+        );
+    }
+    let why = match s.stopped {
+        StopReason::CaughtUp => "caught up".to_string(),
+        StopReason::Incomplete => format!(
+            "incomplete: {} expired {} left behind, locked by other sessions; the next run takes them",
+            s.skipped,
+            plural(s.skipped, "row", "rows")
+        ),
+        other => format!(
+            "{}; about {} expired rows left",
+            other.describe(),
+            s.expired_at_start.saturating_sub(s.deleted)
+        ),
+    };
+    format!(
+        "deleted {} expired {} in {} {} ({}), {secs:.2} s ({why})",
+        s.deleted,
+        plural(s.deleted, "row", "rows"),
+        s.batches,
+        plural(s.batches, "batch", "batches"),
+        method_words(s.method),
+    )
+}
+
+/// Exit status of a finished run: 0 caught up (or a dry run), 3 incomplete (rows left behind
+/// locked, or `--max-duration` reached), 128 + the signal's number when a signal stopped it.
+pub fn exit_code(s: &CleanupSummary, signal: Option<i32>) -> i32 {
+    if let Some(sig) = signal {
+        return 128 + sig;
+    }
+    match s.stopped {
+        StopReason::CaughtUp => 0,
+        StopReason::Incomplete | StopReason::MaxDuration => EXIT_INCOMPLETE,
+        // Cancelled without a signal: only the dashboard cancels that way.
+        StopReason::Cancelled => EXIT_INCOMPLETE,
+    }
+}
+
+/// `idemtop cleanup` exit status when expired rows were left (locked rows skipped, or
+/// `--max-duration` reached).
+pub const EXIT_INCOMPLETE: i32 = 3;
 
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
@@ -221,6 +326,9 @@ mod tests {
             dry_run,
             expired_at_start: 2000,
             method: Method::Walk,
+            method_reason: "a small backlog: the index walk is quick".into(),
+            skipped: 0,
+            partitions: Vec::new(),
         }
     }
 
@@ -236,7 +344,29 @@ mod tests {
         );
         assert_eq!(
             render_summary(&summary(StopReason::CaughtUp, true), Format::Text),
-            "dry run: 2000 expired rows would be deleted (expires_at <= 2025-01-02T03:04:05.000Z) by index walk, nothing was deleted, 0.42 s"
+            "dry run: 2000 expired rows would be deleted (expires_at <= 2025-01-02T03:04:05.000Z) by index walk (a small backlog: the index walk is quick), nothing was deleted, 0.42 s"
+        );
+        let mut left = summary(StopReason::Incomplete, false);
+        left.skipped = 1;
+        assert_eq!(
+            render_summary(&left, Format::Text),
+            "deleted 1234 expired rows in 5 batches (index walk), 0.42 s (incomplete: 1 expired row left behind, locked by other sessions; the next run takes them)"
+        );
+    }
+
+    #[test]
+    fn exit_codes_tell_done_incomplete_and_signalled_apart() {
+        assert_eq!(exit_code(&summary(StopReason::CaughtUp, false), None), 0);
+        assert_eq!(exit_code(&summary(StopReason::CaughtUp, true), None), 0);
+        assert_eq!(exit_code(&summary(StopReason::Incomplete, false), None), 3);
+        assert_eq!(exit_code(&summary(StopReason::MaxDuration, false), None), 3);
+        assert_eq!(
+            exit_code(&summary(StopReason::Cancelled, false), Some(libc::SIGTERM)),
+            143
+        );
+        assert_eq!(
+            exit_code(&summary(StopReason::Cancelled, false), Some(libc::SIGHUP)),
+            129
         );
     }
 
@@ -253,6 +383,9 @@ mod tests {
         assert_eq!(v["cutoff"], "2025-01-02T03:04:05Z");
         assert_eq!(v["expired_at_start"], 2000);
         assert_eq!(v["method"], "walk");
+        assert_eq!(v["method_reason"], "a small backlog: the index walk is quick");
+        assert_eq!(v["skipped"], 0);
+        assert_eq!(v["partitions"], serde_json::json!([]));
     }
 
     #[derive(Parser)]

@@ -30,6 +30,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::connect::db_sqlstate;
+use crate::db::ts::Ts;
 use crate::ident::{display_quoted as sql_ident, TableRef};
 use crate::sanitize;
 
@@ -167,6 +168,10 @@ pub enum StopReason {
     Cancelled,
     /// `max_duration` passed; stopped between batches.
     MaxDuration,
+    /// Went through every batch, but expired rows (as of the cutoff) are left: locked by other
+    /// sessions past the lock timeout, or being deleted by another cleanup (`skipped` counts
+    /// them). The next run takes them.
+    Incomplete,
 }
 
 impl StopReason {
@@ -175,13 +180,14 @@ impl StopReason {
             StopReason::CaughtUp => "caught up",
             StopReason::Cancelled => "cancelled",
             StopReason::MaxDuration => "max duration reached",
+            StopReason::Incomplete => "incomplete: expired rows were left behind",
         }
     }
 }
 
 /// What [`cleanup`] did. JSON: `deleted`, `batches`, `duration_ms`, `cutoff` (RFC 3339),
-/// `stopped` (`caught_up`, `cancelled`, `max_duration`), `dry_run`, `expired_at_start`,
-/// `method` (`walk`, `sweep`).
+/// `stopped` (`caught_up`, `cancelled`, `max_duration`, `incomplete`), `dry_run`,
+/// `expired_at_start`, `method` (`walk`, `sweep`), `method_reason`, `skipped`, `partitions`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CleanupSummary {
     pub deleted: u64,
@@ -196,6 +202,32 @@ pub struct CleanupSummary {
     pub expired_at_start: u64,
     /// How the rows were found: `walk` (the index) or `sweep` (the heap in physical order).
     pub method: Method,
+    /// Why that method.
+    pub method_reason: String,
+    /// Expired rows (as of the cutoff) left behind because they were locked by another session
+    /// (or deleted by another cleanup at the same time); `stopped` is then `incomplete`.
+    pub skipped: u64,
+    /// Each partition: what the plan said and, after a run, what happened.
+    pub partitions: Vec<PartitionOutcome>,
+}
+
+/// One partition in a cleanup summary. JSON: the plan's fields (`name`, `action`, `proof`,
+/// `rows`, `rows_exact`, `reason`), then after a run `dropped` (bool) and `note`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionOutcome {
+    #[serde(flatten)]
+    pub planned: crate::db::plan::PlannedPartition,
+    #[serde(rename = "dropped", serialize_with = "ser_dropped", skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<crate::db::partitions::DroppedPartition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn ser_dropped<S: Serializer>(
+    d: &Option<crate::db::partitions::DroppedPartition>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(d.as_ref().is_some_and(|d| d.dropped))
 }
 
 fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -210,12 +242,14 @@ struct Batch {
     deleted: u64,
     /// Largest `expires_at` it selected: where the next batch starts (`>=`, as several rows
     /// can share one `expires_at`).
-    max_expires: Option<DateTime<Utc>>,
+    max_expires: Option<Ts>,
 }
 
 /// Delete every row with `expires_at <= cutoff` (the server's `now()` at the start), in short
-/// batches, until caught up, cancelled or `max_duration` passed. `progress` is called after
-/// every batch. What was deleted stays deleted when it stops early or fails.
+/// batches, until caught up, cancelled or `max_duration` passed, following the plan that
+/// [`crate::db::plan::make`] makes (a dry run returns that plan's figures and does nothing).
+/// `progress` is called after every batch. What was deleted stays deleted when it stops early
+/// or fails.
 pub async fn cleanup(
     pool: &PgPool,
     table: &TableRef,
@@ -224,66 +258,46 @@ pub async fn cleanup(
     mut progress: impl FnMut(&CleanupProgress),
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
-    let (privs, oid, partitioned) = {
+    let plan = crate::db::plan::make(pool, table, opts).await?;
+    let privs = {
         let mut conn = pool.acquire().await?;
-        let info = crate::db::table::resolve(&mut conn, table).await?;
-        (
-            privileges(&mut conn, info.oid).await?,
-            info.oid,
-            info.partitioned,
-        )
+        privileges(&mut conn, plan.info.oid).await?
     };
-    // A partitioned table first loses its fully expired partitions whole (DETACH CONCURRENTLY,
-    // DROP: no row-by-row DELETE, almost no WAL); the batches below then only see the partition
-    // that straddles now() and any partition that could not be dropped in time.
-    let mut dropped = Vec::new();
-    if partitioned && !opts.dry_run && privs.delete {
-        let mut conn = pool.acquire().await?;
-        match crate::db::partitions::drop_expired(&mut conn, table, PARTITION_LOCK_TIMEOUT).await {
-            Ok(d) => dropped = d,
-            // Detaching needs the table's owner; without it, the batches below do the work.
-            Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
-                tracing::warn!(
-                    "cannot drop expired partitions ({e:#}); deleting their rows instead"
-                )
-            }
-            Err(e) => return Err(e.context("dropping expired partitions")),
-        }
-        if let Err(e) = crate::db::partitions::ensure_ahead(&mut conn, table, 48).await {
-            tracing::warn!("could not create partitions ahead: {e:#}");
-        }
-        // The dedicated settings of drop_expired must not go back into the pool.
-        conn.close_on_drop();
-        for d in dropped.iter().filter(|d| d.note.is_some()) {
-            tracing::warn!("partition {}: {}", d.name, d.note.as_deref().unwrap_or(""));
-        }
-    }
-    let dropped_rows: u64 = dropped
+    let planned: Vec<PartitionOutcome> = plan
+        .partitions
         .iter()
-        .filter(|d| d.dropped)
-        .map(|d| d.rows.max(0) as u64)
-        .sum();
-    let (cutoff, expired_after_drop) = cutoff_and_count(pool, table).await?;
-    let expired_at_start = expired_after_drop + dropped_rows;
-    let summary = |deleted, batches, stopped, method| CleanupSummary {
+        .map(|p| PartitionOutcome {
+            planned: p.clone(),
+            dropped: None,
+            note: None,
+        })
+        .collect();
+    let expired_at_start = plan.expired();
+    let summary = |deleted, batches, stopped, method, skipped, partitions| CleanupSummary {
         deleted,
         batches,
         duration: started.elapsed(),
-        cutoff,
+        cutoff: plan.cutoff,
         stopped,
         dry_run: opts.dry_run,
         expired_at_start,
         method,
+        method_reason: plan.method_reason.clone(),
+        skipped,
+        partitions,
     };
-    let sweep_wanted = privs.select
-        && sweep_wanted(pool, table, oid, partitioned, opts, expired_after_drop).await?;
     if opts.dry_run {
-        let method = if sweep_wanted {
-            Method::Sweep
-        } else {
-            Method::Walk
-        };
-        return Ok(summary(0, 0, StopReason::CaughtUp, method));
+        return Ok(summary(
+            0,
+            0,
+            StopReason::CaughtUp,
+            plan.method,
+            0,
+            planned,
+        ));
+    }
+    if plan.info.in_recovery {
+        bail!("the server is a hot standby (in recovery): nothing can be deleted there; run cleanup on the primary");
     }
     let mut missing = Vec::new();
     if !privs.schema_usage {
@@ -304,17 +318,55 @@ pub async fn cleanup(
     if !missing.is_empty() {
         return Err(privilege_error(&privs.role, &missing.join(", "), table));
     }
+    // Partitions that provably hold no live row go whole (DETACH, DROP: no row-by-row DELETE,
+    // almost no WAL); the batches below then see only the rest.
+    let mut partitions = planned;
+    let steps = plan.drop_steps();
+    if !steps.is_empty() {
+        let mut conn = pool.acquire().await?;
+        let done = crate::db::partitions::drop_planned(
+            &mut conn,
+            table,
+            &steps,
+            plan.cutoff,
+            PARTITION_LOCK_TIMEOUT,
+        )
+        .await;
+        // The dedicated settings of drop_planned must not go back into the pool.
+        conn.close_on_drop();
+        for d in done.context("dropping expired partitions")? {
+            if let Some(o) = partitions.iter_mut().find(|o| o.planned.name == d.name) {
+                if let Some(note) = &d.note {
+                    tracing::warn!("partition {}: {note}", d.name);
+                }
+                o.note = d.note.clone();
+                o.dropped = Some(d);
+            }
+        }
+    }
+    if plan.info.partitioned && plan.can_drop {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = crate::db::partitions::ensure_ahead(&mut conn, table, 48).await {
+            tracing::warn!("could not create partitions ahead: {e:#}");
+        }
+    }
+    let dropped_rows: u64 = partitions
+        .iter()
+        .filter_map(|o| o.dropped.as_ref())
+        .filter(|d| d.dropped)
+        .map(|d| d.rows.max(0) as u64)
+        .sum();
     let run = Run {
         table,
-        cutoff,
+        cutoff: plan.cutoff,
         opts,
         cancel,
         started,
         expired_at_start,
     };
     let mut reporter = Reporter::new(&mut progress);
-    let sweeper = if sweep_wanted {
-        start_sweep(pool, table, oid).await?
+    let sweeper = if plan.method == Method::Sweep {
+        start_sweep(pool, table, plan.info.oid).await?
     } else {
         None
     };
@@ -326,15 +378,51 @@ pub async fn cleanup(
                 // locks, which is still correct (the DELETE counts only what it deleted), only
                 // concurrent cleanups may then wait for each other's batches.
                 lock_rows: privs.update,
-                by_ctid: !partitioned,
+                by_ctid: !plan.info.partitioned,
                 already_deleted: dropped_rows,
             };
             (walk(pool, &run, &how, &mut reporter).await, Method::Walk)
         }
     };
     reporter.flush();
-    let (deleted, batches, stopped) = outcome?;
-    Ok(summary(deleted, batches, stopped, method))
+    let (mut deleted, batches, mut stopped) = outcome?;
+    if method == Method::Sweep {
+        deleted += dropped_rows;
+    }
+    // What is left of the expired rows (as of the cutoff) was skipped: locked by another
+    // session, being deleted by another cleanup, or written during the run. Counted, never
+    // assumed zero.
+    let mut skipped = 0;
+    if matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
+        match left_behind(pool, table, plan.cutoff).await {
+            Ok(0) => {}
+            Ok(n) => {
+                skipped = n;
+                stopped = StopReason::Incomplete;
+            }
+            Err(e) => {
+                tracing::warn!("could not count the rows left behind: {e:#}");
+                stopped = StopReason::Incomplete;
+            }
+        }
+    }
+    Ok(summary(deleted, batches, stopped, method, skipped, partitions))
+}
+
+/// Expired rows (as of `cutoff`) still there after a cleanup, counted up to [`COUNT_CAP`].
+async fn left_behind(pool: &PgPool, table: &TableRef, cutoff: DateTime<Utc>) -> Result<u64> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = crate::db::connect::begin_bounded(&mut conn, Duration::from_secs(30)).await?;
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
+        table.qualified()
+    ))
+    .bind(cutoff)
+    .bind(COUNT_CAP as i64)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(n.max(0) as u64)
 }
 
 /// What both ways of finding the rows share.
@@ -424,7 +512,7 @@ async fn walk<F: FnMut(&CleanupProgress)>(
     let opts = run.opts;
     let deleting = Instant::now();
     let mut batch_size = initial_batch_size(opts);
-    let mut last_seen: Option<DateTime<Utc>> = None;
+    let mut last_seen: Option<Ts> = None;
     let (mut deleted, mut batches, mut retries) = (how.already_deleted, 0u64, 0u32);
     loop {
         if let Some(stopped) = run.should_stop() {
@@ -436,6 +524,17 @@ async fn walk<F: FnMut(&CleanupProgress)>(
                 Ok(b) => {
                     retries = 0;
                     b
+                }
+                // Without row locks (no UPDATE privilege for FOR UPDATE SKIP LOCKED) a row that
+                // another session keeps locked stops the walk: what is left is counted and the
+                // run reported incomplete, not failed.
+                Err(e)
+                    if !how.lock_rows
+                        && retries >= MAX_RETRIES
+                        && db_sqlstate(&e).as_deref() == Some("55P03") =>
+                {
+                    tracing::warn!("an expired row stays locked by another session: stopping here");
+                    return Ok((deleted, batches, StopReason::Incomplete));
                 }
                 Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
                     retries += 1;
@@ -505,53 +604,9 @@ impl<'a, F: FnMut(&CleanupProgress)> Reporter<'a, F> {
     }
 }
 
-/// Whether this cleanup should sweep (see the module notes): never for a partitioned table or
-/// a fixed batch size; `--method sweep` always; auto when the backlog is at least
-/// [`SWEEP_MIN_ROWS`] rows and [`SWEEP_MIN_SHARE`] of the table (by `pg_class.reltuples`, or a
-/// bounded count when the table was never analyzed).
-async fn sweep_wanted(
-    pool: &PgPool,
-    table: &TableRef,
-    oid: u32,
-    partitioned: bool,
-    opts: &CleanupOptions,
-    expired: u64,
-) -> Result<bool> {
-    if partitioned || opts.fixed_batch.is_some() {
-        return Ok(false);
-    }
-    match opts.method {
-        MethodChoice::Walk => return Ok(false),
-        MethodChoice::Sweep => return Ok(true),
-        MethodChoice::Auto if expired < SWEEP_MIN_ROWS => return Ok(false),
-        MethodChoice::Auto => {}
-    }
-    let mut conn = pool.acquire().await?;
-    let reltuples: f64 =
-        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = $1")
-            .bind(Oid(oid))
-            .fetch_one(&mut *conn)
-            .await?;
-    let rows = if reltuples >= 0.0 {
-        reltuples
-    } else {
-        // Never analyzed: count, but never past the point where the share is too small.
-        let limit = (expired as f64 / SWEEP_MIN_SHARE).ceil() as i64 + 1;
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} LIMIT $1) s",
-            table.qualified()
-        ))
-        .bind(limit)
-        .fetch_one(&mut *conn)
-        .await?;
-        n as f64
-    };
-    Ok(sweep_share_ok(expired, rows))
-}
-
 /// The auto rule: the expired rows are at least [`SWEEP_MIN_SHARE`] of the table's rows
 /// (which, being an estimate, may be below the exact expired count).
-fn sweep_share_ok(expired: u64, table_rows: f64) -> bool {
+pub(crate) fn sweep_share_ok(expired: u64, table_rows: f64) -> bool {
     expired >= SWEEP_MIN_ROWS && expired as f64 >= SWEEP_MIN_SHARE * table_rows.max(expired as f64)
 }
 
@@ -572,7 +627,7 @@ struct Sweeper {
 
 /// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
 /// each other's rows, so a second cleanup walks the index (with `SKIP LOCKED`) instead.
-fn sweep_lock_key(oid: u32) -> i64 {
+pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
     (0x1de7_i64 << 32) | i64::from(oid)
 }
 
@@ -652,6 +707,27 @@ async fn sweep<F: FnMut(&CleanupProgress)>(
                 retries = 0;
                 r.rows_affected()
             }
+            // A row of the range is locked by another session past the lock timeout: take the
+            // range row by row, skipping what stays locked (counted as left behind at the end),
+            // the way the walk skips locked rows.
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") && end - next <= ROW_BY_ROW_MAX_PAGES => {
+                match sweep_row_by_row(&mut conn, run, next, end).await {
+                    Ok(rows) => {
+                        retries = 0;
+                        size = SWEEP_INITIAL_PAGES;
+                        rows
+                    }
+                    Err(e) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                        return Err(run.failed(&e, deleted, batches));
+                    }
+                }
+            }
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
+                tracing::info!("a row of pages {next}..{end} is locked: narrowing the range");
+                size = ROW_BY_ROW_MAX_PAGES;
+                continue;
+            }
             Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
                 retries += 1;
                 tracing::warn!("cleanup sweep of pages {next}..{end} failed, retrying: {e}");
@@ -682,6 +758,63 @@ async fn sweep<F: FnMut(&CleanupProgress)>(
     Ok((deleted, batches, stopped))
 }
 
+/// A sweep range that hits a locked row is taken row by row when it is at most this many pages
+/// (a larger one is first narrowed to this).
+const ROW_BY_ROW_MAX_PAGES: u64 = 64;
+/// How long the row-by-row pass waits for one row's lock before it skips the row.
+const ROW_LOCK_TIMEOUT: &str = "100ms";
+
+/// Delete the expired rows of pages `lo..hi` one at a time, each in its own transaction with a
+/// short lock timeout; a row still locked then is skipped. Returns the rows deleted.
+async fn sweep_row_by_row(
+    conn: &mut PgConnection,
+    run: &Run<'_>,
+    lo: u64,
+    hi: u64,
+) -> Result<u64, sqlx::Error> {
+    let t = run.table.qualified();
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT ctid::text FROM {t}
+          WHERE ctid >= format('(%s,0)', $1::int8)::tid AND ctid < format('(%s,0)', $2::int8)::tid
+            AND expires_at <= $3"
+    ))
+    .bind(lo as i64)
+    .bind(hi as i64)
+    .bind(run.cutoff)
+    .fetch_all(&mut *conn)
+    .await?;
+    let delete = format!("DELETE FROM {t} WHERE ctid = $1::tid AND expires_at <= $2");
+    let mut deleted = 0;
+    let mut skipped = 0;
+    for id in ids {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(ROW_LOCK_TIMEOUT)
+            .execute(&mut *tx)
+            .await?;
+        match sqlx::query(&delete)
+            .bind(&id)
+            .bind(run.cutoff)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(r) => {
+                tx.commit().await?;
+                deleted += r.rows_affected();
+            }
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
+                tx.rollback().await?;
+                skipped += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!("{skipped} expired rows of pages {lo}..{hi} are locked by another session: left for the next run");
+    }
+    Ok(deleted)
+}
+
 /// The next sweep range: the last range scaled to the target duration, at most twice the last,
 /// within `[1, SWEEP_MAX_PAGES]`.
 fn next_sweep_pages(current: u64, took: Duration, target: Duration) -> u64 {
@@ -694,45 +827,12 @@ fn next_sweep_pages(current: u64, took: Duration, target: Duration) -> u64 {
     (proposed.min(grown as f64).round() as u64).clamp(1, SWEEP_MAX_PAGES)
 }
 
-/// The cutoff (server `now()`) and the number of rows expired by then, capped at [`COUNT_CAP`].
-async fn cutoff_and_count(pool: &PgPool, table: &TableRef) -> Result<(DateTime<Utc>, u64)> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-        .bind(BATCH_STATEMENT_TIMEOUT)
-        .execute(&mut *tx)
-        .await?;
-    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *tx)
-        .await?;
-    let sql = format!(
-        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
-        table.qualified()
-    );
-    let count: Result<i64, sqlx::Error> = sqlx::query_scalar(&sql)
-        .bind(cutoff)
-        .bind(COUNT_CAP as i64)
-        .fetch_one(&mut *tx)
-        .await;
-    let count = match count {
-        Ok(n) => n.max(0) as u64,
-        // Only an estimate: a huge backlog that cannot even be counted in time is no reason
-        // not to start deleting it.
-        Err(e) if db_sqlstate(&e).as_deref() == Some("57014") => {
-            tracing::warn!("counting the expired rows timed out; no estimate");
-            return Ok((cutoff, 0));
-        }
-        Err(e) => return Err(explain_write_error_as(&e, "SELECT", table, "cleanup")),
-    };
-    tx.commit().await?;
-    Ok((cutoff, count))
-}
-
 /// One batch, in its own transaction.
 async fn delete_batch(
     pool: &PgPool,
     table: &TableRef,
     how: &WalkHow,
-    last_seen: Option<DateTime<Utc>>,
+    last_seen: Option<Ts>,
     cutoff: DateTime<Utc>,
     limit: u32,
 ) -> Result<Batch, sqlx::Error> {
@@ -778,7 +878,7 @@ async fn delete_batch(
               {lock}
          ), del AS ({delete})
          SELECT (SELECT count(*) FROM batch)::int8,
-                (SELECT max(expires_at) FROM batch),
+                (SELECT max(expires_at) FROM batch)::timestamptz,
                 (SELECT count(*) FROM del)::int8"
     );
     let mut tx = pool.begin().await?;
@@ -789,7 +889,7 @@ async fn delete_batch(
     .bind(BATCH_LOCK_TIMEOUT)
     .execute(&mut *tx)
     .await?;
-    let (candidates, max_expires, deleted): (i64, Option<DateTime<Utc>>, i64) =
+    let (candidates, max_expires, deleted): (i64, Option<Ts>, i64) =
         sqlx::query_as(&sql)
             .bind(last_seen)
             .bind(cutoff)
@@ -1170,6 +1270,9 @@ mod tests {
             dry_run: false,
             expired_at_start: 3,
             method: Method::Sweep,
+            method_reason: "--method sweep".into(),
+            skipped: 0,
+            partitions: Vec::new(),
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["method"], "sweep");

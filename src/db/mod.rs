@@ -21,6 +21,7 @@ pub mod cron;
 pub mod maintenance;
 pub mod migrate;
 pub mod partitions;
+pub mod plan;
 pub mod records;
 pub mod session;
 pub mod snapshot;

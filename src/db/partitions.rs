@@ -34,7 +34,7 @@ const PROBE_LOCK_TIMEOUT: &str = "500ms";
 const MAX_HOURS_AHEAD: u32 = 24 * 366;
 
 /// One partition of the watched table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct PartitionInfo {
     /// Raw from the catalog: sanitize before display.
     pub name: String,
@@ -49,7 +49,10 @@ pub struct PartitionInfo {
     pub rows_exact: bool,
     /// `pg_total_relation_size` (heap, indexes, TOAST); 0 when not probed (`blocked_by`).
     pub size_bytes: i64,
-    /// `upper <= now()` on the server: every row is expired, the partition can be dropped.
+    /// The table is partitioned by RANGE on `expires_at`: the bounds say when rows expire.
+    pub by_expiry: bool,
+    /// `by_expiry` and `upper <= now()` on the server: every row is expired, the partition can
+    /// be dropped whole.
     pub fully_expired: bool,
     /// `lower <= now() < upper`: holds both expired and live rows.
     pub straddles_now: bool,
@@ -59,6 +62,14 @@ pub struct PartitionInfo {
     /// Some(description) when an AccessExclusive lock (held or requested) on the partition or the
     /// table kept its size and rows from being probed (they would queue behind it).
     pub blocked_by: Option<String>,
+    #[serde(skip)]
+    pub oid: i64,
+    /// Raw from the catalog: sanitize before display.
+    #[serde(skip)]
+    pub schema: String,
+    /// `r` (a table) or `p` (itself partitioned).
+    #[serde(skip)]
+    pub relkind: String,
 }
 
 /// Where a partition stands, as the screen shows it.
@@ -75,6 +86,9 @@ pub enum PartitionState {
     DetachPending,
     /// Bounds not understood (not a single timestamp key).
     Unknown,
+    /// Partitioned by something other than the expiry: its rows are cleaned one by one, or the
+    /// partition is dropped after a check under its lock finds no live row.
+    RowByRow,
 }
 
 impl PartitionState {
@@ -86,6 +100,7 @@ impl PartitionState {
             PartitionState::Default => "default",
             PartitionState::DetachPending => "detach pending",
             PartitionState::Unknown => "?",
+            PartitionState::RowByRow => "by row",
         }
     }
 }
@@ -96,6 +111,8 @@ impl PartitionInfo {
             PartitionState::DetachPending
         } else if self.is_default {
             PartitionState::Default
+        } else if !self.by_expiry {
+            PartitionState::RowByRow
         } else if self.fully_expired {
             PartitionState::Expired
         } else if self.straddles_now {
@@ -177,6 +194,7 @@ struct RawPart {
     detach_pending: bool,
     lower: Option<DateTime<Utc>>,
     upper: Option<DateTime<Utc>>,
+    by_expiry: bool,
     fully_expired: bool,
     straddles_now: bool,
     reltuples: f64,
@@ -192,7 +210,12 @@ const PARTS_SQL: &str = concat!(
 WITH key AS (
     SELECT coalesce(bool_and(pt.partstrat = 'r' AND pt.partnatts = 1
                              AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)),
-                    false) AS timed
+                    false) AS timed,
+           -- Only a range on the expiry column itself proves, by its upper bound, that every
+           -- row of a partition has expired (a range on created_at proves nothing about TTLs).
+           coalesce(bool_and(pt.partstrat = 'r' AND pt.partnatts = 1 AND a.attname = 'expires_at'
+                             AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)),
+                    false) AS by_expiry
       FROM pg_partitioned_table pt
       LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
      WHERE pt.partrelid = $1::oid
@@ -207,9 +230,14 @@ raw AS (
            coalesce(pg_get_expr(c.relpartbound, 0) = 'DEFAULT', false) AS is_default,
            coalesce((to_jsonb(inh) ->> 'inhdetachpending')::boolean, false) AS detach_pending,
            k.timed AND b IS NOT NULL AS known,
+           k.by_expiry AND b IS NOT NULL AS proves_expiry,
            b[1] = 'MINVALUE' AS from_min, b[2] = 'MAXVALUE' AS to_max,
-           CASE WHEN k.timed AND b[1] ~ '^''[^'']*''$' THEN btrim(b[1], '''')::timestamptz END AS lower,
-           CASE WHEN k.timed AND b[2] ~ '^''[^'']*''$' THEN btrim(b[2], '''')::timestamptz END AS upper,
+           -- A bound of 'infinity' is valid: read as unbounded (NULL), never decoded.
+           CASE WHEN k.timed AND b[1] ~ '^''[^'']*''$' AND isfinite(btrim(b[1], '''')::timestamptz)
+                THEN btrim(b[1], '''')::timestamptz END AS lower,
+           CASE WHEN k.timed AND b[2] ~ '^''[^'']*''$' AND isfinite(btrim(b[2], '''')::timestamptz)
+                THEN btrim(b[2], '''')::timestamptz END AS upper,
+           k.by_expiry,
            greatest(c.reltuples, 0)::float8 AS reltuples,
            s.n_live_tup,
            coalesce(lp.what, lt.what) AS blocked_by
@@ -224,8 +252,8 @@ raw AS (
       LEFT JOIN locks lt ON lt.relation = $1::oid
      WHERE inh.inhparent = $1::oid
 )
-SELECT oid::int8 AS oid, schema, name, relkind, is_default, detach_pending, lower, upper,
-       coalesce(known AND upper <= now(), false) AS fully_expired,
+SELECT oid::int8 AS oid, schema, name, relkind, is_default, detach_pending, lower, upper, by_expiry,
+       coalesce(proves_expiry AND upper <= now(), false) AS fully_expired,
        coalesce(known AND NOT is_default AND (from_min OR lower <= now()) AND (to_max OR upper > now()), false)
            AS straddles_now,
        reltuples, n_live_tup, blocked_by
@@ -319,10 +347,14 @@ pub async fn list(conn: &mut PgConnection, table_oid: u32) -> Result<Vec<Partiti
             rows,
             rows_exact,
             size_bytes: total.unwrap_or(0),
+            by_expiry: r.by_expiry,
             fully_expired: r.fully_expired,
             straddles_now: r.straddles_now,
             detach_pending: r.detach_pending,
             blocked_by: r.blocked_by,
+            oid: r.oid,
+            schema: r.schema,
+            relkind: r.relkind,
         });
     }
     Ok(out)
@@ -362,19 +394,34 @@ pub struct DroppedPartition {
     pub note: Option<String>,
 }
 
+/// Why a partition may be dropped whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropProof {
+    /// The table is partitioned by RANGE on `expires_at` and the partition's upper bound is at
+    /// or before the cutoff: every row it can hold has expired.
+    UpperBound,
+    /// Another key (a range on a creation time): a check found no row with `expires_at` after
+    /// the cutoff (nor NULL); [`drop_planned`] repeats it in the transaction that holds the
+    /// partition's lock and drops nothing if a live row appeared meanwhile.
+    Checked,
+}
+
+/// One partition that a cleanup plan drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropStep {
+    pub oid: i64,
+    /// Raw from the catalog.
+    pub schema: String,
+    pub name: String,
+    pub proof: DropProof,
+    /// Left half-detached by an interrupted `DETACH ... CONCURRENTLY`.
+    pub detach_pending: bool,
+}
+
 /// Detach and drop every fully expired partition (upper bound <= the server's `now()`) of a table
-/// partitioned by range, on this dedicated connection (not inside a transaction).
-///
-/// On PostgreSQL 14+ (and no DEFAULT partition) each one is detached with
-/// `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`, which takes only a SHARE UPDATE EXCLUSIVE
-/// lock on the table and then waits for the transactions that use it; otherwise with a plain
-/// `DETACH PARTITION` (ACCESS EXCLUSIVE). Then, in one transaction, it locks the detached table,
-/// counts its rows, measures it and drops it. Every lock wait is bounded by `lock_timeout`: when
-/// it expires the partition is skipped with a note (a concurrent detach interrupted in its second
-/// phase stays "detach pending": its rows are already invisible, and the next call finishes it
-/// with `DETACH PARTITION ... FINALIZE`), and the partitions after it are not tried (each would
-/// wait again). Rows of the partition that straddles now() are left to the batched cleanup.
-/// Errors other than lock timeouts are returned.
+/// partitioned by RANGE on `expires_at`, on this dedicated connection. Partitions of any other
+/// key are never dropped here (see [`crate::db::plan`], which also drops checked ones).
 pub async fn drop_expired(
     conn: &mut PgConnection,
     table: &TableRef,
@@ -384,6 +431,54 @@ pub async fn drop_expired(
     if !info.partitioned {
         return Ok(Vec::new());
     }
+    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let steps: Vec<DropStep> = list(conn, info.oid)
+        .await?
+        .into_iter()
+        .filter(|p| p.fully_expired && p.upper.is_some_and(|u| u <= cutoff))
+        .map(|p| DropStep {
+            oid: p.oid,
+            schema: p.schema,
+            name: p.name,
+            proof: DropProof::UpperBound,
+            detach_pending: p.detach_pending,
+        })
+        .collect();
+    drop_planned(conn, table, &steps, cutoff, lock_timeout).await
+}
+
+/// Drop the partitions of a plan, in order, on this dedicated connection (not inside a
+/// transaction).
+///
+/// [`DropProof::UpperBound`]: on PostgreSQL 14+ (and no DEFAULT partition) each is detached with
+/// `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`, which takes only a SHARE UPDATE EXCLUSIVE
+/// lock on the table and then waits for the transactions that use it; otherwise with a plain
+/// `DETACH PARTITION` (ACCESS EXCLUSIVE). Then, in one transaction, it locks the detached table,
+/// counts its rows, measures it and drops it.
+///
+/// [`DropProof::Checked`]: in one transaction, lock the table (ACCESS EXCLUSIVE on the parent
+/// only, so no insert can route a row there meanwhile) and the partition, check again that no row
+/// has `expires_at > cutoff` or NULL, then detach, count and drop; when the check finds a live
+/// row, roll back and leave the partition to the row-by-row cleanup.
+///
+/// Every lock wait is bounded by `lock_timeout`: when it expires the partition is skipped with a
+/// note (a concurrent detach interrupted in its second phase stays "detach pending": its rows
+/// are already invisible, and the next call finishes it with `DETACH PARTITION ... FINALIZE`),
+/// and the partitions after it are not tried (each would wait again). Errors other than lock
+/// timeouts are returned.
+pub async fn drop_planned(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    steps: &[DropStep],
+    cutoff: DateTime<Utc>,
+    lock_timeout: Duration,
+) -> Result<Vec<DroppedPartition>> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let info = table::resolve(conn, table).await?;
     let (saved_lock, saved_statement): (String, String) = sqlx::query_as(
         "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')",
     )
@@ -398,7 +493,7 @@ pub async fn drop_expired(
     .bind(format!("{ms}ms"))
     .execute(&mut *conn)
     .await?;
-    let result = drop_expired_inner(conn, table, info.oid, info.server_version_num, ms).await;
+    let result = drop_inner(conn, table, &info, steps, cutoff, ms).await;
     let restore = sqlx::query(
         "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)",
     )
@@ -411,31 +506,29 @@ pub async fn drop_expired(
     Ok(out)
 }
 
-async fn drop_expired_inner(
+/// How long the check for live rows under the table's lock may take: the application's queries
+/// wait behind that lock meanwhile.
+const CHECK_UNDER_LOCK_TIMEOUT: &str = "1s";
+
+async fn drop_inner(
     conn: &mut PgConnection,
     table: &TableRef,
-    oid: u32,
-    server_version_num: i32,
+    info: &table::TableInfo,
+    steps: &[DropStep],
+    cutoff: DateTime<Utc>,
     lock_ms: i64,
 ) -> Result<Vec<DroppedPartition>> {
     let has_default: bool = sqlx::query_scalar(
         "SELECT coalesce((SELECT partdefid <> 0 FROM pg_partitioned_table WHERE partrelid = $1::oid), false)",
     )
-    .bind(i64::from(oid))
+    .bind(i64::from(info.oid))
     .fetch_one(&mut *conn)
     .await?;
-    let concurrently = server_version_num >= 140_000 && !has_default;
-    let mut expired: Vec<RawPart> = catalog(conn, oid)
-        .await?
-        .into_iter()
-        .filter(|p| p.fully_expired)
-        .collect();
-    expired.sort_by_key(|p| p.upper);
-
+    let concurrently = info.server_version_num >= 140_000 && !has_default;
     let parent = table.qualified();
-    let mut out = Vec::with_capacity(expired.len());
+    let mut out = Vec::with_capacity(steps.len());
     let mut stop: Option<String> = None;
-    for p in expired {
+    for p in steps {
         let shown = sanitize::line(&p.name);
         let skip = |note: String| DroppedPartition {
             name: p.name.clone(),
@@ -452,6 +545,35 @@ async fn drop_expired_inner(
             out.push(skip("skipped: its name is not a usable identifier".into()));
             continue;
         };
+        if p.proof == DropProof::Checked {
+            match check_and_drop(conn, &parent, &part, p.oid, cutoff, lock_ms).await {
+                Ok(Some((rows, size_bytes))) => out.push(DroppedPartition {
+                    name: p.name.clone(),
+                    rows,
+                    size_bytes,
+                    dropped: true,
+                    note: None,
+                }),
+                Ok(None) => out.push(skip(
+                    "not dropped: it holds a row that is not expired (checked under its lock); \
+                     its expired rows are deleted one by one"
+                        .into(),
+                )),
+                Err(e) if matches!(db_sqlstate(&e).as_deref(), Some("55P03" | "57014")) => {
+                    let who = lock_holders(conn, info.oid).await.unwrap_or_default();
+                    out.push(skip(format!(
+                        "skipped: could not lock {table} and check the partition within \
+                         {lock_ms} ms{who}; nothing was changed, its expired rows are deleted one by one"
+                    )));
+                    stop = Some(format!("an earlier partition hit the lock timeout on {table}"));
+                }
+                Err(e) => {
+                    return Err(explain(e, table)
+                        .context(format!("dropping partition {shown} failed")))
+                }
+            }
+            continue;
+        }
 
         // 1. Detach.
         let detach = if p.detach_pending {
@@ -471,7 +593,7 @@ async fn drop_expired_inner(
                 );
             }
             let pending = is_detach_pending(conn, p.oid).await.unwrap_or(false);
-            let who = lock_holders(conn, oid).await.unwrap_or_default();
+            let who = lock_holders(conn, info.oid).await.unwrap_or_default();
             let note = if pending {
                 format!(
                     "skipped: lock_timeout ({lock_ms} ms) expired while waiting for transactions \
@@ -518,6 +640,57 @@ async fn drop_expired_inner(
         }
     }
     Ok(out)
+}
+
+/// [`DropProof::Checked`]: lock the parent (only) and the partition, check that no row of the
+/// partition is live (`expires_at > cutoff` or NULL), then detach, count and drop it, all in
+/// one transaction. `Ok(None)`: a live row was found, nothing changed.
+async fn check_and_drop(
+    conn: &mut PgConnection,
+    parent: &str,
+    part: &str,
+    oid: i64,
+    cutoff: DateTime<Utc>,
+    lock_ms: i64,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(format!("{lock_ms}ms"))
+        .execute(&mut *tx)
+        .await?;
+    // The application locks the parent before the partition: the same order, no deadlock.
+    tx.execute(format!("LOCK TABLE ONLY {parent} IN ACCESS EXCLUSIVE MODE").as_str())
+        .await?;
+    tx.execute(format!("LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE").as_str())
+        .await?;
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(CHECK_UNDER_LOCK_TIMEOUT)
+        .execute(&mut *tx)
+        .await?;
+    let live: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {part} WHERE expires_at > $1 OR expires_at IS NULL)"
+    ))
+    .bind(cutoff)
+    .fetch_one(&mut *tx)
+    .await?;
+    if live {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    sqlx::query("SELECT set_config('statement_timeout', '0', true)")
+        .execute(&mut *tx)
+        .await?;
+    tx.execute(format!("ALTER TABLE {parent} DETACH PARTITION {part}").as_str())
+        .await?;
+    let (rows, size): (i64, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT count(*)::int8, pg_total_relation_size($1::oid)::int8 FROM {part}"
+    ))
+    .bind(oid)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.execute(format!("DROP TABLE {part}").as_str()).await?;
+    tx.commit().await?;
+    Ok(Some((rows, size.unwrap_or(0))))
 }
 
 async fn count_and_drop(
@@ -661,6 +834,8 @@ mod tests {
             straddles_now: lo <= now && now < lo + 1,
             detach_pending: false,
             blocked_by: None,
+            by_expiry: true,
+            ..PartitionInfo::default()
         }
     }
 

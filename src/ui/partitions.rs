@@ -129,7 +129,7 @@ pub fn draw(
             PartitionState::Expired | PartitionState::DetachPending => t.warn(),
             PartitionState::Current => t.ok(),
             PartitionState::Future => t.label(),
-            PartitionState::Default | PartitionState::Unknown => t.dim(),
+            PartitionState::Default | PartitionState::Unknown | PartitionState::RowByRow => t.dim(),
         };
         let (rows, size) = if p.blocked_by.is_some() {
             ("locked".to_string(), "—".to_string())

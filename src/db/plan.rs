@@ -1,0 +1,410 @@
+//! The cleanup plan: what a cleanup will do, decided once, by the same code for `--dry-run` and
+//! for the run itself, so that the dry run prints exactly what the run then does.
+//!
+//! The plan reads the table model ([`crate::db::table`]) and decides:
+//! - whether expiry can be judged at all (an `expires_at` column holding points in time, read
+//!   in a known zone when it has none: [`TableInfo::expiry`]); otherwise cleanup is refused;
+//! - the cutoff: the server's `now()`, once; only rows with `expires_at <= cutoff` ever go;
+//! - for a partitioned table, which partitions are dropped whole, and why that is safe: a RANGE
+//!   partition on `expires_at` whose upper bound is at or before the cutoff
+//!   ([`DropProof::UpperBound`]), or a RANGE partition on another timestamp (a creation time)
+//!   whose upper bound is past and which holds no row with `expires_at` after the cutoff
+//!   ([`DropProof::Checked`], checked again under the table's lock before the drop). LIST and
+//!   HASH partitions, the DEFAULT partition and anything else are cleaned row by row;
+//! - how the remaining expired rows are found: the heap sweep or the index walk
+//!   ([`Method`]), with the reason;
+//! - how many rows that will delete: the expired rows outside the dropped partitions, counted
+//!   (up to [`COUNT_CAP`]), plus the rows of the dropped partitions.
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::types::Oid;
+use sqlx::{PgConnection, PgPool};
+
+use crate::db::maintenance::{
+    sweep_lock_key, sweep_share_ok, CleanupOptions, Method, MethodChoice, COUNT_CAP,
+    SWEEP_MIN_ROWS,
+};
+use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
+use crate::db::table::{self, PartitionStrategy, TableInfo};
+use crate::ident::TableRef;
+
+/// `statement_timeout` of the plan's count of expired rows.
+fn plan_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+/// What a cleanup will do.
+#[derive(Debug, Clone)]
+pub struct CleanupPlan {
+    pub info: TableInfo,
+    /// The server's `now()` when the plan was made.
+    pub cutoff: DateTime<Utc>,
+    /// Every partition (empty for a plain table), in the order they are handled.
+    pub partitions: Vec<PlannedPartition>,
+    /// Expired rows (as of the cutoff) outside the partitions to drop, counted up to
+    /// [`COUNT_CAP`]; `None` when the count did not finish within its timeout.
+    pub row_by_row: Option<u64>,
+    /// How the expired rows outside dropped partitions are found.
+    pub method: Method,
+    /// Why that method, in a few words.
+    pub method_reason: String,
+    /// The role may detach and drop partitions (owns the table).
+    pub can_drop: bool,
+}
+
+/// One partition in the plan. JSON: `name`, `action` (`drop`, `row_by_row`), `proof`
+/// (`upper_bound`, `checked`, or absent), `rows`, `rows_exact`, `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPartition {
+    /// Raw from the catalog: sanitize before display.
+    pub name: String,
+    pub action: PartitionAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<DropProof>,
+    /// Rows it holds (for a drop: all of them go).
+    pub rows: i64,
+    pub rows_exact: bool,
+    /// Why it is dropped or cleaned row by row.
+    pub reason: String,
+    #[serde(skip)]
+    pub schema: String,
+    #[serde(skip)]
+    pub step: Option<DropStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionAction {
+    Drop,
+    RowByRow,
+}
+
+impl CleanupPlan {
+    /// The partitions to drop, in order.
+    pub fn drop_steps(&self) -> Vec<DropStep> {
+        self.partitions
+            .iter()
+            .filter_map(|p| p.step.clone())
+            .collect()
+    }
+
+    /// Rows in the partitions to drop.
+    pub fn rows_in_drops(&self) -> u64 {
+        self.partitions
+            .iter()
+            .filter(|p| p.action == PartitionAction::Drop)
+            .map(|p| p.rows.max(0) as u64)
+            .sum()
+    }
+
+    /// Every expired row the cleanup will remove (capped as the count is).
+    pub fn expired(&self) -> u64 {
+        self.row_by_row.unwrap_or(0) + self.rows_in_drops()
+    }
+}
+
+/// Make the plan. Refuses (an error naming the reason) when the table's expiry cannot be judged.
+pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
+    let mut conn = pool.acquire().await?;
+    let info = table::resolve(&mut conn, table).await?;
+    let expiry = info
+        .expiry(table)
+        .map_err(|why| anyhow!("cleanup refused: {why}"))?;
+    let expiry_indexed = expiry.indexed;
+    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let can_drop: bool = sqlx::query_scalar(
+        "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
+    )
+    .bind(Oid(info.oid))
+    .fetch_one(&mut *conn)
+    .await?;
+
+    let mut planned = Vec::new();
+    if info.partitioned {
+        let parts = partitions::list(&mut conn, info.oid).await?;
+        for p in parts {
+            planned.push(plan_partition(&mut conn, &info, p, cutoff, can_drop).await?);
+        }
+    }
+    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff).await?;
+    drop(conn);
+    let (method, method_reason) =
+        choose_method(pool, table, &info, opts, row_by_row.unwrap_or(0), expiry_indexed).await?;
+    Ok(CleanupPlan {
+        info,
+        cutoff,
+        partitions: planned,
+        row_by_row,
+        method,
+        method_reason,
+        can_drop,
+    })
+}
+
+async fn plan_partition(
+    conn: &mut PgConnection,
+    info: &TableInfo,
+    p: PartitionInfo,
+    cutoff: DateTime<Utc>,
+    can_drop: bool,
+) -> Result<PlannedPartition> {
+    let row_by_row = |p: &PartitionInfo, reason: &str| PlannedPartition {
+        name: p.name.clone(),
+        action: PartitionAction::RowByRow,
+        proof: None,
+        rows: p.rows,
+        rows_exact: p.rows_exact,
+        reason: reason.to_owned(),
+        schema: p.schema.clone(),
+        step: None,
+    };
+    let strategy = info.partitioning.as_ref().map(|k| k.strategy);
+    let past = p.upper.is_some_and(|u| u <= cutoff);
+    let proof = if p.is_default {
+        return Ok(row_by_row(&p, "the DEFAULT partition can hold any row"));
+    } else if p.by_expiry {
+        if !past {
+            return Ok(row_by_row(
+                &p,
+                "its upper bound is after the cutoff: it may hold live rows",
+            ));
+        }
+        DropProof::UpperBound
+    } else if strategy != Some(PartitionStrategy::Range) || p.lower.is_none() && p.upper.is_none()
+    {
+        return Ok(row_by_row(
+            &p,
+            "partitioned by LIST, HASH or a non-timestamp key: no bound says when its rows expire",
+        ));
+    } else if !past {
+        return Ok(row_by_row(
+            &p,
+            "partitioned by another timestamp than expires_at, and new rows may still go here",
+        ));
+    } else {
+        match has_live_row(conn, &p, cutoff).await? {
+            Some(false) => DropProof::Checked,
+            Some(true) => {
+                return Ok(row_by_row(
+                    &p,
+                    "holds rows that are not expired (partitioned by another column than expires_at)",
+                ))
+            }
+            None => {
+                return Ok(row_by_row(
+                    &p,
+                    "could not check it for live rows in time (locked, or too slow)",
+                ))
+            }
+        }
+    };
+    if !can_drop {
+        return Ok(row_by_row(
+            &p,
+            "could be dropped, but dropping needs the table's owner: its rows are deleted instead",
+        ));
+    }
+    if p.blocked_by.is_some() {
+        return Ok(row_by_row(
+            &p,
+            "could be dropped, but another session holds an ACCESS EXCLUSIVE lock on it",
+        ));
+    }
+    let reason = match proof {
+        DropProof::UpperBound => "its upper bound is at or before the cutoff: every row expired",
+        DropProof::Checked => {
+            "no row expires after the cutoff (checked now, and again under its lock before the drop)"
+        }
+    };
+    Ok(PlannedPartition {
+        name: p.name.clone(),
+        action: PartitionAction::Drop,
+        proof: Some(proof),
+        rows: p.rows,
+        rows_exact: p.rows_exact,
+        reason: reason.to_owned(),
+        schema: p.schema.clone(),
+        step: Some(DropStep {
+            oid: p.oid,
+            schema: p.schema.clone(),
+            name: p.name.clone(),
+            proof,
+            detach_pending: p.detach_pending,
+        }),
+    })
+}
+
+/// Whether the partition holds a row with `expires_at > cutoff` or NULL; `None` when the check
+/// could not finish (locked, or timed out).
+async fn has_live_row(
+    conn: &mut PgConnection,
+    p: &PartitionInfo,
+    cutoff: DateTime<Utc>,
+) -> Result<Option<bool>> {
+    let Ok(part) = TableRef::new(&p.schema, &p.name) else {
+        return Ok(None);
+    };
+    let mut tx =
+        crate::db::connect::begin_bounded(conn, std::time::Duration::from_secs(5)).await?;
+    sqlx::query("SELECT set_config('lock_timeout', '500ms', true)")
+        .execute(&mut *tx)
+        .await?;
+    let live: Result<bool, sqlx::Error> = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE expires_at > $1 OR expires_at IS NULL)",
+        part.qualified()
+    ))
+    .bind(cutoff)
+    .fetch_one(&mut *tx)
+    .await;
+    match live {
+        Ok(live) => {
+            tx.commit().await?;
+            Ok(Some(live))
+        }
+        Err(e)
+            if matches!(
+                crate::db::connect::db_sqlstate(&e).as_deref(),
+                Some("55P03" | "57014" | "42P01")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Expired rows outside the partitions to drop, counted up to [`COUNT_CAP`]; `None` when the
+/// count timed out.
+async fn count_row_by_row(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    planned: &[PlannedPartition],
+    cutoff: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    let targets: Vec<TableRef> = if info.partitioned {
+        planned
+            .iter()
+            .filter(|p| p.action == PartitionAction::RowByRow)
+            .filter_map(|p| TableRef::new(&p.schema, &p.name).ok())
+            .collect()
+    } else {
+        vec![table.clone()]
+    };
+    let mut total = 0u64;
+    for t in targets {
+        let mut tx = crate::db::connect::begin_bounded(conn, plan_timeout()).await?;
+        let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
+            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
+            t.qualified()
+        ))
+        .bind(cutoff)
+        .bind(COUNT_CAP.saturating_sub(total) as i64)
+        .fetch_one(&mut *tx)
+        .await;
+        match n {
+            Ok(n) => {
+                tx.commit().await?;
+                total += n.max(0) as u64;
+                if total >= COUNT_CAP {
+                    break;
+                }
+            }
+            Err(e) if crate::db::connect::db_sqlstate(&e).as_deref() == Some("57014") => {
+                tracing::warn!("counting the expired rows timed out; no count");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(crate::db::maintenance::explain_write_error_as(
+                    &e, "SELECT", table, "cleanup",
+                ))
+            }
+        }
+    }
+    Ok(Some(total))
+}
+
+/// Sweep or walk, and why. The sweep needs a plain table, PostgreSQL 14+ (TID range scans), no
+/// fixed batch size, and no other sweep of the table running; auto sweeps when the backlog is
+/// at least a quarter of the table and at least [`SWEEP_MIN_ROWS`] rows, or when no index leads
+/// with `expires_at` (the walk would then read the whole table for every batch).
+async fn choose_method(
+    pool: &PgPool,
+    table: &TableRef,
+    info: &TableInfo,
+    opts: &CleanupOptions,
+    expired: u64,
+    expiry_indexed: bool,
+) -> Result<(Method, String)> {
+    let walk = |why: &str| Ok((Method::Walk, why.to_owned()));
+    if info.partitioned {
+        return walk("a partitioned table is walked partition by partition along the index");
+    }
+    if opts.fixed_batch.is_some() {
+        return walk("--batch-size fixes the rows per batch");
+    }
+    if opts.method == MethodChoice::Walk {
+        return walk("--method walk");
+    }
+    if info.server_version_num < 140_000 {
+        return walk("PostgreSQL 13 has no TID range scan to sweep with");
+    }
+    let mut conn = pool.acquire().await?;
+    let key = sweep_lock_key(info.oid);
+    let other_sweep: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks
+                         WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
+                           AND objsubid = 1 AND granted
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+    )
+    .bind(Oid((key >> 32) as u32))
+    .bind(Oid(key as u32))
+    .fetch_one(&mut *conn)
+    .await?;
+    if other_sweep {
+        return walk("another cleanup is sweeping this table");
+    }
+    if opts.method == MethodChoice::Sweep {
+        return Ok((Method::Sweep, "--method sweep".into()));
+    }
+    if !expiry_indexed {
+        return Ok((
+            Method::Sweep,
+            "no index leads with expires_at: the walk would read the table for every batch".into(),
+        ));
+    }
+    if expired < SWEEP_MIN_ROWS {
+        return walk("a small backlog: the index walk is quick");
+    }
+    let reltuples: f64 =
+        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = $1")
+            .bind(Oid(info.oid))
+            .fetch_one(&mut *conn)
+            .await?;
+    let rows = if reltuples >= 0.0 {
+        reltuples
+    } else {
+        // Never analyzed: count, but never past the point where the share is too small.
+        let limit = (expired as f64 / crate::db::maintenance::SWEEP_MIN_SHARE).ceil() as i64 + 1;
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} LIMIT $1) s",
+            table.qualified()
+        ))
+        .bind(limit)
+        .fetch_one(&mut *conn)
+        .await?;
+        n as f64
+    };
+    if sweep_share_ok(expired, rows) {
+        Ok((
+            Method::Sweep,
+            "the backlog is a large share of the table: one pass over the heap".into(),
+        ))
+    } else {
+        walk("the backlog is a small share of the table: the index walk reads only it")
+    }
+}

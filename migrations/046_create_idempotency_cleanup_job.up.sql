@@ -24,3 +24,13 @@ END;
 $$;
 
 COMMENT ON FUNCTION cleanup_expired_idempotency_records() IS 'Deletes expired idempotency records, returns deleted_count (migration 046)';
+
+-- Pin the function's search_path to the schema it was created in: a pg_cron job (or any caller)
+-- runs it with its own search_path, which could otherwise resolve idempotency_records to a
+-- same-named table in another schema.
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION cleanup_expired_idempotency_records() SET search_path = %I, pg_temp',
+                   current_schema());
+END
+$$;

@@ -319,7 +319,7 @@ impl Worker {
             }
             M::ScheduleCron => {
                 let mut conn = self.pool.acquire().await?;
-                let id = cron::schedule_hourly(&mut conn).await?;
+                let id = cron::schedule_hourly(&mut conn, &self.table).await?;
                 Ok(Finished {
                     rows: None,
                     detail: format!("job {} '{}' runs hourly", id, cron::JOB_NAME),

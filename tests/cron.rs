@@ -7,9 +7,10 @@ mod common;
 
 use common::*;
 use idemtop::db::connect::ConnectConfig;
-use idemtop::db::cron::{self, CronJob, CronStatus, COMMAND, HOURLY, JOB_NAME};
+use idemtop::db::cron::{self, CronJob, CronStatus, HOURLY, JOB_NAME};
 use idemtop::db::migrate;
 use idemtop::ident::Ident;
+use idemtop::ident::TableRef;
 use idemtop::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
 use sqlx::{Executor, PgConnection};
 
@@ -69,7 +70,7 @@ async fn schedule_show_and_unschedule_the_hourly_job() {
     );
     let hint = cron::enable_hint(&st).unwrap();
     assert!(hint.contains("CREATE EXTENSION pg_cron"), "{hint}");
-    let err = cron::schedule_hourly(&mut conn)
+    let err = cron::schedule_hourly(&mut conn, &TableRef::default())
         .await
         .unwrap_err()
         .to_string();
@@ -92,24 +93,31 @@ async fn schedule_show_and_unschedule_the_hourly_job() {
         "nothing to remove yet"
     );
 
-    let jobid = cron::schedule_hourly(&mut conn).await.unwrap();
+    let jobid = cron::schedule_hourly(&mut conn, &TableRef::default())
+        .await
+        .unwrap();
     let job = job_of(&cron::status(&mut conn).await.unwrap()).expect("the job is there");
     assert_eq!(
         job,
         CronJob {
             jobid,
             schedule: "0 * * * *".into(),
-            command: "SELECT cleanup_expired_idempotency_records()".into(),
+            command: "SELECT \"public\".\"cleanup_expired_idempotency_records\"()".into(),
             database: "app".into(),
             active: true,
         }
     );
     assert_eq!(
         (job.schedule.as_str(), job.command.as_str()),
-        (HOURLY, COMMAND)
+        (HOURLY, cron::command(&TableRef::default()).as_str())
     );
     // Scheduling again updates the same job instead of adding a second one.
-    assert_eq!(cron::schedule_hourly(&mut conn).await.unwrap(), jobid);
+    assert_eq!(
+        cron::schedule_hourly(&mut conn, &TableRef::default())
+            .await
+            .unwrap(),
+        jobid
+    );
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cron.job WHERE jobname = $1")
         .bind(JOB_NAME)
         .fetch_one(&mut conn)
@@ -122,7 +130,7 @@ async fn schedule_show_and_unschedule_the_hourly_job() {
     conn.execute(
         format!(
             "INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status, return_message, start_time, end_time)
-             SELECT {jobid}, g, 1000 + g, 'app', 'postgres', '{COMMAND}',
+             SELECT {jobid}, g, 1000 + g, 'app', 'postgres', 'SELECT 1',
                     CASE WHEN g = 12 THEN 'failed' ELSE 'succeeded' END,
                     CASE WHEN g = 12 THEN 'ERROR: boom' ELSE '1 row' END,
                     now() - (13 - g) * interval '1 hour', now() - (13 - g) * interval '1 hour' + interval '1 second'
@@ -199,7 +207,9 @@ async fn from_another_database_it_points_to_pg_crons_and_can_schedule_there() {
     );
     let hint = cron::enable_hint(&st).unwrap();
     assert!(hint.contains("connect to postgres"), "{hint}");
-    assert!(cron::schedule_hourly(&mut conn).await.is_err());
+    assert!(cron::schedule_hourly(&mut conn, &TableRef::default())
+        .await
+        .is_err());
 
     // A role that may not read pg_cron's settings cannot tell where it lives; it says so.
     let role = format!("peek_{db}");
@@ -222,17 +232,19 @@ async fn from_another_database_it_points_to_pg_crons_and_can_schedule_there() {
         .execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .await
         .unwrap();
-    let err = cron::schedule_hourly(&mut cron_db)
+    let err = cron::schedule_hourly(&mut cron_db, &TableRef::default())
         .await
         .unwrap_err()
         .to_string();
     assert!(
         err.starts_with(
-            "function cleanup_expired_idempotency_records() does not exist in database postgres"
+            "public.idempotency_records has no cleanup function: \"public\".\"cleanup_expired_idempotency_records\"() does not exist in database postgres"
         ),
         "{err}"
     );
-    let jobid = cron::schedule_hourly_in(&mut cron_db, &db).await.unwrap();
+    let jobid = cron::schedule_hourly_in(&mut cron_db, &db, &TableRef::default())
+        .await
+        .unwrap();
     let job = job_of(&cron::status(&mut cron_db).await.unwrap()).unwrap();
     assert_eq!(job.jobid, jobid);
     assert_eq!(job.database, db);
@@ -260,11 +272,104 @@ async fn without_pg_cron_preloaded_status_says_how_to_enable_it() {
         assert_eq!(st, CronStatus::NotAvailable);
         assert!(hint.contains("postgresql-<major>-cron"), "{hint}");
     }
-    let err = cron::schedule_hourly(&mut conn)
+    let err = cron::schedule_hourly(&mut conn, &TableRef::default())
         .await
         .unwrap_err()
         .to_string();
     assert_eq!(err, hint);
     let err = cron::unschedule(&mut conn).await.unwrap_err().to_string();
     assert_eq!(err, hint);
+}
+
+/// `S` schedules the cleanup function of the watched table, named with its schema; it refuses a
+/// table that has no cleanup function of its own, and a function whose search_path is not pinned
+/// (an earlier 046), which pg_cron could run against a same-named table in another schema.
+#[tokio::test]
+async fn the_job_cleans_the_watched_table_and_no_other() {
+    if !has_pg_cron() {
+        return;
+    }
+    let (_pg, url) = cron_server().await;
+    let mut conn = connect(&url).await;
+    conn.execute("CREATE EXTENSION pg_cron").await.unwrap();
+    conn.execute("CREATE SCHEMA billing").await.unwrap();
+    migrate::run(&mut conn, &Ident::new("billing").unwrap())
+        .await
+        .unwrap();
+    let billing = TableRef::new("billing", "idempotency_records").unwrap();
+
+    // The migration pinned the function's search_path to its own schema.
+    let config: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(proconfig) FROM pg_proc
+          WHERE oid = 'billing.cleanup_expired_idempotency_records()'::regprocedure",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(config, ["search_path=billing, pg_temp"]);
+
+    cron::schedule_hourly(&mut conn, &billing).await.unwrap();
+    let job = job_of(&cron::status(&mut conn).await.unwrap()).unwrap();
+    assert_eq!(
+        job.command,
+        "SELECT \"billing\".\"cleanup_expired_idempotency_records\"()"
+    );
+    // Run as pg_cron would (its own search_path, here public first): it cleans billing's rows.
+    for schema in ["public", "billing"] {
+        conn.execute(
+            format!(
+                "INSERT INTO {schema}.idempotency_records (request_id, operation, result_payload, created_at, expires_at)
+                 VALUES (gen_random_uuid(), 'x', '{{}}', now() - interval '2 days', now() - interval '1 day')"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    }
+    conn.execute("SET search_path = public").await.unwrap();
+    conn.execute(job.command.as_str()).await.unwrap();
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM billing.idempotency_records),
+                (SELECT count(*) FROM public.idempotency_records)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 1), "billing's job cleaned billing only");
+
+    // A table with no cleanup function of its own is refused in one sentence.
+    conn.execute("CREATE TABLE billing.other (LIKE billing.idempotency_records)")
+        .await
+        .unwrap();
+    let other = TableRef::new("billing", "other").unwrap();
+    let err = cron::schedule_hourly(&mut conn, &other)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("billing.other has no cleanup function: \"billing\".\"cleanup_expired_idempotency_records\"() never names table other"),
+        "{err}"
+    );
+    let nowhere = TableRef::new("nowhere", "idempotency_records").unwrap();
+    let err = cron::schedule_hourly(&mut conn, &nowhere)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("nowhere.idempotency_records has no cleanup function"),
+        "{err}"
+    );
+
+    // An earlier 046 (no pinned search_path) is refused with the ALTER FUNCTION that fixes it.
+    conn.execute("ALTER FUNCTION billing.cleanup_expired_idempotency_records() RESET search_path")
+        .await
+        .unwrap();
+    let err = cron::schedule_hourly(&mut conn, &billing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("SET search_path = \"billing\", pg_temp"),
+        "{err}"
+    );
 }

@@ -782,6 +782,124 @@ async fn vacuum_and_analyze_by_a_non_owner_are_refused_clearly() {
     assert_eq!(stat_times(&mut conn).await, (None, None), "nothing ran");
 }
 
+/// The pre-check decides as the server does (vacuum_is_permitted_for_relation): the database's
+/// owner may ANALYZE and VACUUM a table it does not own, on every version (PostgreSQL 17+ adds
+/// MAINTAIN, it does not take that right away), and the server really runs them.
+#[tokio::test]
+async fn the_database_owner_may_analyze_and_vacuum_a_table_it_does_not_own() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_expired(&mut conn, &table, 500).await;
+    let db = db_name(&url);
+    let (owner, owner_url) = role_url(&url, &mut conn, "dbowner", "").await;
+    conn.execute(format!("ALTER DATABASE \"{db}\" OWNER TO {owner}").as_str())
+        .await
+        .unwrap();
+    let mut oc = ConnectConfig::from_url(&owner_url).connect().await.unwrap();
+    maintenance::analyze(&mut oc, &table).await.unwrap();
+    let analyzed = poll_stats(&mut conn, |t| t.0.is_some()).await;
+    assert!(
+        analyzed.0.is_some(),
+        "the server ran ANALYZE for the database owner"
+    );
+    maintenance::vacuum(&mut oc, &table, false).await.unwrap();
+    let vacuumed = poll_stats(&mut conn, |t| t.1.is_some()).await;
+    assert!(
+        vacuumed.1.is_some(),
+        "the server ran VACUUM for the database owner"
+    );
+}
+
+/// The dry run names the method the run then uses, whatever the server (PostgreSQL 13 has no
+/// TID range scan: both say walk there) and whatever `--method` asks.
+#[tokio::test]
+async fn the_dry_run_names_the_method_the_run_uses() {
+    for choice in [MethodChoice::Auto, MethodChoice::Sweep, MethodChoice::Walk] {
+        let url = migrated_db().await;
+        let table = guide();
+        let mut conn = connect(&url).await;
+        insert_expired(&mut conn, &table, 12_000).await;
+        insert_live(&mut conn, &table, 100).await;
+        let pool = pool(&url).await;
+        let opts = CleanupOptions {
+            method: choice,
+            ..CleanupOptions::default()
+        };
+        let dry = run_cleanup(
+            &pool,
+            &table,
+            &CleanupOptions {
+                dry_run: true,
+                ..opts.clone()
+            },
+        )
+        .await;
+        let run = run_cleanup(&pool, &table, &opts).await;
+        assert_eq!(dry.method, run.method, "{choice:?}");
+        assert_eq!(dry.method_reason, run.method_reason, "{choice:?}");
+        assert_eq!(dry.expired_at_start, run.deleted, "{choice:?}");
+        let v = server_version_num(&mut conn).await;
+        if v < 140_000 || choice == MethodChoice::Walk {
+            assert_eq!(run.method, Method::Walk, "{choice:?}");
+        } else {
+            assert_eq!(run.method, Method::Sweep, "{choice:?}");
+        }
+        assert_eq!(left(&mut conn, &table).await, (0, 100));
+    }
+}
+
+async fn server_version_num(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// The sweep never lets one locked row abort the cleanup: a row that the application keeps
+/// locked past the lock timeout is skipped, counted, and the run reported incomplete; the next
+/// run, once the lock is gone, takes it.
+#[tokio::test]
+async fn a_sweep_skips_a_row_locked_past_its_timeout_and_says_so() {
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_expired(&mut conn, &table, 12_000).await;
+    insert_live(&mut conn, &table, 100).await;
+    let mut app = connect(&url).await;
+    app.execute("BEGIN").await.unwrap();
+    let locked: Uuid = sqlx::query_scalar(
+        "SELECT request_id FROM idempotency_records WHERE expires_at <= now()
+          ORDER BY expires_at LIMIT 1 FOR UPDATE",
+    )
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    let sweep = CleanupOptions {
+        method: MethodChoice::Sweep,
+        ..CleanupOptions::default()
+    };
+    let pool = pool(&url).await;
+    let s = run_cleanup(&pool, &table, &sweep).await;
+    assert_eq!(s.method, Method::Sweep);
+    assert_eq!(
+        (s.deleted, s.skipped, s.stopped),
+        (11_999, 1, StopReason::Incomplete)
+    );
+    assert_eq!(left(&mut conn, &table).await, (1, 100));
+    let still: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_records WHERE request_id = $1")
+            .bind(locked)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(still, 1, "the locked row is left for the next run");
+    app.execute("COMMIT").await.unwrap();
+    let again = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
+    assert_eq!((again.deleted, again.stopped), (1, StopReason::CaughtUp));
+    assert_eq!(left(&mut conn, &table).await, (0, 100));
+}
+
 #[tokio::test]
 async fn vacuum_progress_shows_a_running_vacuum() {
     let url = migrated_db().await;

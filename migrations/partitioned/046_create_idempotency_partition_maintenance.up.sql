@@ -120,3 +120,13 @@ BEGIN
     EXECUTE format('ALTER FUNCTION cleanup_expired_idempotency_records() SET search_path = %I', current_schema());
 END
 $$;
+
+-- Pin the function's search_path to the schema it was created in: a pg_cron job (or any caller)
+-- runs it with its own search_path, which could otherwise resolve idempotency_records to a
+-- same-named table in another schema.
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION cleanup_expired_idempotency_records() SET search_path = %I, pg_temp',
+                   current_schema());
+END
+$$;

@@ -383,7 +383,10 @@ mod tests {
         assert_eq!(v["cutoff"], "2025-01-02T03:04:05Z");
         assert_eq!(v["expired_at_start"], 2000);
         assert_eq!(v["method"], "walk");
-        assert_eq!(v["method_reason"], "a small backlog: the index walk is quick");
+        assert_eq!(
+            v["method_reason"],
+            "a small backlog: the index walk is quick"
+        );
         assert_eq!(v["skipped"], 0);
         assert_eq!(v["partitions"], serde_json::json!([]));
     }

@@ -9,14 +9,21 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
+use crate::ident::TableRef;
 use crate::sanitize;
 
 /// Name of idemtop's job in `cron.job`.
 pub const JOB_NAME: &str = "cleanup-idempotency";
 /// Every hour, on the hour.
 pub const HOURLY: &str = "0 * * * *";
-/// What the job runs (migration 046's function).
-pub const COMMAND: &str = "SELECT cleanup_expired_idempotency_records()";
+/// What the job runs for `table`: migration 046's function in the table's schema, named with
+/// its schema, so that pg_cron's own search_path cannot pick another one.
+pub fn command(table: &TableRef) -> String {
+    format!(
+        "SELECT {}()",
+        table.sibling(&crate::store::cleanup_function())
+    )
+}
 
 /// Where pg_cron stands for the connected database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -244,41 +251,90 @@ async fn require_ready(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Schedule (or re-schedule) [`JOB_NAME`] to run [`COMMAND`] every hour in the connected
-/// database, which must be pg_cron's database and hold migration 046's function. Returns the
-/// job id.
-pub async fn schedule_hourly(conn: &mut PgConnection) -> Result<i64> {
+/// Schedule (or re-schedule) [`JOB_NAME`] to run [`command`] for `table` every hour in the
+/// connected database, which must be pg_cron's database and hold a cleanup function for that
+/// very table ([`check_cleanup_function`]). Returns the job id.
+pub async fn schedule_hourly(conn: &mut PgConnection, table: &TableRef) -> Result<i64> {
     require_ready(conn).await?;
-    let has_function: bool = sqlx::query_scalar(
-        "SELECT to_regprocedure('cleanup_expired_idempotency_records()') IS NOT NULL",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if !has_function {
-        let db: String = sqlx::query_scalar("SELECT current_database()::text")
-            .fetch_one(&mut *conn)
-            .await?;
-        bail!(
-            "function cleanup_expired_idempotency_records() does not exist in database {} \
-             (pg_cron's database): apply migration 046 there (`idemtop migrate run`), or \
-             schedule the job in the table's database with cron.schedule_in_database",
-            sanitize::line(&db)
-        );
-    }
+    check_cleanup_function(conn, table).await?;
     let jobid: i64 = sqlx::query_scalar("SELECT cron.schedule($1, $2, $3)::int8")
         .bind(JOB_NAME)
         .bind(HOURLY)
-        .bind(COMMAND)
+        .bind(command(table))
         .fetch_one(&mut *conn)
         .await
         .map_err(cron_error)?;
     Ok(jobid)
 }
 
+/// That migration 046's function in `table`'s schema exists and cleans that table: its body
+/// names the table, and its `search_path` is pinned to the table's schema (so that a job run
+/// with pg_cron's search_path cannot clean a same-named table elsewhere). One sentence when not.
+pub async fn check_cleanup_function(conn: &mut PgConnection, table: &TableRef) -> Result<()> {
+    let func = table.sibling(&crate::store::cleanup_function());
+    let found: Option<(String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT p.prosrc, p.proconfig
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0",
+    )
+    .bind(table.schema.as_str())
+    .bind(crate::store::cleanup_function().as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    let Some((body, config)) = found else {
+        bail!(
+            "{table} has no cleanup function: {}() does not exist in database {} (apply migration \
+             046 in that schema with `idemtop migrate run --schema ...`; when pg_cron lives in \
+             another database, schedule there with cron.schedule_in_database)",
+            sanitize::line(&func),
+            sanitize::line(&db)
+        );
+    };
+    if !body
+        .to_lowercase()
+        .contains(&table.table.as_str().to_lowercase())
+    {
+        bail!(
+            "{table} has no cleanup function: {}() never names table {} (it cleans another \
+             table); pg_cron would not clean {table}",
+            sanitize::line(&func),
+            sanitize::line(table.table.as_str())
+        );
+    }
+    let pinned = config.unwrap_or_default().iter().find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.eq_ignore_ascii_case("search_path").then(|| v.to_owned())
+    });
+    let first = pinned
+        .as_deref()
+        .and_then(|p| p.split(',').next())
+        .map(|s| s.trim().trim_matches('"').to_owned());
+    if first.as_deref() != Some(table.schema.as_str()) {
+        bail!(
+            "{}() does not pin its search_path to schema {} (applied from an earlier migration \
+             046?): a pg_cron job could clean a same-named table in another schema. Pin it \
+             first: ALTER FUNCTION {}() SET search_path = {}, pg_temp",
+            sanitize::line(&func),
+            sanitize::line(table.schema.as_str()),
+            sanitize::line(&func),
+            table.schema.quoted(),
+        );
+    }
+    Ok(())
+}
+
 /// Like [`schedule_hourly`], but the job runs in `database` (where the table and migration
 /// 046's function live) while pg_cron lives in the connected database
-/// (`cron.schedule_in_database`, pg_cron 1.4+). Returns the job id.
-pub async fn schedule_hourly_in(conn: &mut PgConnection, database: &str) -> Result<i64> {
+/// (`cron.schedule_in_database`, pg_cron 1.4+). The function cannot be checked from here (it is
+/// in the other database): the job names it with the table's schema. Returns the job id.
+pub async fn schedule_hourly_in(
+    conn: &mut PgConnection,
+    database: &str,
+    table: &TableRef,
+) -> Result<i64> {
     require_ready(conn).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -291,7 +347,7 @@ pub async fn schedule_hourly_in(conn: &mut PgConnection, database: &str) -> Resu
     let jobid: i64 = sqlx::query_scalar("SELECT cron.schedule_in_database($1, $2, $3, $4)::int8")
         .bind(JOB_NAME)
         .bind(HOURLY)
-        .bind(COMMAND)
+        .bind(command(table))
         .bind(database)
         .fetch_one(&mut *conn)
         .await

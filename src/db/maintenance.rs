@@ -217,7 +217,11 @@ pub struct CleanupSummary {
 pub struct PartitionOutcome {
     #[serde(flatten)]
     pub planned: crate::db::plan::PlannedPartition,
-    #[serde(rename = "dropped", serialize_with = "ser_dropped", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dropped",
+        serialize_with = "ser_dropped",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dropped: Option<crate::db::partitions::DroppedPartition>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -287,14 +291,7 @@ pub async fn cleanup(
         partitions,
     };
     if opts.dry_run {
-        return Ok(summary(
-            0,
-            0,
-            StopReason::CaughtUp,
-            plan.method,
-            0,
-            planned,
-        ));
+        return Ok(summary(0, 0, StopReason::CaughtUp, plan.method, 0, planned));
     }
     if plan.info.in_recovery {
         bail!("the server is a hot standby (in recovery): nothing can be deleted there; run cleanup on the primary");
@@ -406,7 +403,9 @@ pub async fn cleanup(
             }
         }
     }
-    Ok(summary(deleted, batches, stopped, method, skipped, partitions))
+    Ok(summary(
+        deleted, batches, stopped, method, skipped, partitions,
+    ))
 }
 
 /// Expired rows (as of `cutoff`) still there after a cleanup, counted up to [`COUNT_CAP`].
@@ -710,7 +709,10 @@ async fn sweep<F: FnMut(&CleanupProgress)>(
             // A row of the range is locked by another session past the lock timeout: take the
             // range row by row, skipping what stays locked (counted as left behind at the end),
             // the way the walk skips locked rows.
-            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") && end - next <= ROW_BY_ROW_MAX_PAGES => {
+            Err(e)
+                if db_sqlstate(&e).as_deref() == Some("55P03")
+                    && end - next <= ROW_BY_ROW_MAX_PAGES =>
+            {
                 match sweep_row_by_row(&mut conn, run, next, end).await {
                     Ok(rows) => {
                         retries = 0;
@@ -889,13 +891,12 @@ async fn delete_batch(
     .bind(BATCH_LOCK_TIMEOUT)
     .execute(&mut *tx)
     .await?;
-    let (candidates, max_expires, deleted): (i64, Option<Ts>, i64) =
-        sqlx::query_as(&sql)
-            .bind(last_seen)
-            .bind(cutoff)
-            .bind(i64::from(limit))
-            .fetch_one(&mut *tx)
-            .await?;
+    let (candidates, max_expires, deleted): (i64, Option<Ts>, i64) = sqlx::query_as(&sql)
+        .bind(last_seen)
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Batch {
         candidates: candidates.max(0) as u64,
@@ -1046,11 +1047,15 @@ async fn check_maintain(
     if read_only == "on" {
         bail!("the session is read-only (--read-only): {command} is disabled");
     }
-    // PG 17 has the MAINTAIN privilege (owners, pg_maintain and grantees hold it); before,
-    // the table owner or the database owner (and superusers) may.
+    // As the server decides (vacuum_is_permitted_for_relation): from PG 17 the MAINTAIN
+    // privilege (owners, superusers, pg_maintain and grantees hold it) or the database owner;
+    // before, the table owner or the database owner (and superusers).
     let sql = if info.server_version_num >= 170000 {
-        "SELECT current_user::text, has_table_privilege(c.oid, 'MAINTAIN')
-           FROM pg_class c WHERE c.oid = $1"
+        "SELECT current_user::text,
+                has_table_privilege(c.oid, 'MAINTAIN')
+                OR (pg_has_role(d.datdba, 'USAGE') AND NOT c.relisshared)
+           FROM pg_class c, pg_database d
+          WHERE c.oid = $1 AND d.datname = current_database()"
     } else {
         "SELECT current_user::text,
                 pg_has_role(c.relowner, 'USAGE')
@@ -1065,8 +1070,8 @@ async fn check_maintain(
     if !allowed {
         let who = if info.server_version_num >= 170000 {
             format!(
-                "only the table owner ({}), a superuser or a role with the MAINTAIN privilege can {command} {table}; \
-                 role {} has none of these (GRANT MAINTAIN ON {} TO {})",
+                "only the table owner ({}), the database owner, a superuser or a role with the MAINTAIN privilege \
+                 (or pg_maintain) can {command} {table}; role {} has none of these (GRANT MAINTAIN ON {} TO {})",
                 sanitize::line(&info.owner),
                 sanitize::line(&role),
                 qualified_for_humans(table),

@@ -148,6 +148,26 @@ async fn prepare(conn: &mut PgConnection, schema: &Ident) -> Result<HashMap<i64,
         .collect())
 }
 
+/// SHA-384 checksums of earlier revisions of the embedded migrations, still accepted as applied:
+/// migration 046 (both layouts) before it pinned its function's search_path. A database with
+/// such a revision works as before; scheduling pg_cron on it asks for the one ALTER FUNCTION
+/// that the new revision adds ([`crate::db::cron::check_cleanup_function`]).
+const EARLIER_REVISIONS: [(i64, &str); 2] = [
+    (46, "b405393925e8e0a415539690248cfcb51b8a1e2e947e6ae5a06d1f3c55c1bcf0ac5c4160cfb083f9761cc7e44964aa76"),
+    (46, "9daf363c1a79ae3e2812762be8cc579d91c5ededa8e57f1c8d2b18e945066c6a005c0045305378fab4879300d14b8e99"),
+];
+
+/// The applied checksum `sum` is this migration's file, or an accepted earlier revision of it.
+fn same_file(m: &sqlx::migrate::Migration, sum: &[u8]) -> bool {
+    if sum == &*m.checksum {
+        return true;
+    }
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    EARLIER_REVISIONS
+        .iter()
+        .any(|(v, old)| *v == m.version && *old == hex)
+}
+
 /// Apply every pending migration of the plain layout in order, each in its own transaction.
 pub async fn run(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<Outcome>> {
     run_layout(conn, schema, Layout::Plain).await
@@ -175,7 +195,7 @@ async fn run_locked(
     for m in ups(migrator) {
         let description = m.description.to_string();
         match applied.get(&m.version) {
-            Some(sum) if sum.as_slice() != &*m.checksum => bail!(
+            Some(sum) if !same_file(m, sum) => bail!(
                 "migration {:03} {description} was applied from a different file than the one built into idemtop",
                 m.version
             ),
@@ -301,7 +321,7 @@ pub async fn status_layout(
             applied: applied.contains_key(&m.version),
             modified: applied
                 .get(&m.version)
-                .is_some_and(|sum| sum.as_slice() != &*m.checksum),
+                .is_some_and(|sum| !same_file(m, sum)),
         })
         .collect())
 }

@@ -565,11 +565,14 @@ async fn drop_inner(
                         "skipped: could not lock {table} and check the partition within \
                          {lock_ms} ms{who}; nothing was changed, its expired rows are deleted one by one"
                     )));
-                    stop = Some(format!("an earlier partition hit the lock timeout on {table}"));
+                    stop = Some(format!(
+                        "an earlier partition hit the lock timeout on {table}"
+                    ));
                 }
                 Err(e) => {
-                    return Err(explain(e, table)
-                        .context(format!("dropping partition {shown} failed")))
+                    return Err(
+                        explain(e, table).context(format!("dropping partition {shown} failed"))
+                    )
                 }
             }
             continue;

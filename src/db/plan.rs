@@ -23,8 +23,7 @@ use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, PgPool};
 
 use crate::db::maintenance::{
-    sweep_lock_key, sweep_share_ok, CleanupOptions, Method, MethodChoice, COUNT_CAP,
-    SWEEP_MIN_ROWS,
+    sweep_lock_key, sweep_share_ok, CleanupOptions, Method, MethodChoice, COUNT_CAP, SWEEP_MIN_ROWS,
 };
 use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
 use crate::db::table::{self, PartitionStrategy, TableInfo};
@@ -132,8 +131,15 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
     }
     let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff).await?;
     drop(conn);
-    let (method, method_reason) =
-        choose_method(pool, table, &info, opts, row_by_row.unwrap_or(0), expiry_indexed).await?;
+    let (method, method_reason) = choose_method(
+        pool,
+        table,
+        &info,
+        opts,
+        row_by_row.unwrap_or(0),
+        expiry_indexed,
+    )
+    .await?;
     Ok(CleanupPlan {
         info,
         cutoff,
@@ -174,8 +180,7 @@ async fn plan_partition(
             ));
         }
         DropProof::UpperBound
-    } else if strategy != Some(PartitionStrategy::Range) || p.lower.is_none() && p.upper.is_none()
-    {
+    } else if strategy != Some(PartitionStrategy::Range) || p.lower.is_none() && p.upper.is_none() {
         return Ok(row_by_row(
             &p,
             "partitioned by LIST, HASH or a non-timestamp key: no bound says when its rows expire",
@@ -188,12 +193,10 @@ async fn plan_partition(
     } else {
         match has_live_row(conn, &p, cutoff).await? {
             Some(false) => DropProof::Checked,
-            Some(true) => {
-                return Ok(row_by_row(
-                    &p,
-                    "holds rows that are not expired (partitioned by another column than expires_at)",
-                ))
-            }
+            Some(true) => return Ok(row_by_row(
+                &p,
+                "holds rows that are not expired (partitioned by another column than expires_at)",
+            )),
             None => {
                 return Ok(row_by_row(
                     &p,
@@ -248,8 +251,7 @@ async fn has_live_row(
     let Ok(part) = TableRef::new(&p.schema, &p.name) else {
         return Ok(None);
     };
-    let mut tx =
-        crate::db::connect::begin_bounded(conn, std::time::Duration::from_secs(5)).await?;
+    let mut tx = crate::db::connect::begin_bounded(conn, std::time::Duration::from_secs(5)).await?;
     sqlx::query("SELECT set_config('lock_timeout', '500ms', true)")
         .execute(&mut *tx)
         .await?;

@@ -337,17 +337,25 @@ impl Worker {
                     },
                 })
             }
-            M::DeleteRecord(id) => {
+            M::DeleteRecord(version) => {
                 let mut conn = self.pool.acquire().await?;
-                let existed = records::delete(&mut conn, &self.table, *id).await?;
-                Ok(Finished {
-                    rows: Some(u64::from(existed)),
-                    detail: if existed {
-                        format!("record {id} deleted")
-                    } else {
-                        format!("record {id} was already gone")
-                    },
-                })
+                let id = version.request_id;
+                match records::delete(&mut conn, &self.table, version).await? {
+                    records::DeleteOutcome::Deleted => Ok(Finished {
+                        rows: Some(1),
+                        detail: format!("record {id} deleted"),
+                    }),
+                    records::DeleteOutcome::Gone => Ok(Finished {
+                        rows: Some(0),
+                        detail: format!("record {id} was already gone; nothing deleted"),
+                    }),
+                    // Not a success: the operator asked to delete a row that no longer exists
+                    // as shown, and must look again before deciding.
+                    records::DeleteOutcome::Changed => Err(anyhow::anyhow!(
+                        "the record changed since it was shown (key reused by the application?); \
+                         nothing deleted; press r to reload"
+                    )),
+                }
             }
         }
     }

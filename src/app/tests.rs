@@ -236,7 +236,7 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
     update(&mut a, ok(g, snapshot(0, 10)));
     assert!(update(&mut a, key('c')).is_empty());
     match &a.overlay {
-        Some(Overlay::Confirm { what, question }) => {
+        Some(Overlay::Confirm(crate::app::ConfirmDialog { what, question, .. })) => {
             assert_eq!(*what, Maintenance::Cleanup);
             assert!(question.contains("22,000 expired rows"), "{question}");
         }
@@ -246,8 +246,14 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
     assert_eq!(a.overlay, None);
     assert!(a.running.is_none());
     update(&mut a, key('c'));
+    assert!(
+        update(&mut a, code(KeyCode::Enter)).is_empty(),
+        "Enter does not confirm"
+    );
+    assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
+    assert!(a.running.is_none());
     assert_eq!(
-        update(&mut a, code(KeyCode::Enter)),
+        update(&mut a, key('y')),
         vec![Request::Run(Maintenance::Cleanup)]
     );
     assert!(a.running.is_some());

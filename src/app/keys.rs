@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(
             hint(Context::Confirm),
             vec![
-                ("y".to_string(), "confirm"),
+                ("y".to_string(), "confirm (Enter does not)"),
                 ("n/Esc".to_string(), "cancel")
             ]
         );

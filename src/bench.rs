@@ -1250,9 +1250,9 @@ async fn measure_paging(env: &Env, data: &DataSet) -> Result<PagingReport> {
             .await?;
             Some(Cursor {
                 sort: Sort::ExpiringSoonest,
-                key: expires_at,
+                key: expires_at.into(),
                 request_id,
-                expires_at,
+                expires_at: expires_at.into(),
             })
         } else {
             None

@@ -1,10 +1,15 @@
 //! Runs database requests on tasks and reports back over a channel, so the UI never waits on
 //! a query. Knows nothing of the screen.
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Result;
+use futures::FutureExt;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +60,32 @@ pub struct Worker {
     refresh_conn: tokio::sync::Mutex<RefreshSession>,
     config: Config,
     cleanup_cancel: Mutex<Option<CancellationToken>>,
+    /// Tests only: every task panics on purpose before doing its work (unit tests, and the
+    /// end-to-end test of `IDEMTOP_TEST_PANIC=worker`).
+    #[doc(hidden)]
+    pub panic_for_test: AtomicBool,
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// A panic in a task as the request's error: one readable, sanitized line.
+fn panic_error(doing: &str, payload: &(dyn Any + Send)) -> DbError {
+    DbError {
+        message: sanitize::line(&format!(
+            "internal error: {doing} panicked: {} (a bug in idemtop; the dashboard keeps running)",
+            panic_message(payload)
+        )),
+        connection_lost: false,
+    }
 }
 
 async fn connected<'a>(
@@ -102,7 +133,36 @@ impl Worker {
             refresh_conn: tokio::sync::Mutex::new(RefreshSession::default()),
             config,
             cleanup_cancel: Mutex::new(None),
+            panic_for_test: AtomicBool::new(false),
         })
+    }
+
+    /// Run `work` on its own task. A panic in it never goes unnoticed and never takes the
+    /// dashboard down: it is caught at the task's edge and `on_panic` turns it into the error
+    /// event of the request the task was serving (so a refresh or a page is no longer "in
+    /// flight", a maintenance action no longer "running"), shown on screen like any error.
+    fn spawn_reporting<F, P>(self: &Arc<Self>, doing: &'static str, work: F, on_panic: P)
+    where
+        F: Future<Output = ()> + Send + 'static,
+        P: FnOnce(&Worker, DbError) -> Option<DbEvent> + Send + 'static,
+    {
+        let me = Arc::clone(self);
+        let inject = self.panic_for_test.load(Ordering::Relaxed);
+        tokio::spawn(async move {
+            let work = async move {
+                if inject {
+                    panic!("IDEMTOP_TEST_PANIC is set: panicking in a worker task on purpose");
+                }
+                work.await
+            };
+            // AssertUnwindSafe: after a panic the task's state is dropped, and what it shares
+            // (the refresh session, the cleanup token) is reset by `on_panic`.
+            if let Err(payload) = AssertUnwindSafe(work).catch_unwind().await {
+                if let Some(ev) = on_panic(&me, panic_error(doing, &*payload)) {
+                    let _ = me.events.send(ev);
+                }
+            }
+        });
     }
 
     /// One refresh on the refreshes' own session, then what the screens on show also need;
@@ -179,7 +239,8 @@ impl Worker {
         Ok((snap, info))
     }
 
-    /// Start the request on its own task; the result comes back on `events`.
+    /// Start the request on its own task; the result comes back on `events`, also when the
+    /// task panics (see [`Worker::spawn_reporting`]).
     pub fn handle(self: &Arc<Self>, req: Request) {
         let me = Arc::clone(self);
         match req {
@@ -188,25 +249,42 @@ impl Worker {
                 exact_pass,
                 also,
             } => {
-                tokio::spawn(async move {
+                let work = async move {
                     let opts = SnapshotOptions {
                         exact_pass,
                         ..SnapshotOptions::default()
                     };
                     me.refresh_and_send(generation, opts, also).await;
+                };
+                self.spawn_reporting("the refresh", work, move |w, error| {
+                    // The session may have been mid-query: the next refresh connects afresh.
+                    if let Ok(mut session) = w.refresh_conn.try_lock() {
+                        session.disconnect();
+                    }
+                    Some(DbEvent::Snapshot {
+                        generation,
+                        result: Err(error),
+                    })
                 });
             }
             Request::LoadPage(req) => {
-                tokio::spawn(async move {
+                let generation = req.generation;
+                let work = async move {
                     let result = me.load_page(&req).await.map_err(|e| db_error(&e));
                     let _ = me.events.send(DbEvent::Page {
                         generation: req.generation,
                         result,
                     });
+                };
+                self.spawn_reporting("reading a page of records", work, move |_, error| {
+                    Some(DbEvent::Page {
+                        generation,
+                        result: Err(error),
+                    })
                 });
             }
             Request::LoadRecord(id) => {
-                tokio::spawn(async move {
+                let work = async move {
                     let result = async {
                         let mut conn = me.pool.acquire().await?;
                         records::get(&mut conn, &me.table, id, MAX_PAYLOAD_BYTES).await
@@ -214,6 +292,12 @@ impl Worker {
                     .await
                     .map_err(|e| db_error(&e));
                     let _ = me.events.send(DbEvent::Record { id, result });
+                };
+                self.spawn_reporting("reading a record", work, move |_, error| {
+                    Some(DbEvent::Record {
+                        id,
+                        result: Err(error),
+                    })
                 });
             }
             Request::StopCleanup => {
@@ -222,14 +306,25 @@ impl Worker {
                 }
             }
             Request::Run(what) => {
-                tokio::spawn(async move {
-                    let started = Instant::now();
+                let started = Instant::now();
+                let reported = what.clone();
+                let work = async move {
                     let result = me.run_maintenance(&what).await.map_err(|e| db_error(&e));
                     let _ = me.events.send(DbEvent::Done {
                         what,
                         elapsed: started.elapsed(),
                         result,
                     });
+                };
+                self.spawn_reporting(reported.verb(), work, move |w, error| {
+                    if let Ok(mut g) = w.cleanup_cancel.lock() {
+                        *g = None;
+                    }
+                    Some(DbEvent::Done {
+                        what: reported,
+                        elapsed: started.elapsed(),
+                        result: Err(error),
+                    })
                 });
             }
         }
@@ -337,18 +432,164 @@ impl Worker {
                     },
                 })
             }
-            M::DeleteRecord(id) => {
+            M::DeleteRecord(version) => {
                 let mut conn = self.pool.acquire().await?;
-                let existed = records::delete(&mut conn, &self.table, *id).await?;
-                Ok(Finished {
-                    rows: Some(u64::from(existed)),
-                    detail: if existed {
-                        format!("record {id} deleted")
-                    } else {
-                        format!("record {id} was already gone")
-                    },
-                })
+                let id = version.request_id;
+                match records::delete(&mut conn, &self.table, version).await? {
+                    records::DeleteOutcome::Deleted => Ok(Finished {
+                        rows: Some(1),
+                        detail: format!("record {id} deleted"),
+                    }),
+                    records::DeleteOutcome::Gone => Ok(Finished {
+                        rows: Some(0),
+                        detail: format!("record {id} was already gone; nothing deleted"),
+                    }),
+                    // Not a success: the operator asked to delete a row that no longer exists
+                    // as shown, and must look again before deciding.
+                    records::DeleteOutcome::Changed => Err(anyhow::anyhow!(
+                        "the record changed since it was shown (key reused by the application?); \
+                         nothing deleted; press r to reload"
+                    )),
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::action::Maintenance;
+    use crate::db::records::{RecordFilter, RowVersion, Sort};
+    use crate::db::ts::Ts;
+    use std::time::Duration;
+    use uuid::Uuid;
+
+    /// A worker whose every task panics on purpose (no server needed: it never connects).
+    fn panicking_worker() -> (Arc<Worker>, tokio::sync::mpsc::UnboundedReceiver<DbEvent>) {
+        let url = "postgres://nobody@127.0.0.1:1/none";
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy(url)
+            .expect("a lazy pool");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let w = Worker::new(
+            ConnectConfig::from_url(url),
+            pool,
+            TableRef::new("public", "idempotency_records").unwrap(),
+            Config::default(),
+            tx,
+        );
+        w.panic_for_test.store(true, Ordering::Relaxed);
+        (w, rx)
+    }
+
+    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<DbEvent>) -> DbEvent {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("the channel is open")
+    }
+
+    fn assert_panic_error(e: &DbError) {
+        assert!(
+            e.message.starts_with("internal error: ")
+                && e.message
+                    .contains("IDEMTOP_TEST_PANIC is set: panicking in a worker task on purpose"),
+            "{}",
+            e.message
+        );
+        assert!(!e.connection_lost);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_request_becomes_its_error_event() {
+        let (w, mut rx) = panicking_worker();
+
+        w.handle(Request::Refresh {
+            generation: 7,
+            exact_pass: false,
+            also: Also::default(),
+        });
+        match next(&mut rx).await {
+            DbEvent::Snapshot {
+                generation: 7,
+                result: Err(e),
+            } => {
+                assert_panic_error(&e);
+                assert!(e.message.contains("the refresh panicked"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        w.handle(Request::LoadPage(PageRequest {
+            generation: 3,
+            filter: RecordFilter::default(),
+            sort: Sort::Newest,
+            after: None,
+        }));
+        match next(&mut rx).await {
+            DbEvent::Page {
+                generation: 3,
+                result: Err(e),
+            } => assert_panic_error(&e),
+            other => panic!("{other:?}"),
+        }
+
+        let id = Uuid::from_u128(42);
+        w.handle(Request::LoadRecord(id));
+        match next(&mut rx).await {
+            DbEvent::Record {
+                id: got,
+                result: Err(e),
+            } => {
+                assert_eq!(got, id);
+                assert_panic_error(&e);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let what = Maintenance::DeleteRecord(RowVersion {
+            request_id: id,
+            xmin: 1,
+            created_at: Ts::NegInfinity,
+            expires_at: Ts::Infinity,
+        });
+        w.handle(Request::Run(what.clone()));
+        match next(&mut rx).await {
+            DbEvent::Done {
+                what: got,
+                result: Err(e),
+                ..
+            } => {
+                assert_eq!(got, what);
+                assert_panic_error(&e);
+                assert!(
+                    e.message.contains("delete record panicked"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The worker still serves requests after four panics.
+        w.panic_for_test.store(false, Ordering::Relaxed);
+        w.handle(Request::LoadRecord(id));
+        match next(&mut rx).await {
+            DbEvent::Record { result: Err(e), .. } => {
+                assert!(!e.message.contains("panicked"), "{}", e.message)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        let s: Box<dyn Any + Send> = Box::new("static text");
+        assert_eq!(panic_message(&*s), "static text");
+        let s: Box<dyn Any + Send> = Box::new(format!("formatted {}", 1));
+        assert_eq!(panic_message(&*s), "formatted 1");
+        let s: Box<dyn Any + Send> = Box::new(17u8);
+        assert_eq!(panic_message(&*s), "(no message)");
     }
 }

@@ -228,6 +228,52 @@ async fn a_panic_restores_the_terminal_and_says_why() {
     );
 }
 
+#[tokio::test]
+async fn a_worker_panic_is_an_error_on_screen_and_the_dashboard_keeps_running() {
+    let url = seeded().await;
+    let t = Tmux::new("workerpanic");
+    // Every worker task panics on purpose; the loop itself never does.
+    t.start(
+        &["--database-url", &url],
+        &[("IDEMTOP_TEST_PANIC", "worker")],
+    );
+    let s = t.wait_for(
+        "internal error: the refresh panicked",
+        Duration::from_secs(15),
+    );
+    assert!(
+        t.running(),
+        "a task's panic does not end the dashboard:\n{s}"
+    );
+    assert_eq!(
+        t.var("alternate_on"),
+        "1",
+        "the terminal is not restored under the running dashboard"
+    );
+    assert!(
+        !s.contains("thread '") && !s.contains("panicked at"),
+        "nothing is printed over the dashboard:\n{s}"
+    );
+    // Another request, another panic, another error on screen; keys still work.
+    t.keys(&["2"]);
+    t.wait_for("reading a page of records panicked", Duration::from_secs(5));
+    t.keys(&["?"]);
+    t.wait_for("show or hide this help", Duration::from_secs(3));
+    t.keys(&["Escape", "q"]);
+    assert_eq!(t.wait_exit(), 0);
+    assert_eq!(
+        t.var("alternate_on"),
+        "0",
+        "restored when the process exits"
+    );
+    assert_eq!(t.var("cursor_flag"), "1");
+    let s = t.screen();
+    assert!(
+        s.contains("idemtop: a background task panicked (the dashboard kept running)"),
+        "reported after the exit:\n{s}"
+    );
+}
+
 #[test]
 fn a_wrong_url_fails_before_the_screen_switches() {
     let t = Tmux::new("badurl");

@@ -11,8 +11,10 @@ use chrono::{DateTime, Duration, Utc};
 use common::*;
 use idemtop::db::connect::ConnectConfig;
 use idemtop::db::records::{
-    self, Cursor, Liveness, PermissionDenied, RecordFilter, RecordSummary, Sort, StatusClass,
+    self, Cursor, DeleteOutcome, Liveness, PermissionDenied, RecordFilter, RecordSummary, Sort,
+    StatusClass,
 };
+use idemtop::db::ts::Ts;
 use idemtop::ident::TableRef;
 use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
@@ -100,10 +102,10 @@ fn sorted(mut rows: Vec<RecordSummary>, sort: Sort) -> Vec<RecordSummary> {
 }
 
 async fn snapshot(conn: &mut PgConnection, table: &TableRef) -> Vec<RecordSummary> {
-    type Row = (Uuid, String, Option<i32>, DateTime<Utc>, DateTime<Utc>, i64);
+    type Row = (Uuid, String, Option<i32>, Ts, Ts, i64, i64);
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT request_id, operation::text, status_code, created_at, expires_at,
-                    octet_length(result_payload)::int8
+                    octet_length(result_payload)::int8, xmin::text::int8
                FROM {}",
         table.qualified()
     ))
@@ -118,6 +120,7 @@ async fn snapshot(conn: &mut PgConnection, table: &TableRef) -> Vec<RecordSummar
             created_at: r.3,
             expires_at: r.4,
             payload_bytes: r.5,
+            xmin: r.6,
         })
         .collect()
 }
@@ -414,7 +417,7 @@ async fn filters_by_operation_status_class_and_liveness() {
     .await
     .unwrap();
     assert_eq!(live.rows.len(), 24);
-    assert!(live.rows.iter().all(|r| r.expires_at > live.server_now));
+    assert!(live.rows.iter().all(|r| r.is_live(live.server_now)));
     let expired = records::page(
         &mut conn,
         &table,
@@ -431,10 +434,7 @@ async fn filters_by_operation_status_class_and_liveness() {
     .unwrap();
     // refund x {NULL, 102, 600} x expired
     assert_eq!(expired.rows.len(), 3);
-    assert!(expired
-        .rows
-        .iter()
-        .all(|r| r.expires_at <= expired.server_now));
+    assert!(expired.rows.iter().all(|r| !r.is_live(expired.server_now)));
     assert!(expired.next.is_none());
     // An empty result still reports the server's clock.
     let none = records::page(
@@ -486,8 +486,8 @@ async fn look_up_by_key_and_parse_request_ids() {
     assert_eq!(rec.summary.operation, "create_order");
     assert_eq!(rec.summary.status_code, None);
     assert_eq!(rec.summary.status_class(), StatusClass::Other);
-    assert_eq!(rec.summary.created_at, created);
-    assert_eq!(rec.summary.expires_at, expires);
+    assert_eq!(rec.summary.created_at, Ts::At(created));
+    assert_eq!(rec.summary.expires_at, Ts::At(expires));
     assert_eq!(rec.summary.payload_bytes, 12);
     assert_eq!(rec.payload, r#"{"order":42}"#);
     assert_eq!(rec.payload_truncated_bytes, 0);
@@ -636,8 +636,16 @@ async fn delete_once_then_gone_and_a_reader_gets_a_clear_permission_error() {
         )
         .await;
     }
-    assert!(records::delete(&mut conn, &table, a).await.unwrap());
-    assert!(!records::delete(&mut conn, &table, a).await.unwrap());
+    let shown_a = get(&mut conn, a, 100).await.summary.version();
+    let shown_b = get(&mut conn, b, 100).await.summary.version();
+    assert_eq!(
+        records::delete(&mut conn, &table, &shown_a).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        records::delete(&mut conn, &table, &shown_a).await.unwrap(),
+        DeleteOutcome::Gone
+    );
     assert_eq!(records::get(&mut conn, &table, a, 100).await.unwrap(), None);
     assert!(records::get(&mut conn, &table, b, 100)
         .await
@@ -658,7 +666,9 @@ async fn delete_once_then_gone_and_a_reader_gets_a_clear_permission_error() {
     let db = url.rsplit('/').next().unwrap();
     let reader_url = format!("postgres://reader@127.0.0.1:{}/{db}", server().port());
     let mut reader = connect(&reader_url).await;
-    let err = records::delete(&mut reader, &table, b).await.unwrap_err();
+    let err = records::delete(&mut reader, &table, &shown_b)
+        .await
+        .unwrap_err();
     let msg = format!("{err:#}");
     assert_eq!(
         msg,
@@ -695,7 +705,9 @@ async fn delete_once_then_gone_and_a_reader_gets_a_clear_permission_error() {
     let mut ro_cfg = ConnectConfig::from_url(url.clone());
     ro_cfg.read_only = true;
     let mut ro = ro_cfg.connect().await.unwrap();
-    let err = records::delete(&mut ro, &table, b).await.unwrap_err();
+    let err = records::delete(&mut ro, &table, &shown_b)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err:#}");
     assert!(records::get(&mut conn, &table, b, 100)
         .await
@@ -1018,7 +1030,7 @@ async fn works_on_a_partitioned_table_in_an_oddly_named_schema() {
         let got = all_pages(&mut conn, &table, &RecordFilter::default(), sort, 23).await;
         // Both copies of the duplicated key are listed (they are different rows).
         assert_eq!(got.len(), 402, "{sort:?}");
-        let keyed = |rows: &[RecordSummary]| -> Vec<(Uuid, DateTime<Utc>)> {
+        let keyed = |rows: &[RecordSummary]| -> Vec<(Uuid, Ts)> {
             rows.iter().map(|r| (r.request_id, r.expires_at)).collect()
         };
         // The two copies of `dup` share created_at and request_id: expires_at breaks the tie.
@@ -1038,7 +1050,7 @@ async fn works_on_a_partitioned_table_in_an_oddly_named_schema() {
     .await;
     let want = all
         .iter()
-        .filter(|r| r.expires_at > base && r.status_code == Some(200) && r.operation == "op1")
+        .filter(|r| r.is_live(base) && r.status_code == Some(200) && r.operation == "op1")
         .count();
     assert!(want > 0);
     assert_eq!(live.len(), want);
@@ -1068,11 +1080,270 @@ async fn works_on_a_partitioned_table_in_an_oddly_named_schema() {
         .unwrap()
         .unwrap();
     assert_eq!(rec.payload, "new copy");
-    assert!(records::delete(&mut conn, &table, dup).await.unwrap());
-    assert!(!records::delete(&mut conn, &table, dup).await.unwrap());
+    // Delete acts on the row version shown: the new copy only, never the old one with the
+    // same key in another partition.
+    assert_eq!(
+        records::delete(&mut conn, &table, &rec.summary.version())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let old = records::get(&mut conn, &table, dup, 100)
+        .await
+        .unwrap()
+        .expect("the old copy is still there");
+    assert_eq!(old.payload, "old copy");
+    assert_eq!(
+        records::delete(&mut conn, &table, &rec.summary.version())
+            .await
+            .unwrap(),
+        DeleteOutcome::Changed,
+        "the key is still held (by the old copy), but not the row that was shown"
+    );
+    assert_eq!(
+        records::delete(&mut conn, &table, &old.summary.version())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
     assert_eq!(
         records::get(&mut conn, &table, dup, 100).await.unwrap(),
         None
     );
     assert_eq!(snapshot(&mut conn, &table).await.len(), 400);
+}
+
+/// Insert one row with literal timestamps (`'infinity'`, `'-infinity'`, or any expression).
+async fn insert_raw(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: Option<i32>,
+    created: &str,
+    expires: &str,
+) {
+    sqlx::query(&format!(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         VALUES ($1, 'op', '{{}}', $2, {created}, {expires})"
+    ))
+    .bind(id)
+    .bind(status)
+    .execute(conn)
+    .await
+    .expect("insert a record");
+}
+
+#[tokio::test]
+async fn infinite_timestamps_and_extreme_values_are_read_and_paged_without_panicking() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    let table = guide_table();
+    // Values the guide's schema accepts: expires_at = 'infinity', created_at = '-infinity'
+    // (both at once too), status codes at both ends of int4, NULL status, a 2 MiB payload.
+    let never = Uuid::new_v4();
+    let since_always = Uuid::new_v4();
+    let both = Uuid::new_v4();
+    let huge = Uuid::new_v4();
+    insert_raw(&mut conn, never, Some(i32::MAX), "now()", "'infinity'").await;
+    insert_raw(
+        &mut conn,
+        since_always,
+        Some(i32::MIN),
+        "'-infinity'",
+        "now() - interval '1 hour'",
+    )
+    .await;
+    insert_raw(&mut conn, both, None, "'-infinity'", "'infinity'").await;
+    for i in 0..5 {
+        let expires = if i % 2 == 0 {
+            "'infinity'".to_string()
+        } else {
+            format!("now() + interval '{i} hours'")
+        };
+        insert_raw(
+            &mut conn,
+            Uuid::new_v4(),
+            Some(200),
+            "now() - interval '1 day'",
+            &expires,
+        )
+        .await;
+        insert_raw(
+            &mut conn,
+            Uuid::new_v4(),
+            Some(500),
+            "'-infinity'",
+            &format!("now() - interval '{i} hours'"),
+        )
+        .await;
+    }
+    sqlx::query(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, expires_at)
+         VALUES ($1, 'op', repeat('x', 2 * 1024 * 1024), 200, now() + interval '1 hour')",
+    )
+    .bind(huge)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let all = snapshot(&mut conn, &table).await;
+    assert_eq!(all.len(), 14);
+    assert_eq!(
+        all.iter().filter(|r| r.expires_at == Ts::Infinity).count(),
+        5
+    );
+
+    // Every order pages through the infinite values (keyset cursors bound as ±infinity), each
+    // row once, in PostgreSQL's order, with pages of 2 so cursors land on infinite keys.
+    for sort in Sort::ALL {
+        let got = all_pages(&mut conn, &table, &RecordFilter::default(), sort, 2).await;
+        let ids = |rows: &[RecordSummary]| rows.iter().map(|r| r.request_id).collect::<Vec<_>>();
+        assert_eq!(ids(&got), ids(&sorted(all.clone(), sort)), "{sort:?}");
+        assert!(
+            got.windows(2).all(|w| strictly_before(sort, &w[0], &w[1])),
+            "{sort:?}"
+        );
+    }
+    // infinity is live, and the server agrees with the client's reading of it.
+    let live = all_pages(
+        &mut conn,
+        &table,
+        &RecordFilter {
+            liveness: Liveness::Live,
+            ..RecordFilter::default()
+        },
+        Sort::ExpiringLatest,
+        3,
+    )
+    .await;
+    assert_eq!(live.len(), 8, "5 infinite + 2 finite live + the huge one");
+    assert!(live[..5].iter().all(|r| r.expires_at == Ts::Infinity));
+    let page = records::page(
+        &mut conn,
+        &table,
+        &RecordFilter::default(),
+        Sort::Newest,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    for r in &page.rows {
+        assert_eq!(
+            r.is_live(page.server_now),
+            live.iter().any(|l| l.request_id == r.request_id)
+        );
+    }
+
+    let rec = get(&mut conn, both, 100).await;
+    assert_eq!(rec.summary.created_at, Ts::NegInfinity);
+    assert_eq!(rec.summary.expires_at, Ts::Infinity);
+    assert_eq!(rec.summary.status_code, None);
+    let rec = get(&mut conn, since_always, 100).await;
+    assert_eq!(rec.summary.status_code, Some(i32::MIN));
+    assert_eq!(rec.summary.status_class(), StatusClass::Other);
+    assert_eq!(
+        get(&mut conn, never, 100).await.summary.status_code,
+        Some(i32::MAX)
+    );
+    let rec = get(&mut conn, huge, 64 * 1024).await;
+    assert_eq!(rec.payload.len(), 64 * 1024);
+    assert_eq!(rec.payload_truncated_bytes, 2 * 1024 * 1024 - 64 * 1024);
+
+    // A row version with infinite timestamps is matched exactly (±infinity bound as values).
+    let shown = get(&mut conn, both, 100).await.summary.version();
+    assert_eq!(
+        records::delete(&mut conn, &table, &shown).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        records::get(&mut conn, &table, both, 100).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_key_reused_after_it_was_shown_is_not_deleted() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    let table = guide_table();
+    let key = Uuid::new_v4();
+    // The operator opens an expired 502 record...
+    sqlx::query(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         VALUES ($1, 'payment', '{\"error\":\"bad gateway\"}', 502, now() - interval '2 hours', now() - interval '1 hour')",
+    )
+    .bind(key)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let shown = get(&mut conn, key, 100).await;
+    assert_eq!(shown.summary.status_code, Some(502));
+    // ...the application reuses the key as the store does: DELETE the expired row, INSERT a
+    // new live one (another transaction each)...
+    sqlx::query("DELETE FROM idempotency_records WHERE request_id = $1 AND expires_at <= now()")
+        .bind(key)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, expires_at)
+         VALUES ($1, 'payment', '{\"charged\":true}', 201, now() + interval '1 day')",
+    )
+    .bind(key)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // ...and the operator presses d, y: nothing is deleted, and the outcome says why.
+    assert_eq!(
+        records::delete(&mut conn, &table, &shown.summary.version())
+            .await
+            .unwrap(),
+        DeleteOutcome::Changed
+    );
+    let now_stored = get(&mut conn, key, 100).await;
+    assert_eq!(now_stored.summary.status_code, Some(201));
+    assert_eq!(now_stored.payload, "{\"charged\":true}");
+    assert!(now_stored.summary.xmin != shown.summary.xmin);
+}
+
+#[tokio::test]
+async fn an_unchanged_row_is_deleted_and_its_transaction_siblings_are_not() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    let table = guide_table();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    // One statement, one transaction: both rows have the same xmin and created_at.
+    sqlx::query(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, expires_at)
+         VALUES ($1, 'op', '{}', 200, now() + interval '1 hour'),
+                ($2, 'op', '{}', 200, now() + interval '1 hour')",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let page = records::page(
+        &mut conn,
+        &table,
+        &RecordFilter::default(),
+        Sort::Newest,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.rows.len(), 2);
+    assert_eq!(page.rows[0].xmin, page.rows[1].xmin, "same transaction");
+    let row_a = page.rows.iter().find(|r| r.request_id == a).unwrap();
+    assert_eq!(
+        records::delete(&mut conn, &table, &row_a.version())
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(records::get(&mut conn, &table, a, 10).await.unwrap(), None);
+    assert!(records::get(&mut conn, &table, b, 10)
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -141,11 +141,12 @@ fn help_overlay_lists_the_key_table() {
     let mut a = loaded(1);
     update(&mut a, key('?'));
     let screen = render(&a, 100, 40);
+    assert!(!screen.contains("y/Enter"), "Enter does not confirm");
     for needle in [
         "show or hide this help",
         "cleanup: delete expired rows",
         "select next operation",
-        "y/Enter",
+        "n/Esc",
     ] {
         assert!(screen.contains(needle), "{needle}");
     }
@@ -158,7 +159,17 @@ fn confirm_dialog_and_cleanup_progress() {
     update(&mut a, key('c'));
     let screen = render(&a, 100, 30);
     assert!(screen.contains("Delete 22,000 expired rows from public.idempotency_records"));
+    assert!(screen.contains("y confirm"), "{screen}");
+    assert!(screen.contains("y confirm (Enter does not)"), "{screen}");
     insta::assert_snapshot!("confirm_cleanup", screen);
+    // Enter, pressed out of habit, changes nothing: the dialog stays.
+    let reqs = update(
+        &mut a,
+        Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert!(reqs.is_empty(), "{reqs:?}");
+    assert!(a.running.is_none());
+    assert_eq!(render(&a, 100, 30), screen);
     update(&mut a, key('y'));
     update(
         &mut a,
@@ -240,7 +251,9 @@ fn hostile_operation_names_never_reach_the_terminal_raw() {
 
 mod records_view {
     use super::*;
+    use idemtop::app::action::Maintenance;
     use idemtop::db::records::{Page, Record, RecordSummary};
+    use idemtop::db::ts::Ts;
     use idemtop::fixtures::at;
     use uuid::Uuid;
 
@@ -256,9 +269,10 @@ mod records_view {
             request_id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 + i),
             operation: op.into(),
             status_code: status,
-            created_at: at(-age_secs),
-            expires_at: at(-age_secs + ttl_secs),
+            created_at: Ts::At(at(-age_secs)),
+            expires_at: Ts::At(at(-age_secs + ttl_secs)),
             payload_bytes: bytes,
+            xmin: 1_000 + i as i64,
         }
     }
 
@@ -338,6 +352,222 @@ mod records_view {
             "expired 400 s ago:\n{screen}"
         );
         insta::assert_snapshot!(screen);
+    }
+
+    /// A row with `±infinity` timestamps, an extreme status code, or both.
+    fn special(i: u128, status: Option<i32>, created: Ts, expires: Ts) -> RecordSummary {
+        RecordSummary {
+            created_at: created,
+            expires_at: expires,
+            status_code: status,
+            ..summary(i, "subscription", status, 0, 1, 64)
+        }
+    }
+
+    #[test]
+    fn list_with_infinite_timestamps_and_extreme_status_codes() {
+        let a = with_page(vec![
+            special(1, Some(201), Ts::At(at(-30)), Ts::Infinity),
+            special(2, Some(i32::MAX), Ts::NegInfinity, Ts::Infinity),
+            special(3, Some(i32::MIN), Ts::NegInfinity, Ts::At(at(-400))),
+            special(4, None, Ts::At(at(-90)), Ts::At(at(3_510))),
+        ]);
+        let screen = render(&a, 110, 12);
+        let line = |id: u128| {
+            let id = Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 + id).to_string();
+            screen
+                .lines()
+                .find(|l| l.contains(&id))
+                .unwrap_or_else(|| panic!("{id} listed:\n{screen}"))
+                .to_string()
+        };
+        assert!(line(1).contains("never"), "{screen}");
+        assert!(
+            line(2).contains("21474…") && line(2).contains("-infinity"),
+            "{screen}"
+        );
+        assert!(line(2).contains("never"), "{screen}");
+        assert!(
+            line(3).contains("-2147…") && line(3).contains("6m 40s ago"),
+            "{screen}"
+        );
+        assert!(line(4).contains("in 58m 30s"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    /// The detail of `row`, loaded.
+    fn detail_of(row: RecordSummary, payload: &str) -> App {
+        let mut a = with_page(vec![row.clone()]);
+        let reqs = update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        );
+        assert_eq!(reqs, vec![Request::LoadRecord(row.request_id)]);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Record {
+                id: row.request_id,
+                result: Ok(Some(Record {
+                    summary: row,
+                    payload: payload.into(),
+                    payload_truncated_bytes: 0,
+                })),
+            }),
+        );
+        a
+    }
+
+    #[test]
+    fn detail_with_null_status_and_infinite_timestamps() {
+        let a = detail_of(special(7, None, Ts::NegInfinity, Ts::Infinity), "");
+        let screen = render(&a, 100, 20);
+        for needle in [
+            "status_code    NULL",
+            "created_at     -infinity (before any date)",
+            "expires_at     infinity (TTL unbounded)",
+            "live, never expires (expires_at = infinity)",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn detail_with_a_status_code_that_is_no_http_status() {
+        let a = detail_of(
+            special(8, Some(i32::MIN), Ts::NegInfinity, Ts::At(at(-5))),
+            "{}",
+        );
+        let screen = render(&a, 100, 20);
+        assert!(
+            screen.contains("-2147483648 (not an HTTP status)"),
+            "{screen}"
+        );
+        assert!(screen.contains("EXPIRED 5s ago"), "{screen}");
+    }
+
+    /// `d` on the selected row of the list: the dialog, and what `y` then asks for.
+    fn delete_dialog(row: RecordSummary) -> (App, String) {
+        let mut a = with_page(vec![row.clone()]);
+        assert!(update(&mut a, key('d')).is_empty(), "d only asks");
+        let screen = render(&a, 100, 30);
+        (a, screen)
+    }
+
+    #[test]
+    fn delete_dialog_of_a_live_key_warns_of_a_second_charge() {
+        let row = summary(9, "payment", Some(201), 120, 86_400, 312);
+        let (mut a, screen) = delete_dialog(row.clone());
+        for needle in [
+            "Confirm delete record",
+            "key        550e8400-e29b-41d4-a716-446655440009",
+            "operation  payment",
+            "status     201",
+            "(in 23h 58m)",
+            "LIVE key: a client retry with it will run the operation again (a second charge).",
+            "y confirm",
+            "y confirm (Enter does not)",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+        insta::assert_snapshot!(screen);
+        // Enter does nothing; y asks to delete exactly the row version shown.
+        assert!(update(
+            &mut a,
+            Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+        )
+        .is_empty());
+        assert_eq!(
+            update(&mut a, key('y')),
+            vec![Request::Run(Maintenance::DeleteRecord(row.version()))]
+        );
+    }
+
+    #[test]
+    fn delete_dialog_of_an_expired_key() {
+        let (_, screen) = delete_dialog(summary(10, "payment", Some(502), 4_000, 3_600, 40));
+        assert!(screen.contains("status     502"), "{screen}");
+        assert!(screen.contains("(6m 40s ago)"), "{screen}");
+        assert!(
+            screen.contains("expired: a client retry already runs the operation again"),
+            "{screen}"
+        );
+        assert!(!screen.contains("LIVE key"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn delete_dialog_of_a_key_that_never_expires_and_a_hostile_operation() {
+        let mut row = special(11, None, Ts::NegInfinity, Ts::Infinity);
+        row.operation = "evil\u{1b}]0;pwned\u{7}".into();
+        let (_, screen) = delete_dialog(row);
+        assert!(screen.contains("never (infinity)"), "{screen}");
+        assert!(screen.contains("status     NULL"), "{screen}");
+        assert!(screen.contains("LIVE key"), "{screen}");
+        assert!(screen.contains("evil␛]0;pwned␇"), "{screen}");
+        assert!(!screen.contains('\u{1b}') && !screen.contains('\u{7}'));
+    }
+
+    #[test]
+    fn a_changed_record_is_reported_and_r_reloads_the_page() {
+        let row = summary(12, "payment", Some(502), 4_000, 3_600, 40);
+        let (mut a, _) = delete_dialog(row.clone());
+        let reqs = update(&mut a, key('y'));
+        assert_eq!(
+            reqs,
+            vec![Request::Run(Maintenance::DeleteRecord(row.version()))]
+        );
+        let message = "the record changed since it was shown (key reused by the application?); \
+                       nothing deleted; press r to reload";
+        update(
+            &mut a,
+            Event::Db(DbEvent::Done {
+                what: Maintenance::DeleteRecord(row.version()),
+                elapsed: Duration::from_millis(3),
+                result: Err(DbError {
+                    message: message.into(),
+                    connection_lost: false,
+                }),
+            }),
+        );
+        let screen = render(&a, 140, 20);
+        assert!(
+            screen.contains(&format!("delete record failed: {message}")),
+            "{screen}"
+        );
+        let reqs = update(&mut a, key('r'));
+        assert!(
+            reqs.iter()
+                .any(|r| matches!(r, Request::LoadPage(p) if p.after.is_none())),
+            "r reads the page again: {reqs:?}"
+        );
+    }
+
+    #[test]
+    fn a_panicked_request_is_an_error_on_screen() {
+        let (mut a, _) = app();
+        let reqs = update(&mut a, key('2'));
+        let Some(Request::LoadPage(req)) = reqs.first().cloned() else {
+            panic!("{reqs:?}")
+        };
+        update(
+            &mut a,
+            Event::Db(DbEvent::Page {
+                generation: req.generation,
+                result: Err(DbError {
+                    message: "internal error: reading a page of records panicked: boom \
+                              (a bug in idemtop; the dashboard keeps running)"
+                        .into(),
+                    connection_lost: false,
+                }),
+            }),
+        );
+        let screen = render(&a, 120, 12);
+        assert!(
+            screen.contains("error: internal error: reading a page of records panicked: boom"),
+            "{screen}"
+        );
+        assert!(a.records.loading.is_none() && !a.quit);
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub enum Maintenance {
     Vacuum,
     ScheduleCron,
     UnscheduleCron,
-    DeleteRecord(uuid::Uuid),
+    /// Delete exactly this row version (the one the operator was shown), never "whatever row
+    /// holds the key now".
+    DeleteRecord(crate::db::records::RowVersion),
 }
 
 impl Maintenance {

@@ -374,11 +374,13 @@ pub static BINDINGS: &[Binding] = &[
         Action::Down,
         "next partition",
     ),
+    // `y` only: Enter, pressed out of habit (it opens things everywhere else), must never
+    // delete a record or drop anything.
     b(
-        &[K::Char('y'), K::Enter],
+        &[K::Char('y')],
         C::Confirm,
         Action::Confirm,
-        "confirm",
+        "confirm (Enter does not)",
     ),
     b(
         &[K::Char('n'), K::Esc],
@@ -422,6 +424,18 @@ pub fn action_for(contexts: &[Context], modal: bool, ev: &KeyEvent) -> Option<Ac
 /// True when the action changes the database (for read-only mode).
 pub fn writes(action: Action) -> bool {
     BINDINGS.iter().any(|b| b.action == action && b.writes)
+}
+
+/// The keys of `context` as a one-line hint, from the key table: "y confirm · n/Esc cancel".
+pub fn hint(context: Context) -> Vec<(String, &'static str)> {
+    BINDINGS
+        .iter()
+        .filter(|b| b.context == context)
+        .map(|b| {
+            let keys: Vec<String> = b.keys.iter().map(|k| k.label()).collect();
+            (keys.join("/"), b.help)
+        })
+        .collect()
 }
 
 /// Help lines, grouped by context: (context, title, [(keys, help, writes)]).
@@ -496,7 +510,8 @@ mod tests {
     fn dialog_is_modal() {
         let c = |code| action_for(&[Context::Confirm], true, &key(code));
         assert_eq!(c(KeyCode::Char('y')), Some(Action::Confirm));
-        assert_eq!(c(KeyCode::Enter), Some(Action::Confirm));
+        assert_eq!(c(KeyCode::Enter), None, "Enter never confirms");
+        assert_eq!(c(KeyCode::Char('Y')), None, "only a lower-case y confirms");
         assert_eq!(c(KeyCode::Char('n')), Some(Action::Cancel));
         assert_eq!(c(KeyCode::Esc), Some(Action::Cancel));
         assert_eq!(
@@ -505,6 +520,20 @@ mod tests {
             "q does not quit behind a dialog"
         );
         assert_eq!(c(KeyCode::Char('c')), None);
+    }
+
+    #[test]
+    fn only_y_confirms_anywhere_in_the_table() {
+        for b in BINDINGS.iter().filter(|b| b.action == Action::Confirm) {
+            assert_eq!(b.keys, &[Key::Char('y')], "{:?}", b.context);
+        }
+        assert_eq!(
+            hint(Context::Confirm),
+            vec![
+                ("y".to_string(), "confirm (Enter does not)"),
+                ("n/Esc".to_string(), "cancel")
+            ]
+        );
     }
 
     #[test]

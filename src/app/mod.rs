@@ -131,7 +131,19 @@ pub enum ConnState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
     Help,
-    Confirm { what: Maintenance, question: String },
+    Confirm(ConfirmDialog),
+}
+
+/// A destructive action waiting for `y`: what it is, and what the operator is told about it.
+/// The strings may hold text from the database (operation names): the dialog sanitizes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmDialog {
+    pub what: Maintenance,
+    pub question: String,
+    /// Facts about the target, as (label, value) lines: the record's key, operation, status...
+    pub details: Vec<(String, String)>,
+    /// Said plainly, in the critical colour: what could go wrong (a live key).
+    pub warning: Option<String>,
 }
 
 /// A one-line text prompt at the bottom (`/` look-up, `o` operation filter).
@@ -264,7 +276,7 @@ impl App {
     /// The key contexts in force, innermost first, and whether they are modal.
     pub fn contexts(&self) -> (Vec<Context>, bool) {
         match &self.overlay {
-            Some(Overlay::Confirm { .. }) => (vec![Context::Confirm], true),
+            Some(Overlay::Confirm(_)) => (vec![Context::Confirm], true),
             Some(Overlay::Help) => (vec![], false),
             None => (self.screen_contexts(), false),
         }
@@ -350,8 +362,69 @@ impl App {
                 "Schedule pg_cron job 'cleanup-idempotency' hourly (0 * * * *)?".into()
             }
             Maintenance::UnscheduleCron => "Unschedule pg_cron job 'cleanup-idempotency'?".into(),
-            Maintenance::DeleteRecord(id) => format!("Delete record {id} from {table}?"),
+            Maintenance::DeleteRecord(_) => format!("Delete this record from {table}?"),
         }
+    }
+
+    /// The server's newest clock as last seen: the records page's or the last refresh's.
+    pub fn server_now(&self) -> Option<DateTime<Utc>> {
+        [
+            self.records.page.as_ref().map(|p| p.server_now),
+            self.dash.current.as_ref().map(|s| s.taken_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    /// The delete dialog's facts about the row as shown, and the warning when the key is live.
+    fn delete_details(
+        &self,
+        row: &crate::db::records::RecordSummary,
+    ) -> (Vec<(String, String)>, Option<String>) {
+        use records::{expires_relative, ts_full};
+        let mut details = vec![
+            ("key".to_string(), row.request_id.to_string()),
+            ("operation".to_string(), row.operation.clone()),
+            (
+                "status".to_string(),
+                row.status_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "NULL".into()),
+            ),
+        ];
+        let now = self.server_now();
+        let expires = match (row.expires_at, now) {
+            (crate::db::ts::Ts::Infinity, _) => "never (infinity)".to_string(),
+            (ts, Some(now)) => format!("{} ({})", ts_full(ts), expires_relative(ts, now)),
+            (ts, None) => ts_full(ts),
+        };
+        details.push(("expires".to_string(), expires));
+        let live = match (row.expires_at, now) {
+            (crate::db::ts::Ts::Infinity, _) => Some(true),
+            (crate::db::ts::Ts::NegInfinity, _) => Some(false),
+            (_, Some(now)) => Some(row.is_live(now)),
+            (_, None) => None,
+        };
+        let warning = match live {
+            Some(true) => Some(
+                "LIVE key: a client retry with it will run the operation again (a second charge)."
+                    .to_string(),
+            ),
+            Some(false) => {
+                details.push((
+                    "state".to_string(),
+                    "expired: a client retry already runs the operation again".to_string(),
+                ));
+                None
+            }
+            None => Some(
+                "The server's clock was not read yet: if the key is live, a client retry with it \
+                 will run the operation again (a second charge)."
+                    .to_string(),
+            ),
+        };
+        (details, warning)
     }
 
     fn ask(&mut self, what: Maintenance) {
@@ -367,7 +440,18 @@ impl App {
             return;
         }
         let question = self.confirm_question(&what);
-        self.overlay = Some(Overlay::Confirm { what, question });
+        let (details, warning) = match (&what, self.records.action_target()) {
+            (Maintenance::DeleteRecord(v), Some(row)) if row.version() == *v => {
+                self.delete_details(row)
+            }
+            _ => (Vec::new(), None),
+        };
+        self.overlay = Some(Overlay::Confirm(ConfirmDialog {
+            what,
+            question,
+            details,
+            warning,
+        }));
     }
 
     fn on_action(&mut self, action: Action) -> Vec<Request> {
@@ -392,7 +476,7 @@ impl App {
                 }
             }
             Action::Cancel => {
-                if matches!(self.overlay, Some(Overlay::Confirm { .. })) {
+                if matches!(self.overlay, Some(Overlay::Confirm(_))) {
                     self.overlay = None;
                     self.flash = Some("cancelled".into());
                 } else if let Some(r) = &mut self.running {
@@ -403,7 +487,7 @@ impl App {
                 }
             }
             Action::Confirm => {
-                if let Some(Overlay::Confirm { what, .. }) = self.overlay.take() {
+                if let Some(Overlay::Confirm(ConfirmDialog { what, .. })) = self.overlay.take() {
                     self.running = Some(Running {
                         what: what.clone(),
                         started: self.now,
@@ -417,6 +501,24 @@ impl App {
                 out.extend(self.maybe_refresh(true));
                 if self.refresh.in_flight.is_some() && out.is_empty() {
                     self.flash = Some("a refresh is already in flight".into());
+                }
+                // On the records screen, `r` also reads what is shown again (after a delete that
+                // found the record changed, the operator is told to press r).
+                if self.screen == Screen::Records {
+                    match &self.records.detail {
+                        Some(d) => {
+                            let id = d.id;
+                            // What is on screen stays there until the new read arrives.
+                            if let Some(d) = self.records.detail.as_mut() {
+                                d.loading = true;
+                            }
+                            out.push(Request::LoadRecord(id));
+                        }
+                        None if self.records.page.is_some() || self.records.error.is_some() => {
+                            out.push(Request::LoadPage(self.records.reload_current()))
+                        }
+                        None => {}
+                    }
                 }
             }
             Action::TogglePause => {
@@ -500,15 +602,14 @@ impl App {
                 Screen::Health => self.health.expanded = !self.health.expanded,
                 _ => {}
             },
-            Action::Delete => {
-                let id = match &self.records.detail {
-                    Some(d) => Some(d.id),
-                    None => self.records.selected_id(),
-                };
-                if let Some(id) = id {
-                    self.ask(Maintenance::DeleteRecord(id));
+            Action::Delete => match self.records.action_target().map(|r| r.version()) {
+                // The version shown, never the key alone: see `db::records::RowVersion`.
+                Some(version) => self.ask(Maintenance::DeleteRecord(version)),
+                None if self.records.detail.is_some() => {
+                    self.flash = Some("no record loaded here: nothing to delete".into())
                 }
-            }
+                None => {}
+            },
             Action::CycleSort => {
                 self.records.sort = self.records.sort.next();
                 out.push(Request::LoadPage(self.records.reload()));
@@ -741,8 +842,13 @@ impl App {
                 };
                 self.log(entry);
                 let mut out: Vec<Request> = self.maybe_refresh(true).into_iter().collect();
-                if let (Maintenance::DeleteRecord(id), true) = (&what, ok) {
-                    if self.records.detail.as_ref().is_some_and(|d| d.id == *id) {
+                if let (Maintenance::DeleteRecord(v), true) = (&what, ok) {
+                    if self
+                        .records
+                        .detail
+                        .as_ref()
+                        .is_some_and(|d| d.id == v.request_id)
+                    {
                         self.records.detail = None;
                     }
                     if self.records.page.is_some() {

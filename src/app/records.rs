@@ -1,10 +1,15 @@
 //! Record browser state: filters, sort, a stack of keyset cursors (one per page visited, so
 //! going back needs no OFFSET), the page on screen, and the detail view.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::payload::{self, PayloadView};
-use crate::db::records::{Cursor, Liveness, Page, Record, RecordFilter, Sort, StatusClass};
+use crate::db::records::{
+    Cursor, Liveness, Page, Record, RecordFilter, RecordSummary, Sort, StatusClass,
+};
+use crate::db::ts::Ts;
+use crate::format;
 
 /// Rows per page.
 pub const PAGE_SIZE: u32 = 100;
@@ -112,11 +117,21 @@ impl RecordsState {
     }
 
     pub fn selected_id(&self) -> Option<Uuid> {
-        self.page
-            .as_ref()?
-            .rows
-            .get(self.selected)
-            .map(|r| r.request_id)
+        self.selected_row().map(|r| r.request_id)
+    }
+
+    pub fn selected_row(&self) -> Option<&RecordSummary> {
+        self.page.as_ref()?.rows.get(self.selected)
+    }
+
+    /// The row a per-row action (delete) applies to: the detail's record when the detail is
+    /// open (`None` while it loads or when it was not found), else the selected row of the list.
+    /// Always the version as it was read and shown, never the key alone.
+    pub fn action_target(&self) -> Option<&RecordSummary> {
+        match &self.detail {
+            Some(d) => d.record.as_ref().map(|r| &r.summary),
+            None => self.selected_row(),
+        }
     }
 
     pub fn cycle_status(&mut self) {
@@ -158,7 +173,10 @@ impl RecordsState {
                 d.not_found = false;
                 d.error = None;
             }
-            Ok(None) => d.not_found = true,
+            Ok(None) => {
+                d.record = None;
+                d.not_found = true;
+            }
             Err(e) => d.error = Some(e),
         }
     }
@@ -176,5 +194,77 @@ impl RecordsState {
             parts.push(self.filter.liveness.label().to_string());
         }
         parts.join(" · ")
+    }
+}
+
+/// A timestamp in full: "2026-01-02 03:04:05.000 UTC", or "infinity" / "-infinity".
+pub fn ts_full(ts: Ts) -> String {
+    match ts {
+        Ts::At(t) => t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// When a record expires, relative to the server's `now`: "in 3h 02m", "6m 40s ago", "never"
+/// (`infinity`), "-infinity" (expired since always).
+pub fn expires_relative(ts: Ts, now: DateTime<Utc>) -> String {
+    match ts {
+        Ts::At(t) => format::ago(Some(t), now),
+        Ts::Infinity => "never".into(),
+        Ts::NegInfinity => "-infinity".into(),
+    }
+}
+
+/// When a record was created, briefly: "21m ago", or "-infinity" / "infinity".
+pub fn created_relative(ts: Ts, now: DateTime<Utc>) -> String {
+    match ts {
+        Ts::At(t) => format::ago_short(Some(t), now),
+        other => other.to_string(),
+    }
+}
+
+/// A status code for a narrow column: the number, "—" for NULL, and a value wider than
+/// `width` (nonsense such as -2147483648) cut with "…" so the cut shows.
+pub fn status_short(code: Option<i32>, width: usize) -> String {
+    match code {
+        None => "—".into(),
+        Some(c) => {
+            let s = c.to_string();
+            if s.chars().count() <= width {
+                s
+            } else {
+                let keep: String = s.chars().take(width.saturating_sub(1)).collect();
+                format!("{keep}…")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn special_timestamps_read_sensibly() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        assert_eq!(expires_relative(Ts::Infinity, now), "never");
+        assert_eq!(expires_relative(Ts::NegInfinity, now), "-infinity");
+        assert_eq!(
+            expires_relative(Ts::At(now + chrono::Duration::seconds(90)), now),
+            "in 1m 30s"
+        );
+        assert_eq!(created_relative(Ts::NegInfinity, now), "-infinity");
+        assert_eq!(ts_full(Ts::Infinity), "infinity");
+        assert_eq!(ts_full(Ts::At(now)), "2026-01-01 12:00:00.000 UTC");
+    }
+
+    #[test]
+    fn extreme_status_codes_fit_their_column() {
+        assert_eq!(status_short(Some(201), 6), "201");
+        assert_eq!(status_short(None, 6), "—");
+        assert_eq!(status_short(Some(i32::MIN), 6), "-2147…");
+        assert_eq!(status_short(Some(i32::MAX), 6), "21474…");
+        assert_eq!(status_short(Some(-1), 6), "-1");
     }
 }

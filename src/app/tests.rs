@@ -236,7 +236,7 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
     update(&mut a, ok(g, snapshot(0, 10)));
     assert!(update(&mut a, key('c')).is_empty());
     match &a.overlay {
-        Some(Overlay::Confirm { what, question }) => {
+        Some(Overlay::Confirm(crate::app::ConfirmDialog { what, question, .. })) => {
             assert_eq!(*what, Maintenance::Cleanup);
             assert!(question.contains("22,000 expired rows"), "{question}");
         }
@@ -246,8 +246,14 @@ fn cleanup_is_confirmed_first_naming_the_expired_count() {
     assert_eq!(a.overlay, None);
     assert!(a.running.is_none());
     update(&mut a, key('c'));
+    assert!(
+        update(&mut a, code(KeyCode::Enter)).is_empty(),
+        "Enter does not confirm"
+    );
+    assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
+    assert!(a.running.is_none());
     assert_eq!(
-        update(&mut a, code(KeyCode::Enter)),
+        update(&mut a, key('y')),
         vec![Request::Run(Maintenance::Cleanup)]
     );
     assert!(a.running.is_some());
@@ -382,4 +388,26 @@ fn the_partitions_screen_asks_for_data_only_on_a_partitioned_table() {
         g + 1,
         "a partitioned table's list is fetched at once"
     );
+}
+
+#[test]
+fn delete_needs_the_record_as_shown_never_just_a_key() {
+    let mut a = app(Instant::now());
+    // `/` look-up: the detail is open but its record has not arrived yet.
+    update(&mut a, key('/'));
+    for c in "550e8400-e29b-41d4-a716-446655440000".chars() {
+        update(&mut a, key(c));
+    }
+    let id = uuid::Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000);
+    assert_eq!(
+        update(&mut a, code(KeyCode::Enter)),
+        vec![Request::LoadRecord(id)]
+    );
+    assert!(update(&mut a, key('d')).is_empty());
+    assert_eq!(a.overlay, None, "nothing shown, nothing to confirm");
+    assert!(a.flash.as_deref().unwrap().contains("nothing to delete"));
+    // `r` reads the record again, keeping the detail open.
+    let reqs = update(&mut a, key('r'));
+    assert!(reqs.contains(&Request::LoadRecord(id)), "{reqs:?}");
+    assert!(a.records.detail.as_ref().is_some_and(|d| d.loading));
 }

@@ -1,9 +1,12 @@
 //! `idemtop` / `idemtop watch`: the full-screen dashboard.
 //!
 //! The loop owns the terminal and the state; database work goes to the worker, whose results
-//! come back as events. The terminal is restored on every exit: normal quit, error, panic
-//! (ratatui's hook) and SIGTERM/SIGHUP.
+//! come back as events. The terminal is restored on every exit: normal quit, error, a panic of
+//! the loop itself (which ends the process) and SIGTERM/SIGHUP. A panic in a worker task does
+//! not end anything: the worker turns it into the request's error event, shown on screen, and
+//! the terminal stays as it is while the dashboard keeps drawing.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,6 +22,44 @@ use crate::ui::{self, Theme};
 use crate::worker::Worker;
 
 const TICK: Duration = Duration::from_millis(200);
+
+/// Panics of other threads while the dashboard ran, reported on stderr once the terminal is
+/// restored (they were already shown on screen as errors when they were a worker task's).
+static BACKGROUND_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Install the dashboard's panic hook over `previous` (ratatui's, which restores the terminal
+/// and then prints the panic). Only a panic of the loop's own thread, which ends the process,
+/// goes to it. A panic on another thread (a worker task: caught there and shown on screen as an
+/// error) must neither restore the terminal under the dashboard, which keeps drawing, nor print
+/// over the screen: it is kept, and printed after the dashboard ends.
+fn install_panic_hook() {
+    // The loop runs in `Runtime::block_on` on the calling thread (main), never on a worker
+    // thread, so its thread is stable for the whole run.
+    let ui_thread = std::thread::current().id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+            previous(info);
+        } else if let Ok(mut kept) = BACKGROUND_PANICS.lock() {
+            if kept.len() < 20 {
+                kept.push(info.to_string());
+            }
+        }
+    }));
+}
+
+/// Back to the default hook, then report what panicked on other threads meanwhile.
+fn uninstall_panic_hook() {
+    drop(std::panic::take_hook());
+    let kept = BACKGROUND_PANICS
+        .lock()
+        .map(|mut k| std::mem::take(&mut *k))
+        .unwrap_or_default();
+    for p in kept {
+        eprintln!("idemtop: a background task panicked (the dashboard kept running): {p}");
+    }
+}
 
 pub async fn run(global: &Global, config: &Config) -> Result<()> {
     let table_ref = global.table_ref()?;
@@ -58,24 +99,27 @@ pub async fn run_with_pool(
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let worker = Worker::new(cfg, pool, table_ref, config, tx);
+    // For the end-to-end tests: a panic in the loop (`1`) or in every worker task (`worker`).
+    let panic_for_test = std::env::var("IDEMTOP_TEST_PANIC").ok();
+    if panic_for_test.as_deref() == Some("worker") {
+        worker
+            .panic_for_test
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let panic_in_loop = panic_for_test.is_some_and(|v| v != "worker");
     let mut app = App::new(session, interval, Instant::now());
+    // ratatui's hook leaves raw mode and the alternate screen; ours calls it for the loop's own
+    // panics only, and shows the cursor too.
     let mut terminal = ratatui::init();
-    // ratatui's hook leaves raw mode and the alternate screen; show the cursor too.
-    let ratatui_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
-        ratatui_hook(info);
-    }));
+    install_panic_hook();
     let result = async {
         let mut keys = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
-        // For the end-to-end test that the terminal is restored after a panic.
-        let panic_for_test = std::env::var_os("IDEMTOP_TEST_PANIC").is_some();
         loop {
             terminal.draw(|f| ui::draw(f, &app, &theme))?;
-            if panic_for_test && app.dash.current.is_some() {
+            if panic_in_loop && app.dash.current.is_some() {
                 panic!("IDEMTOP_TEST_PANIC is set: panicking on purpose");
             }
             let event = tokio::select! {
@@ -102,5 +146,6 @@ pub async fn run_with_pool(
     .await;
     ratatui::restore();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+    uninstall_panic_hook();
     result
 }

@@ -21,6 +21,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db::ts::Ts;
 use crate::ident::TableRef;
 use crate::sanitize;
 
@@ -80,7 +81,7 @@ impl Sort {
     }
 
     /// The sort key of `row` under this order.
-    pub fn key_of(self, row: &RecordSummary) -> DateTime<Utc> {
+    pub fn key_of(self, row: &RecordSummary) -> Ts {
         match self {
             Sort::Newest | Sort::Oldest => row.created_at,
             Sort::ExpiringSoonest | Sort::ExpiringLatest => row.expires_at,
@@ -176,26 +177,77 @@ pub struct RecordFilter {
 }
 
 /// One row of the list, without the payload.
+///
+/// The timestamps are [`Ts`]: `'infinity'` and `'-infinity'` are valid values of both columns
+/// (the guide's CHECK accepts `expires_at = 'infinity'` and `created_at = '-infinity'`), and
+/// PostgreSQL orders them after / before every finite time, as `Ts` does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordSummary {
     pub request_id: Uuid,
     /// Raw from the database: sanitize before display.
     pub operation: String,
     pub status_code: Option<i32>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    pub created_at: Ts,
+    pub expires_at: Ts,
     /// `octet_length(result_payload)`: the payload's size in bytes as a client would receive
     /// it (in the database encoding, UTF-8 on practically every server), not its compressed
     /// on-disk size (`pg_column_size`). It is what "payload truncated, N more bytes" and
     /// "this record is 80 MB" mean to the operator, and it is cheap: for text PostgreSQL takes
     /// it from the TOAST pointer without fetching or decompressing the value.
     pub payload_bytes: i64,
+    /// `xmin` of the row version that was read (the inserting transaction's id, as int8): with
+    /// the key and the timestamps it names exactly the row the operator saw (see [`RowVersion`]).
+    pub xmin: i64,
 }
 
 impl RecordSummary {
     pub fn status_class(&self) -> StatusClass {
         StatusClass::of(self.status_code)
     }
+
+    /// Live at the server time `now`: `expires_at > now` (`infinity` is always live,
+    /// `-infinity` never), the comparison the store and cleanup use.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        !self.expires_at.at_or_before(now)
+    }
+
+    /// The row version this summary was read from, for acting on exactly that row.
+    pub fn version(&self) -> RowVersion {
+        RowVersion {
+            request_id: self.request_id,
+            xmin: self.xmin,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// Exactly the row version an operator was shown, so that an action applies to it and to
+/// nothing else. The application reuses an expired key by DELETE + INSERT: the new row has the
+/// same `request_id` but another `xmin` (the inserting transaction), `created_at` and usually
+/// `expires_at`. `xmin` alone is not enough (one transaction inserts many rows with the same
+/// `xmin`; a table partitioned on `expires_at` may hold one key twice), so all four must match.
+/// `xmin` survives VACUUM and freezing; it changes only with a new row version (the guide never
+/// updates a row) or a dump and restore, when an action then safely matches nothing.
+/// `ctid` is not used: VACUUM FULL and CLUSTER move rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RowVersion {
+    pub request_id: Uuid,
+    pub xmin: i64,
+    pub created_at: Ts,
+    pub expires_at: Ts,
+}
+
+/// What [`delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeleteOutcome {
+    /// The row version that was shown is deleted.
+    Deleted,
+    /// A row with this key exists, but not the version that was shown (the application reused
+    /// the key, or the row was rewritten): nothing was deleted.
+    Changed,
+    /// No row has this key any more: nothing was deleted.
+    Gone,
 }
 
 /// A keyset position: continue strictly after the row with this sort key and request id.
@@ -209,9 +261,10 @@ pub struct Cursor {
     /// The order the cursor belongs to; [`page`] refuses a cursor of another order.
     pub sort: Sort,
     /// The value of the sort column (`created_at` or `expires_at`) of the last row seen.
-    pub key: DateTime<Utc>,
+    /// `±infinity` is bound as such: PostgreSQL compares it with the row values correctly.
+    pub key: Ts,
     pub request_id: Uuid,
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: Ts,
 }
 
 impl Cursor {
@@ -287,7 +340,7 @@ pub fn parse_request_id(input: &str) -> Result<Uuid, String> {
 /// A bound value of a dynamically assembled query.
 #[derive(Debug, Clone)]
 enum Bind {
-    Ts(DateTime<Utc>),
+    Ts(Ts),
     Id(Uuid),
     Text(String),
     Int(i64),
@@ -307,7 +360,8 @@ impl Query {
 }
 
 const SUMMARY_COLUMNS: &str = "request_id, operation::text AS operation, status_code, \
-     created_at, expires_at, octet_length(result_payload)::int8 AS payload_bytes";
+     created_at, expires_at, octet_length(result_payload)::int8 AS payload_bytes, \
+     xmin::text::int8 AS xmin";
 
 fn page_query(
     table: &TableRef,
@@ -392,7 +446,7 @@ fn check_cursor(sort: Sort, after: Option<&Cursor>) -> Result<()> {
     Ok(())
 }
 
-type SummaryRow = (Uuid, String, Option<i32>, DateTime<Utc>, DateTime<Utc>, i64);
+type SummaryRow = (Uuid, String, Option<i32>, Ts, Ts, i64, i64);
 
 fn summary_of(r: SummaryRow) -> RecordSummary {
     RecordSummary {
@@ -402,6 +456,7 @@ fn summary_of(r: SummaryRow) -> RecordSummary {
         created_at: r.3,
         expires_at: r.4,
         payload_bytes: r.5,
+        xmin: r.6,
     }
 }
 
@@ -424,15 +479,7 @@ pub async fn page(
     let limit = clamp_limit(limit) as usize;
     // One extra row tells whether there is a next page.
     let q = page_query(table, filter, sort, after, limit as i64 + 1);
-    type Rows = Vec<(
-        Uuid,
-        String,
-        Option<i32>,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        i64,
-        DateTime<Utc>,
-    )>;
+    type Rows = Vec<(Uuid, String, Option<i32>, Ts, Ts, i64, i64, DateTime<Utc>)>;
     // Each result is bound first so that no query temporary lives across the error path's
     // await (keeps these futures `Send` for tokio::spawn).
     let res: Result<Rows, sqlx::Error> = sqlx::query_as_with(&q.sql, args_of(&q))
@@ -444,9 +491,9 @@ pub async fn page(
     };
     let mut server_now = None;
     let mut out = Vec::with_capacity(rows.len().min(limit));
-    for (id, op, st, created, expires, bytes, now) in rows {
+    for (id, op, st, created, expires, bytes, xmin, now) in rows {
         server_now = Some(now);
-        out.push(summary_of((id, op, st, created, expires, bytes)));
+        out.push(summary_of((id, op, st, created, expires, bytes, xmin)));
     }
     let more = out.len() > limit;
     out.truncate(limit);
@@ -584,15 +631,7 @@ pub async fn get(
           LIMIT 1",
         table.qualified()
     );
-    type Row = (
-        Uuid,
-        String,
-        Option<i32>,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        i64,
-        Vec<u8>,
-    );
+    type Row = (Uuid, String, Option<i32>, Ts, Ts, i64, i64, Vec<u8>);
     let res: Result<Option<Row>, sqlx::Error> = sqlx::query_as(&sql)
         .bind(request_id)
         .bind(max)
@@ -602,14 +641,16 @@ pub async fn get(
         Ok(r) => r,
         Err(e) => return Err(explain_error(conn, e, "SELECT", table, "read a record from").await),
     };
-    Ok(row.map(|(id, op, st, created, expires, bytes, head)| {
-        let (payload, kept) = utf8_head(head);
-        Record {
-            summary: summary_of((id, op, st, created, expires, bytes)),
-            payload,
-            payload_truncated_bytes: (bytes - kept as i64).max(0),
-        }
-    }))
+    Ok(
+        row.map(|(id, op, st, created, expires, bytes, xmin, head)| {
+            let (payload, kept) = utf8_head(head);
+            Record {
+                summary: summary_of((id, op, st, created, expires, bytes, xmin)),
+                payload,
+                payload_truncated_bytes: (bytes - kept as i64).max(0),
+            }
+        }),
+    )
 }
 
 /// Bytes cut at an arbitrary byte position -> the longest valid UTF-8 prefix, and how many of
@@ -659,15 +700,48 @@ fn utf8_head(bytes: Vec<u8>) -> (String, usize) {
     }
 }
 
-/// Delete the record with key `request_id`; `true` if it existed. (On a partitioned table
-/// every stored copy of the key is deleted.) A role without DELETE privilege gets a
-/// [`PermissionDenied`] error; a read-only session says so.
-pub async fn delete(conn: &mut PgConnection, table: &TableRef, request_id: Uuid) -> Result<bool> {
-    let sql = format!("DELETE FROM {} WHERE request_id = $1", table.qualified());
-    let res = sqlx::query(&sql).bind(request_id).execute(&mut *conn).await;
+/// Delete exactly the row version that was shown ([`RowVersion`]: key, `xmin` and both
+/// timestamps, all bound as values), never "whatever row holds the key now". When the key was
+/// reused meanwhile (the application deleted the expired row and inserted a new, live one), the
+/// new row does not match: nothing is deleted and the outcome is [`DeleteOutcome::Changed`].
+/// Works on a partitioned table too (`xmin` is the row's, in whichever partition it is). A
+/// role without DELETE privilege gets a [`PermissionDenied`] error; a read-only session says so.
+pub async fn delete(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    version: &RowVersion,
+) -> Result<DeleteOutcome> {
+    let sql = format!(
+        "DELETE FROM {} WHERE request_id = $1 AND xmin::text::int8 = $2 \
+            AND created_at = $3 AND expires_at = $4",
+        table.qualified()
+    );
+    let res = sqlx::query(&sql)
+        .bind(version.request_id)
+        .bind(version.xmin)
+        .bind(version.created_at)
+        .bind(version.expires_at)
+        .execute(&mut *conn)
+        .await;
     match res {
-        Ok(done) => Ok(done.rows_affected() > 0),
-        Err(e) => Err(explain_error(conn, e, "DELETE", table, "delete a record from").await),
+        Ok(done) if done.rows_affected() > 0 => return Ok(DeleteOutcome::Deleted),
+        Ok(_) => {}
+        Err(e) => {
+            return Err(explain_error(conn, e, "DELETE", table, "delete a record from").await)
+        }
+    }
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE request_id = $1)",
+        table.qualified()
+    );
+    let res: Result<bool, sqlx::Error> = sqlx::query_scalar(&sql)
+        .bind(version.request_id)
+        .fetch_one(&mut *conn)
+        .await;
+    match res {
+        Ok(true) => Ok(DeleteOutcome::Changed),
+        Ok(false) => Ok(DeleteOutcome::Gone),
+        Err(e) => Err(explain_error(conn, e, "SELECT", table, "read a record from").await),
     }
 }
 
@@ -727,8 +801,9 @@ fn _futures_are_send(pool: sqlx::PgPool, t: TableRef) {
         let p = page(&mut c, &t, &f, Sort::Newest, None, 10).await?;
         explain_page(&mut c, &t, &f, Sort::Newest, p.next.as_ref(), 10).await?;
         sort_is_indexed(&mut c, &t, Sort::Newest).await?;
-        get(&mut c, &t, Uuid::nil(), 10).await?;
-        delete(&mut c, &t, Uuid::nil()).await?;
+        if let Some(r) = get(&mut c, &t, Uuid::nil(), 10).await? {
+            delete(&mut c, &t, &r.summary.version()).await?;
+        }
         anyhow::Ok(())
     });
 }
@@ -770,9 +845,9 @@ mod tests {
         let t = TableRef::new("s", "t\"; DROP TABLE x; --").unwrap();
         let c = Cursor {
             sort: Sort::ExpiringLatest,
-            key: Utc::now(),
+            key: Ts::Infinity,
             request_id: Uuid::nil(),
-            expires_at: Utc::now(),
+            expires_at: Ts::Infinity,
         };
         let f = RecordFilter {
             operation: Some("o'; DROP TABLE x; --".into()),

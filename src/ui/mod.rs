@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     draw_footer(frame, footer, app, theme);
     match &app.overlay {
         Some(Overlay::Help) => overlay::help(frame, app, theme),
-        Some(Overlay::Confirm { what, question }) => overlay::confirm(frame, what, question, theme),
+        Some(Overlay::Confirm(c)) => overlay::confirm(frame, c, theme),
         None => {}
     }
 }

@@ -8,8 +8,9 @@ use ratatui::Frame;
 
 use super::Theme;
 use crate::app::payload::Token;
-use crate::app::records::Detail;
+use crate::app::records::{created_relative, expires_relative, status_short, ts_full, Detail};
 use crate::app::App;
+use crate::db::ts::Ts;
 use crate::format;
 use crate::sanitize;
 
@@ -68,20 +69,18 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     }
     let now = page.server_now;
     let rows = page.rows.iter().map(|rec| {
-        let expires = format::ago(Some(rec.expires_at), now);
+        let expires = expires_relative(rec.expires_at, now);
         Row::new(vec![
             Cell::from(rec.request_id.to_string()),
             Cell::from(sanitize::line(&rec.operation)),
             Cell::from(Span::styled(
-                rec.status_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "—".into()),
+                status_short(rec.status_code, 6),
                 status_style(rec.status_code, t),
             )),
-            Cell::from(format::ago_short(Some(rec.created_at), now)),
+            Cell::from(created_relative(rec.created_at, now)),
             Cell::from(Span::styled(
                 expires,
-                if rec.expires_at > now {
+                if rec.is_live(now) {
                     t.label()
                 } else {
                     t.warn()
@@ -140,24 +139,31 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
     };
     let s = &rec.summary;
     // The server's newest clock: the page's, or the last refresh's (usually more recent).
-    let now = [
-        app.records.page.as_ref().map(|p| p.server_now),
-        app.dash.current.as_ref().map(|s| s.taken_at),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or_else(chrono::Utc::now);
-    let state = if s.expires_at > now {
-        Span::styled(
-            format!("live, expires {}", format::ago(Some(s.expires_at), now)),
+    let now = app.server_now().unwrap_or_else(chrono::Utc::now);
+    let state = match s.expires_at {
+        Ts::Infinity => Span::styled("live, never expires (expires_at = infinity)", t.ok()),
+        Ts::NegInfinity => Span::styled("EXPIRED (expires_at = -infinity)", t.warn()),
+        _ if s.is_live(now) => Span::styled(
+            format!("live, expires {}", expires_relative(s.expires_at, now)),
             t.ok(),
-        )
-    } else {
-        Span::styled(
-            format!("EXPIRED {}", format::ago(Some(s.expires_at), now)),
+        ),
+        _ => Span::styled(
+            format!("EXPIRED {}", expires_relative(s.expires_at, now)),
             t.warn(),
-        )
+        ),
+    };
+    let created = match s.created_at {
+        Ts::At(_) => format!(
+            "{} ({})",
+            ts_full(s.created_at),
+            expires_relative(s.created_at, now)
+        ),
+        Ts::NegInfinity => "-infinity (before any date)".to_string(),
+        Ts::Infinity => "infinity".to_string(),
+    };
+    let ttl = match s.expires_at.since(s.created_at) {
+        Some(d) => format!("TTL {}", format::duration_secs(d.num_seconds() as f64)),
+        None => "TTL unbounded".to_string(),
     };
     let field = |k: &'static str, v: Span<'static>| {
         Line::from(vec![Span::styled(format!("{k:<15}"), t.label()), v])
@@ -172,27 +178,18 @@ fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) 
         field(
             "status_code",
             Span::styled(
-                s.status_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "NULL".into()),
+                match s.status_code {
+                    Some(c) if !(100..=599).contains(&c) => format!("{c} (not an HTTP status)"),
+                    Some(c) => c.to_string(),
+                    None => "NULL".into(),
+                },
                 status_style(s.status_code, t),
             ),
         ),
-        field(
-            "created_at",
-            Span::raw(format!(
-                "{} ({})",
-                s.created_at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
-                format::ago(Some(s.created_at), now)
-            )),
-        ),
+        field("created_at", Span::raw(created)),
         field(
             "expires_at",
-            Span::raw(format!(
-                "{} (TTL {})",
-                s.expires_at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
-                format::duration_secs((s.expires_at - s.created_at).num_seconds() as f64)
-            )),
+            Span::raw(format!("{} ({ttl})", ts_full(s.expires_at))),
         ),
         field("state", state),
         field(

@@ -21,6 +21,9 @@ const HBA_CLIENT_CERT: &str = "local all all trust\n\
     hostssl all certuser 127.0.0.1/32 trust clientcert=verify-full\n\
     hostssl all all 127.0.0.1/32 trust\n";
 
+/// A new unencrypted P-256 key (fast to make, and what managed servers often use).
+const NEW_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+
 const OPENSSL_CNF: &str = "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = placeholder\n\
     [ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n\
     subjectKeyIdentifier = hash\n";
@@ -71,98 +74,50 @@ impl Pki {
             .expect("write a file for the server")
     }
 
-    fn openssl(&self, args: &[&str]) {
+    /// `openssl` with `args` (split at spaces) and then `extra` (which may hold spaces).
+    fn openssl(&self, args: &str, extra: &[&str]) {
         let out = Command::new("openssl")
-            .args(args)
+            .args(args.split_whitespace())
+            .args(extra)
             .current_dir(self.files.dir())
             .output()
             .expect("run openssl (apt-get install openssl)");
         assert!(
             out.status.success(),
-            "openssl {args:?}: {}",
+            "openssl {args} {extra:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
 
+    /// A self-signed CA: `name.crt`, `name.key`.
     fn ca(&self, name: &str, cn: &str) {
-        let (key, crt, subj) = (
-            format!("{name}.key"),
-            format!("{name}.crt"),
-            format!("/CN={cn}"),
+        self.openssl(
+            &format!(
+                "req -x509 -config openssl.cnf -extensions ca {NEW_KEY} -keyout {name}.key \
+                 -out {name}.crt -days 2"
+            ),
+            &["-subj", &format!("/CN={cn}")],
         );
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-config",
-            "openssl.cnf",
-            "-extensions",
-            "ca",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-        ]);
     }
 
+    /// A certificate signed by `ca`: `name.crt`, `name.key`.
     fn leaf(&self, name: &str, cn: &str, extensions: &str, serial: u32) {
-        let (key, csr, crt, ext, subj, serial) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-            format!("/CN={cn}"),
-            serial.to_string(),
+        let ext = format!(
+            "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+             {extensions}"
         );
-        self.write(
-            &ext,
-            format!("basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n{extensions}")
-                .as_bytes(),
-            0o644,
+        self.write(&format!("{name}.ext"), ext.as_bytes(), 0o644);
+        self.openssl(
+            &format!("req -new -config openssl.cnf {NEW_KEY} -keyout {name}.key -out {name}.csr"),
+            &["-subj", &format!("/CN={cn}")],
         );
-        self.openssl(&[
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subj,
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            &serial,
-            "-days",
-            "2",
-            "-out",
-            &crt,
-            "-extfile",
-            &ext,
-        ]);
+        self.openssl(
+            &format!(
+                "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -set_serial {serial} -days 2 \
+                 -out {name}.crt -extfile {name}.ext"
+            ),
+            &[],
+        );
     }
 
     /// A server with TLS on, presenting `cert` (`server` or `other`), with this pg_hba.conf.

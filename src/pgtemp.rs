@@ -33,6 +33,92 @@ impl TempPgOptions {
         self.settings.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    /// TLS on (`ssl=on`), with this certificate (chain) and private key, e.g. written with
+    /// [`ServerFiles`] so the server may read them. The server then accepts TLS and plaintext
+    /// alike unless an [`hba_file`](Self::hba_file) says otherwise.
+    pub fn tls(self, cert: &Path, key: &Path) -> Self {
+        self.setting("ssl", "on")
+            .setting("ssl_cert_file", &cert.to_string_lossy())
+            .setting("ssl_key_file", &key.to_string_lossy())
+    }
+
+    /// CA certificates the server trusts for client certificates (`ssl_ca_file`), for
+    /// `clientcert=verify-full` lines in the hba file.
+    pub fn client_ca(self, ca: &Path) -> Self {
+        self.setting("ssl_ca_file", &ca.to_string_lossy())
+    }
+
+    /// Use this `pg_hba.conf` instead of initdb's (`hba_file`), e.g. `hostssl` lines only.
+    pub fn hba_file(self, hba: &Path) -> Self {
+        self.setting("hba_file", &hba.to_string_lossy())
+    }
+}
+
+/// A private directory of files for a throwaway server to read: certificates, keys and hba files
+/// named by absolute path in its settings (`ssl_cert_file`, `ssl_key_file`, `ssl_ca_file`,
+/// `hba_file`). As root it belongs to the `postgres` user the server runs as, like the cluster
+/// itself, because the server refuses a key file that is not its own with mode 0600 (or root's
+/// with 0640). Removed when dropped.
+pub struct ServerFiles {
+    dir: PathBuf,
+    who: Option<(u32, u32)>,
+}
+
+impl ServerFiles {
+    pub fn new() -> Result<Self> {
+        let who = server_identity()?;
+        let dir = std::env::temp_dir().join(format!(
+            "idemtop-files-{}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // From here on Drop removes the directory.
+        let files = ServerFiles { dir, who };
+        fs::set_permissions(&files.dir, fs::Permissions::from_mode(0o700))?;
+        files.hand_over(&files.dir)?;
+        Ok(files)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of `name` inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Write `name` (a plain file name, no directories) with `mode`, owned by the server's user.
+    pub fn write(&self, name: &str, contents: &[u8], mode: u32) -> Result<PathBuf> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            bail!("server file name must be a plain file name, not {name:?}");
+        }
+        let path = self.path(name);
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+        self.hand_over(&path)?;
+        Ok(path)
+    }
+
+    fn hand_over(&self, path: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.who {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("handing {} to the postgres user", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerFiles {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A running throwaway cluster. The superuser is `postgres`, trust authentication, loopback only.
@@ -524,6 +610,25 @@ mod tests {
         let best = newest_debian_bin(&root).unwrap();
         fs::remove_dir_all(&root).unwrap();
         assert!(best.ends_with("15/bin"), "{best:?}");
+    }
+
+    #[test]
+    fn server_files_are_private_and_removed() {
+        use std::os::unix::fs::MetadataExt;
+        let files = ServerFiles::new().unwrap();
+        let dir = files.dir().to_path_buf();
+        let key = files.write("server.key", b"secret", 0o600).unwrap();
+        assert_eq!(fs::read(&key).unwrap(), b"secret");
+        assert_eq!(fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        if let Some((uid, _)) = server_identity().unwrap() {
+            assert_eq!(fs::metadata(&key).unwrap().uid(), uid);
+        }
+        for bad in ["", "..", "../x", "a/b"] {
+            assert!(files.write(bad, b"", 0o600).is_err(), "{bad:?}");
+        }
+        drop(files);
+        assert!(!dir.exists());
     }
 
     #[test]

@@ -32,6 +32,8 @@ use crate::sanitize;
 #[derive(Default)]
 pub struct RefreshSession {
     conn: Option<PgConnection>,
+    /// The table model, read once on this connection ([`RefreshSession::model`]).
+    info: Option<TableInfo>,
     sampler: Sampler,
     /// The last snapshot taken on this session.
     pub previous: Option<Snapshot>,
@@ -43,9 +45,51 @@ impl RefreshSession {
         connected(&mut self.conn, connect).await
     }
 
-    /// Drop the connection (lost, or possibly mid-query): the next use connects afresh.
+    /// Drop the connection (lost, or possibly mid-query): the next use connects afresh and
+    /// reads the table model again.
     pub fn disconnect(&mut self) {
         self.conn = None;
+        self.info = None;
+    }
+
+    /// The table model: read once per connection, and again when `reread` (the operator's `r`,
+    /// after an action), when the table no longer has the oid it was read with (dropped and
+    /// recreated), or after a query failed on an undefined table or column
+    /// ([`RefreshSession::forget_model_on`]).
+    pub async fn model(
+        &mut self,
+        connect: &ConnectConfig,
+        table: &TableRef,
+        reread: bool,
+    ) -> Result<TableInfo> {
+        let conn = connected(&mut self.conn, connect).await?;
+        if let (Some(info), false) = (&self.info, reread) {
+            let oid: Option<i64> = sqlx::query_scalar(
+                "SELECT c.oid::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2",
+            )
+            .bind(table.schema.as_str())
+            .bind(table.table.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if oid == Some(i64::from(info.oid)) {
+                return Ok(info.clone());
+            }
+        }
+        let info = table::resolve(conn, table).await?;
+        self.info = Some(info.clone());
+        Ok(info)
+    }
+
+    /// After a failed query: an undefined table or column (42P01, 42703) means the model is
+    /// out of date.
+    pub fn forget_model_on(&mut self, e: &anyhow::Error) {
+        if matches!(
+            crate::db::connect::sqlstate(e).as_deref(),
+            Some("42P01" | "42703")
+        ) {
+            self.info = None;
+        }
     }
 }
 
@@ -170,10 +214,11 @@ impl Worker {
     async fn refresh_and_send(&self, generation: u64, opts: SnapshotOptions, also: Also) {
         let mut guard = self.refresh_conn.lock().await;
         let session = &mut *guard;
-        let result = self.refresh_on(session, opts).await;
+        let result = self.refresh_on(session, opts, also.model).await;
         let (snap, info) = match result {
             Ok(pair) => pair,
             Err(e) => {
+                session.forget_model_on(&e);
                 if is_connection_lost(&e) {
                     session.disconnect();
                 }
@@ -228,9 +273,12 @@ impl Worker {
         &self,
         session: &mut RefreshSession,
         opts: SnapshotOptions,
+        reread_model: bool,
     ) -> Result<(Snapshot, TableInfo)> {
+        let info = session
+            .model(&self.connect, &self.table, reread_model)
+            .await?;
         let conn = connected(&mut session.conn, &self.connect).await?;
-        let info = table::resolve(conn, &self.table).await?;
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session
             .sampler

@@ -365,3 +365,58 @@ async fn another_schema_and_table_name_can_be_watched() {
     assert_eq!(v["table"], "Billing.idem keys");
     assert_eq!(v["rows"]["live"], 1);
 }
+
+/// The refresh reads the table model once per connection, reuses it while the table keeps its
+/// oid, reads it again on `r` (reread), after the table was recreated, and after a query failed
+/// on an undefined column.
+#[tokio::test]
+async fn the_table_model_is_read_once_and_again_when_it_may_have_changed() {
+    let url = migrated_db().await;
+    let table = TableRef::default();
+    let cfg = idemtop::db::connect::ConnectConfig::from_url(&url);
+    let mut session = idemtop::worker::RefreshSession::default();
+    let first = session.model(&cfg, &table, false).await.unwrap();
+    assert!(first.column("expires_at").is_some());
+    assert_eq!(first.primary_key, ["request_id"]);
+    assert!(first.index_leading_with("expires_at").is_some());
+
+    let mut conn = connect(&url).await;
+    conn.execute("ALTER TABLE idempotency_records ADD COLUMN tenant text")
+        .await
+        .unwrap();
+    let cached = session.model(&cfg, &table, false).await.unwrap();
+    assert!(
+        cached.column("tenant").is_none(),
+        "same oid: the model is reused"
+    );
+    let reread = session.model(&cfg, &table, true).await.unwrap();
+    assert!(reread.column("tenant").is_some(), "r reads it again");
+
+    // Dropped and recreated: another oid, read again without being asked.
+    conn.execute(
+        "ALTER TABLE idempotency_records RENAME TO old_records;
+         CREATE TABLE idempotency_records (request_id text PRIMARY KEY,
+             expires_at timestamp NOT NULL, created_at timestamp NOT NULL DEFAULT localtimestamp)",
+    )
+    .await
+    .unwrap();
+    let recreated = session.model(&cfg, &table, false).await.unwrap();
+    assert_ne!(recreated.oid, first.oid);
+    assert_eq!(
+        recreated.column("expires_at").unwrap().kind,
+        idemtop::db::table::ColumnKind::Timestamp
+    );
+    assert!(recreated.column("operation").is_none());
+
+    // An undefined-column error makes the next refresh read it again.
+    conn.execute("ALTER TABLE idempotency_records ADD COLUMN operation text")
+        .await
+        .unwrap();
+    let err = sqlx::query("SELECT nope FROM idempotency_records")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    session.forget_model_on(&anyhow::Error::new(err));
+    let after = session.model(&cfg, &table, false).await.unwrap();
+    assert!(after.column("operation").is_some());
+}

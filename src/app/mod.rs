@@ -52,6 +52,9 @@ pub struct Also {
     pub checks: bool,
     /// The partitions (Partitions screen).
     pub partitions: bool,
+    /// Read the table model again (`r`, after an action, on a screen change); otherwise the
+    /// model read on this connection is reused while the table keeps its oid.
+    pub model: bool,
 }
 
 /// A failed database request, already readable.
@@ -334,6 +337,7 @@ impl App {
                 cron: self.screen == Screen::Activity || self.cron.is_none(),
                 checks: self.screen == Screen::Health || exact_pass,
                 partitions: self.screen == Screen::Partitions,
+                model: force,
             },
         })
     }

@@ -419,7 +419,9 @@ async fn operation_facts(
               r AS (SELECT operation::text AS operation,
                            extract(epoch FROM expires_at - created_at)::float8 AS ttl,
                            status_code
-                      FROM {q}{sample})
+                      FROM {q}{sample}
+                     -- 'infinity' has no TTL (and subtracting it is an error before 17)
+                     WHERE isfinite(expires_at) AND isfinite(created_at))
          SELECT r.operation, count(*)::int8,
                 min(r.ttl), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttl), max(r.ttl),
                 coalesce(max(p.ttl), $3::float8),

@@ -7,13 +7,13 @@
 //! INSERT and DELETE (records are immutable; the store never UPDATEs). Expiry is always judged
 //! by the server's clock (`now()`), never by the application's.
 
+use crate::db::ts::Ts;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -91,8 +91,10 @@ impl TtlPolicy {
 pub struct StoredResult {
     pub status_code: Option<i32>,
     pub payload: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    /// Either may be `'infinity'`/`'-infinity'` in a table written by others: decoded, never a
+    /// panic.
+    pub created_at: Ts,
+    pub expires_at: Ts,
 }
 
 /// What [`IdempotencyStore::record`] did.
@@ -132,8 +134,8 @@ impl CleanupTaskStats {
     }
 }
 
-type LiveRow = (Option<i32>, String, DateTime<Utc>, DateTime<Utc>);
-type ExistingRow = (Option<i32>, String, DateTime<Utc>, DateTime<Utc>, bool);
+type LiveRow = (Option<i32>, String, Ts, Ts);
+type ExistingRow = (Option<i32>, String, Ts, Ts, bool);
 
 /// The idempotency repository over one table (`--schema`/`--table`).
 #[derive(Debug)]

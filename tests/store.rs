@@ -667,3 +667,35 @@ async fn partitioned_layout_still_stores_exactly_one_result_per_key() {
         "{\"new\":true}"
     );
 }
+
+/// A record that never expires (`'infinity'`, allowed by the CHECK) and one created at
+/// `'-infinity'` are read without a panic, and are what they say.
+#[tokio::test]
+async fn infinite_timestamps_are_read_not_panicked_on() {
+    let url = migrated_db().await;
+    let pool = pool(&url, 2).await;
+    let (forever, ancient) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         VALUES ($1, 'x', '{}', 200, now(), 'infinity'), ($2, 'x', '{}', 200, '-infinity', now() + interval '1 hour')",
+    )
+    .bind(forever)
+    .bind(ancient)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let s = store(&pool, TtlPolicy::default());
+    let got = s.lookup(forever).await.unwrap().expect("live forever");
+    assert_eq!(got.expires_at, idemtop::db::ts::Ts::Infinity);
+    let got = s.lookup(ancient).await.unwrap().expect("live for an hour");
+    assert_eq!(got.created_at, idemtop::db::ts::Ts::NegInfinity);
+    // Recording the same key answers with the stored result instead of failing.
+    let again = s
+        .record(forever, "x", Some(201), "{\"again\":true}")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, idemtop::store::RecordOutcome::AlreadyStored(r) if r.expires_at == idemtop::db::ts::Ts::Infinity),
+        "{again:?}"
+    );
+}

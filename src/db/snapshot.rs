@@ -16,6 +16,7 @@ use serde::Serialize;
 use sqlx::{Executor, PgConnection};
 
 use crate::db::table::TableInfo;
+use crate::db::ts::Ts;
 use crate::ident::TableRef;
 
 /// Tables up to this many rows (estimated) are counted exactly on every refresh.
@@ -270,8 +271,9 @@ pub async fn take(
             Some(n) if n > 4.0 * EXPIRED_COUNT_CAP as f64 => 0,
             _ => EXPIRED_COUNT_CAP,
         };
-        let (oldest, expired_capped): (Option<DateTime<Utc>>, i64) = sqlx::query_as(&format!(
-            "SELECT (SELECT min(expires_at) FROM {q}),
+        // `-infinity` rows are expired but have no age: the oldest finite expiry gives the lag.
+        let (oldest, expired_capped): (Option<Ts>, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT min(expires_at) FROM {q} WHERE expires_at > '-infinity')::timestamptz,
                     (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE expires_at <= now() LIMIT $1) s)"
         ))
         .bind(count_cap)
@@ -279,7 +281,7 @@ pub async fn take(
         .await
         .context("counting expired rows")?;
         let expired_counted = count_cap > 0 && expired_capped < count_cap;
-        rows.oldest_expired_at = oldest.filter(|t| *t <= stats.now);
+        rows.oldest_expired_at = oldest.and_then(Ts::finite).filter(|t| *t <= stats.now);
         rows.cleanup_lag_secs = rows
             .oldest_expired_at
             .map(|t| (stats.now - t).num_milliseconds().max(0) as f64 / 1000.0)
@@ -781,7 +783,9 @@ async fn estimates(
     now: DateTime<Utc>,
 ) -> Result<Estimates> {
     // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
-    let hist: Option<Vec<DateTime<Utc>>> = sqlx::query_scalar(
+    // Bounds of a `timestamp` column are read in the session's zone (the database's); an
+    // 'infinity' bound has no place on the time axis and is left out.
+    let hist: Option<Vec<Ts>> = sqlx::query_scalar(
         "SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
           WHERE schemaname = $1 AND tablename = $2 AND attname = 'expires_at'
           ORDER BY inherited DESC LIMIT 1",
@@ -809,7 +813,11 @@ async fn estimates(
         _ => Vec::new(),
     };
     let mut est = Estimates {
-        expires_histogram: hist.unwrap_or_default(),
+        expires_histogram: hist
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(Ts::finite)
+            .collect(),
         now: Some(now),
         expired_fraction: None,
         operation_mcv,

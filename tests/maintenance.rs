@@ -1042,3 +1042,56 @@ async fn headless_cleanup_failure_is_one_line_and_exit_1() {
         "{err}"
     );
 }
+
+/// SIGTERM, SIGHUP and SIGINT stop a headless cleanup between batches: the summary is still
+/// printed, what was deleted stays deleted, and the exit status says which signal (128 + N).
+#[tokio::test]
+async fn a_signal_stops_headless_cleanup_with_a_summary_and_its_own_exit_status() {
+    for (signal, number) in [
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+        (libc::SIGINT, 130),
+    ] {
+        let url = migrated_db().await;
+        let table = guide();
+        let mut conn = connect(&url).await;
+        insert_expired(&mut conn, &table, 20_000).await;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_idemtop"))
+            .args([
+                "--database-url",
+                &url,
+                "cleanup",
+                "--batch-size",
+                "5",
+                "--format",
+                "json",
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it has deleted something, then signal it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(&mut conn, &table, "true").await == 20_000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(number), "signal {signal}: {stdout}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(v["stopped"], "cancelled", "signal {signal}");
+        let deleted = v["deleted"].as_u64().unwrap();
+        assert!(deleted > 0 && deleted < 20_000, "{deleted}");
+        assert_eq!(
+            count(&mut conn, &table, "true").await,
+            20_000 - deleted as i64,
+            "what the summary says was deleted, was"
+        );
+    }
+}

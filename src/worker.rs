@@ -431,18 +431,34 @@ impl Worker {
                     *g = None;
                 }
                 let s = result?;
+                let dropped = s
+                    .partitions
+                    .iter()
+                    .filter(|p| p.dropped.as_ref().is_some_and(|d| d.dropped))
+                    .count();
+                let mut detail = format!(
+                    "deleted {} rows in {} batches by {}",
+                    crate::format::count(s.deleted as i64),
+                    s.batches,
+                    match s.method {
+                        maintenance::Method::Walk => "index walk",
+                        maintenance::Method::Sweep => "heap sweep",
+                    },
+                );
+                if dropped > 0 {
+                    detail.push_str(&format!(", {dropped} partitions dropped"));
+                }
+                if s.stopped == maintenance::StopReason::Incomplete {
+                    detail.push_str(&format!(
+                        " (incomplete: {} expired rows left, locked by other sessions)",
+                        crate::format::count(s.skipped as i64)
+                    ));
+                } else {
+                    detail.push_str(&format!(" ({})", s.stopped.describe()));
+                }
                 Ok(Finished {
                     rows: Some(s.deleted),
-                    detail: format!(
-                        "deleted {} rows in {} batches by {} ({})",
-                        crate::format::count(s.deleted as i64),
-                        s.batches,
-                        match s.method {
-                            maintenance::Method::Walk => "index walk",
-                            maintenance::Method::Sweep => "heap sweep",
-                        },
-                        s.stopped.describe()
-                    ),
+                    detail,
                 })
             }
             M::Analyze | M::Vacuum => {

@@ -191,6 +191,34 @@ impl PgBinaries {
         self.bin.join(name)
     }
 
+    /// A client program such as `psql`: this installation's, else the first on `PATH`, else
+    /// the newest Debian one. Server-only builds (the `@embedded-postgres` packages that CI uses
+    /// for the oldest and newest majors) ship no `psql`; any recent psql talks to every
+    /// supported server.
+    pub fn client(&self, name: &str) -> PathBuf {
+        let own = self.bin.join(name);
+        if own.is_file() {
+            return own;
+        }
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+            .or_else(|| {
+                newest_debian_bin(Path::new("/usr/lib/postgresql"))
+                    .map(|d| d.join(name))
+                    .filter(|p| p.is_file())
+            })
+            .unwrap_or(own)
+    }
+
+    /// [`client`](Self::client)`("psql")`.
+    pub fn psql(&self) -> PathBuf {
+        self.client("psql")
+    }
+
     /// `SHAREDIR` of this installation (extension control files live in `SHAREDIR/extension`).
     pub fn share_dir(&self) -> Option<PathBuf> {
         let out = Command::new(self.tool("pg_config"))
@@ -502,7 +530,7 @@ rm -rf "$1"
 
     /// Run a SQL script with this installation's psql as the superuser; returns stdout.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String> {
-        let mut child = Command::new(self.bin.join("psql"))
+        let mut child = Command::new(self.binaries().psql())
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(self.url_for(database))
             .stdin(Stdio::piped())

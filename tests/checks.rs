@@ -97,14 +97,6 @@ async fn insert_into(
     .unwrap();
 }
 
-/// Make this session's table statistics visible to others now (PostgreSQL 15 flushes them
-/// at most once a second otherwise).
-async fn flush_stats(conn: &mut PgConnection) {
-    conn.execute("SELECT pg_stat_force_next_flush()")
-        .await
-        .expect("pg_stat_force_next_flush (PostgreSQL 15+)");
-}
-
 fn has_pg_cron() -> bool {
     let found = PgBinaries::find()
         .map(|b| b.has_extension("pg_cron"))
@@ -243,6 +235,8 @@ async fn dead_tuples_and_a_missing_vacuum_are_flagged_until_vacuum() {
     assert_eq!(find(&r, "bloat").level, Level::Ok);
 
     conn.execute("VACUUM idempotency_records").await.unwrap();
+    // VACUUM reports its counts at once, but on 13 and 14 through the statistics collector.
+    flush_stats(&mut conn).await;
     let r = checks_of(&url, &cfg).await;
     let b = find(&r, "bloat");
     assert_eq!(b.level, Level::Ok, "{b:#?}");
@@ -391,14 +385,24 @@ async fn grants_beyond_select_insert_delete_are_critical() {
     );
     assert_eq!(r[0].id, "grants", "critical sorts first");
 
-    // ALL PRIVILEGES, a column-level UPDATE, TRUNCATE to PUBLIC, pg_write_all_data.
+    // ALL PRIVILEGES, a column-level UPDATE, TRUNCATE to PUBLIC, pg_write_all_data (a role
+    // that PostgreSQL 14 introduced: on 13 that part is left out).
+    let write_all = server_version_num(&mut conn).await >= 140_000;
+    if !write_all {
+        eprintln!("PostgreSQL 13 has no pg_write_all_data role: that part of the test is skipped");
+    }
+    let grant_write_all = if write_all {
+        format!("GRANT pg_write_all_data TO {bad};")
+    } else {
+        String::new()
+    };
     conn.execute(
         format!(
             "REVOKE UPDATE ON idempotency_records FROM {bad};
              GRANT ALL ON idempotency_records TO \"Odd {n}\";
              GRANT UPDATE (status_code) ON idempotency_records TO {api};
              GRANT TRUNCATE ON idempotency_records TO PUBLIC;
-             GRANT pg_write_all_data TO {bad};"
+             {grant_write_all}"
         )
         .as_str(),
     )
@@ -411,15 +415,25 @@ async fn grants_beyond_select_insert_delete_are_critical() {
         format!("Odd {n} (ALL PRIVILEGES)"),
         format!("{api} (UPDATE (status_code))"),
         "PUBLIC (TRUNCATE)".to_string(),
-        format!("{bad} via pg_write_all_data (UPDATE)"),
     ] {
         assert!(g.detail.contains(&needle), "{needle} in {g:#?}");
     }
+    assert_eq!(
+        g.detail
+            .contains(&format!("{bad} via pg_write_all_data (UPDATE)")),
+        write_all,
+        "{g:#?}"
+    );
+    assert_eq!(
+        g.advice
+            .contains(&format!("REVOKE pg_write_all_data FROM {bad};")),
+        write_all,
+        "{g:#?}"
+    );
     for needle in [
         format!("REVOKE ALL PRIVILEGES ON \"public\".\"idempotency_records\" FROM \"Odd {n}\"; GRANT SELECT, INSERT, DELETE ON \"public\".\"idempotency_records\" TO \"Odd {n}\";"),
         format!("REVOKE UPDATE ON \"public\".\"idempotency_records\" FROM {api};"),
         "REVOKE TRUNCATE ON \"public\".\"idempotency_records\" FROM PUBLIC;".to_string(),
-        format!("REVOKE pg_write_all_data FROM {bad};"),
     ] {
         assert!(g.advice.contains(&needle), "{needle} in {g:#?}");
     }
@@ -429,7 +443,10 @@ async fn grants_beyond_select_insert_delete_are_critical() {
             "REVOKE ALL PRIVILEGES ON idempotency_records FROM \"Odd {n}\";
              REVOKE UPDATE ON idempotency_records FROM {api};
              REVOKE TRUNCATE ON idempotency_records FROM PUBLIC;
-             REVOKE pg_write_all_data FROM {bad};"
+             {}",
+            grant_write_all
+                .replace("GRANT", "REVOKE")
+                .replace(" TO ", " FROM ")
         )
         .as_str(),
     )

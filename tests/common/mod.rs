@@ -84,3 +84,67 @@ pub fn idemtop(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `server_version_num` of the server behind `conn`, e.g. 130023 or 180004.
+pub async fn server_version_num(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(conn)
+        .await
+        .expect("read server_version_num")
+}
+
+/// The major version of the shared test server, e.g. 13 (from its data directory).
+pub fn server_major() -> u32 {
+    server().version().parse().expect("PG_VERSION is a number")
+}
+
+/// True when the shared server is at least `major`; otherwise prints why the test (or the rest
+/// of it) is skipped, so `cargo test -- --nocapture` shows it.
+pub fn needs_major(major: u32, what: &str) -> bool {
+    let have = server_major();
+    if have < major {
+        eprintln!("skipped on PostgreSQL {have}: {what} needs PostgreSQL {major}+");
+        return false;
+    }
+    true
+}
+
+/// Make this session's table statistics visible to other sessions (and to its own next
+/// transactions) now.
+///
+/// PostgreSQL 15+ has `pg_stat_force_next_flush()`. On 13 and 14 a backend sends its counters
+/// to the statistics collector when it goes idle, but only when its last report is at least
+/// 500 ms old (PGSTAT_STAT_INTERVAL), and a reader accepts a statistics file up to 500 ms old:
+/// so wait past the interval, run a statement (the backend reports before it answers), then
+/// wait until the collector has written a statistics file after that report.
+pub async fn flush_stats(conn: &mut PgConnection) {
+    if server_version_num(conn).await >= 150_000 {
+        conn.execute("SELECT pg_stat_force_next_flush()")
+            .await
+            .expect("pg_stat_force_next_flush");
+        return;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(550)).await;
+    let reported: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("a statement that makes the backend report its statistics");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Each statement is its own transaction: it reads the newest statistics file.
+        let fresh: bool =
+            sqlx::query_scalar("SELECT pg_stat_get_snapshot_timestamp() > $1 + interval '100 ms'")
+                .bind(reported)
+                .fetch_one(&mut *conn)
+                .await
+                .expect("read the statistics snapshot's time");
+        if fresh {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statistics collector wrote no file within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use idemtop::pgtemp::TempPostgres;
+use idemtop::pgtemp::{TempPgOptions, TempPostgres};
 use sqlx::Executor;
 
 /// A private tmux server, killed on drop (also when the test fails).
@@ -292,10 +292,15 @@ fn a_wrong_url_fails_before_the_screen_switches() {
 
 #[tokio::test]
 async fn the_dashboard_reconnects_by_itself_after_a_server_restart() {
-    let mut pg = tokio::task::spawn_blocking(TempPostgres::start)
-        .await
-        .unwrap()
-        .unwrap();
+    // The throwaway servers run with synchronous_commit=off, so a crash right after a commit can
+    // lose it (the WAL writer flushes up to 0.6 s later) and the restarted server would have no
+    // table. This one commits durably: the migration and the row survive the crash.
+    let mut pg = tokio::task::spawn_blocking(|| {
+        TempPostgres::start_with(TempPgOptions::default().setting("synchronous_commit", "on"))
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let url = pg.url();
     {
         let mut c = connect(&url).await;
@@ -309,12 +314,20 @@ async fn the_dashboard_reconnects_by_itself_after_a_server_restart() {
     let t = Tmux::new("restart");
     t.start(&["--database-url", &url, "--interval", "1"], &[]);
     t.wait_for("● connected", Duration::from_secs(15));
+    // The row is on screen before the crash, so the stale screen after it must still show it.
+    t.wait_for("live 1", Duration::from_secs(15));
     pg.crash();
     let s = t.wait_for("server unreachable, reconnecting", Duration::from_secs(15));
     assert!(s.contains("live 1"), "last good data stays on screen:\n{s}");
     assert!(s.contains("stale: ") || s.contains("error: "), "{s}");
     pg.restart().unwrap();
     t.wait_for("● connected  every 1s", Duration::from_secs(40));
+    // Two more refreshes from the restarted server, which kept the committed table and row.
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = t.screen();
+    assert!(s.contains("● connected  every 1s"), "{s}");
+    assert!(s.contains("live 1"), "{s}");
+    assert!(!s.contains("stale: ") && !s.contains("error: "), "{s}");
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(), 0);
 }

@@ -226,6 +226,10 @@ async fn a_failing_migration_leaves_nothing_half_applied() {
     );
     let status = migrate::status(&mut conn, &public()).await.unwrap();
     assert!(status.iter().all(|s| !s.applied));
+    assert!(
+        !tracking_table(&mut conn).await,
+        "a run that applied nothing leaves no empty _sqlx_migrations"
+    );
 }
 
 #[tokio::test]
@@ -345,7 +349,21 @@ async fn migrate_cli_run_then_revert_twice_leaves_an_empty_schema() {
         "{out}"
     );
     let (_, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
-    assert!(out.lines().all(|l| l.ends_with("applied")), "{out}");
+    let mut lines = out.lines();
+    let db = url.rsplit('/').next().unwrap();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("migrations in postgres@127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out
+        .lines()
+        .next()
+        .unwrap()
+        .contains(&format!("/{db}, schema public:")));
+    assert!(lines.all(|l| l.ends_with("applied")), "{out}");
     for expected in ["reverted 046", "reverted 045"] {
         let (code, out, err) = idemtop(&["migrate", "revert"], &[("DATABASE_URL", &url)]);
         assert_eq!(code, 0, "{err}");
@@ -535,4 +553,369 @@ fn throwaway_server_is_removed_when_its_owner_is_killed() {
     }
     assert!(!dir.exists(), "watchdog removed {}", dir.display());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three ways mix: idemtop, sqlx's migrator (what `sqlx migrate run` runs) and psql.
+
+/// Apply one migration file with psql, as the README says; returns (success, stderr).
+fn psql_file(url: &str, file: &str) -> (bool, String) {
+    let out = std::process::Command::new(server().binaries().psql())
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-d",
+        ])
+        .arg(url)
+        .arg("-f")
+        .arg(PathBuf::from("migrations").join(file))
+        .output()
+        .expect("run psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn psql_ok(url: &str, file: &str) {
+    let (ok, err) = psql_file(url, file);
+    assert!(ok, "{file}: {err}");
+}
+
+const UP_045: &str = "045_create_idempotency_records.up.sql";
+const UP_046: &str = "046_create_idempotency_cleanup_job.up.sql";
+const DOWN_045: &str = "045_create_idempotency_records.down.sql";
+const DOWN_046: &str = "046_create_idempotency_cleanup_job.down.sql";
+
+async fn tracking_table(conn: &mut PgConnection) -> bool {
+    sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// `_sqlx_migrations` as (version, description, success, checksum).
+async fn recorded(conn: &mut PgConnection) -> Vec<(i64, String, bool, Vec<u8>)> {
+    sqlx::query_as(
+        "SELECT version, description, success, checksum FROM public._sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// What sqlx itself would write for the embedded migrations.
+fn as_sqlx_records() -> Vec<(i64, String, bool, Vec<u8>)> {
+    migrate::MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| {
+            (
+                m.version,
+                m.description.to_string(),
+                true,
+                m.checksum.to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn applied_with_psql_then_idemtop_status_and_run_see_it_applied_and_sqlx_agrees() {
+    let url = fresh_db().await;
+    psql_ok(&url, UP_045);
+    psql_ok(&url, UP_046);
+    let mut conn = connect(&url).await;
+    assert!(!tracking_table(&mut conn).await);
+
+    // status finds both migrations' objects, records them, and names the database it checked.
+    let (code, out, err) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let db = url.rsplit('/').next().unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("migrations in postgres@127.0.0.1:")
+            && lines[0].ends_with(&format!("/{db}, schema public:")),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("045 create idempotency records")
+            && lines[1].ends_with(
+                "applied: found table public.idempotency_records, now recorded in _sqlx_migrations"
+            ),
+        "{out}"
+    );
+    assert!(
+        lines[2].ends_with(
+            "applied: found function public.cleanup_expired_idempotency_records(), now recorded in _sqlx_migrations"
+        ),
+        "{out}"
+    );
+    assert_eq!(recorded(&mut conn).await, as_sqlx_records());
+
+    // run skips both with one sentence each and exit 0; nothing else changes.
+    let before = schema_fingerprint(&mut conn).await;
+    let (code, out, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "skipped  045 create idempotency records: already applied\n\
+         skipped  046 create idempotency cleanup job: already applied\n"
+    );
+    assert_eq!(schema_fingerprint(&mut conn).await, before);
+    // sqlx's own migrator (what `sqlx migrate run` does) accepts the records: same checksums.
+    migrate::MIGRATOR.run(&mut conn).await.unwrap();
+    assert_eq!(recorded(&mut conn).await, as_sqlx_records());
+    assert_guide_schema(&mut conn).await;
+    // A second status has nothing left to record.
+    let (_, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert!(
+        out.lines().skip(1).all(|l| l.ends_with(" applied")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn applied_with_psql_then_idemtop_run_records_it_and_applies_the_rest() {
+    let url = fresh_db().await;
+    psql_ok(&url, UP_045);
+    let (code, out, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "skipped  045 create idempotency records: already applied \
+         (table public.idempotency_records exists), now recorded in _sqlx_migrations",
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("applied  046 create idempotency cleanup job"),
+        "{out}"
+    );
+    let mut conn = connect(&url).await;
+    assert_eq!(recorded(&mut conn).await, as_sqlx_records());
+    assert_guide_schema(&mut conn).await;
+}
+
+#[tokio::test]
+async fn applied_by_sqlx_or_idemtop_then_psql_sees_it_applied() {
+    // sqlx's migrator, as `sqlx migrate run --source migrations` applies them.
+    let url = fresh_db().await;
+    let mut conn = connect(&url).await;
+    migrate::MIGRATOR.run(&mut conn).await.unwrap();
+    // psql re-applying a file is refused by the file itself, and changes nothing.
+    let before = schema_fingerprint(&mut conn).await;
+    for (file, says) in [
+        (UP_045, "migration 045 is already applied: table idempotency_records already exists"),
+        (
+            UP_046,
+            "migration 046 is already applied: function cleanup_expired_idempotency_records() already exists",
+        ),
+    ] {
+        let (ok, err) = psql_file(&url, file);
+        assert!(!ok);
+        assert!(err.contains(says), "{err}");
+    }
+    assert_eq!(schema_fingerprint(&mut conn).await, before);
+    // idemtop agrees with sqlx's bookkeeping.
+    let (code, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().skip(1).all(|l| l.ends_with(" applied")),
+        "{out}"
+    );
+
+    // Reverted with psql behind sqlx's back: status says so, and run applies them again.
+    psql_ok(&url, DOWN_046);
+    psql_ok(&url, DOWN_045);
+    let (code, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "applied: recorded in _sqlx_migrations, but table public.idempotency_records is missing \
+             (`idemtop migrate run` applies it again)"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "applied  045 create idempotency records again: it was recorded as applied but \
+             table public.idempotency_records was missing"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("applied  046 create idempotency cleanup job again"),
+        "{out}"
+    );
+    assert_guide_schema(&mut conn).await;
+    assert_eq!(recorded(&mut conn).await, as_sqlx_records());
+    migrate::MIGRATOR.run(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn migrate_refuses_another_table_name_and_a_read_only_session_in_one_sentence() {
+    let url = fresh_db().await;
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "--table",
+            "idem_keys",
+            "migrate",
+            "run",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the migrations create the guide's table idempotency_records and cannot name it idem_keys"),
+        "{err}"
+    );
+
+    // --schema is honoured: the table and the bookkeeping go there.
+    let mut conn = connect(&url).await;
+    conn.execute("CREATE SCHEMA billing").await.unwrap();
+    let (code, _, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "--schema",
+            "billing",
+            "migrate",
+            "run",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let where_: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'billing'::regnamespace
+            AND relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(where_, ["_sqlx_migrations", "idempotency_records"]);
+    assert!(!tracking_table(&mut conn).await, "nothing in public");
+
+    // --read-only: run and revert refuse, naming why, instead of a failed CREATE TABLE.
+    for action in ["run", "revert"] {
+        let (code, _, err) = idemtop(
+            &[
+                "--database-url",
+                &url,
+                "--read-only",
+                "--schema",
+                "billing",
+                "migrate",
+                action,
+            ],
+            &[],
+        );
+        assert_eq!(code, 1);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!(
+                "the session is read-only (--read-only, default_transaction_read_only or a hot standby): \
+                 migrate {action} changes the schema, so nothing was done"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("cannot execute"), "{err}");
+    }
+    // A read-only status reports what psql applied without recording it.
+    psql_ok(&url, UP_045);
+    let (code, out, err) = idemtop(
+        &["--database-url", &url, "--read-only", "migrate", "status"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "applied: found table public.idempotency_records; not recorded in _sqlx_migrations (read-only session)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("046 create idempotency cleanup job"), "{out}");
+    assert!(out.lines().last().unwrap().ends_with(" pending"), "{out}");
+    assert!(!tracking_table(&mut conn).await);
+}
+
+#[tokio::test]
+async fn the_other_layout_is_named_not_recorded() {
+    let url = fresh_db().await;
+    let (code, _, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "migrate",
+            "run",
+            "--layout",
+            "partitioned",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut conn = connect(&url).await;
+    let before = recorded(&mut conn).await;
+    let (code, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("applied (file changed since)"),
+        "the partitioned files' checksums differ from the plain ones: {out}"
+    );
+    let (code, _, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("was applied from a different file"), "{err}");
+    assert_eq!(recorded(&mut conn).await, before);
+
+    // Applied with psql (no bookkeeping): the plain layout names the partitioned table.
+    let url = fresh_db().await;
+    for f in [
+        "partitioned/045_create_idempotency_records_partitioned.up.sql",
+        "partitioned/046_create_idempotency_partition_maintenance.up.sql",
+    ] {
+        psql_ok(&url, f);
+    }
+    let (code, out, _) = idemtop(&["--database-url", &url, "migrate", "status"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "pending: public.idempotency_records is partitioned, made by the partitioned layout (use --layout partitioned)"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = idemtop(&["--database-url", &url, "migrate", "run"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("migration 045 create idempotency records cannot be applied: public.idempotency_records is partitioned"),
+        "{err}"
+    );
+    let mut conn = connect(&url).await;
+    assert!(
+        !tracking_table(&mut conn).await,
+        "no empty _sqlx_migrations left"
+    );
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "migrate",
+            "status",
+            "--layout",
+            "partitioned",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("now recorded in _sqlx_migrations"), "{out}");
+    assert_eq!(recorded(&mut conn).await.len(), 2);
 }

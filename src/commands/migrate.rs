@@ -1,13 +1,24 @@
 //! `idemtop migrate run|revert|status`.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::cli::{Global, MigrateAction};
 use crate::db::migrate::{self, Layout};
 
+/// The table the embedded migrations create; they cannot create it under another name.
+const MIGRATED_TABLE: &str = "idempotency_records";
+
 pub async fn run(global: &Global, action: MigrateAction, layout: Layout) -> Result<()> {
     let table = global.table_ref()?;
-    let mut conn = global.connect_config().connect().await?;
+    if table.table.as_str() != MIGRATED_TABLE {
+        bail!(
+            "the migrations create the guide's table {MIGRATED_TABLE} and cannot name it {}: \
+             drop --table (--schema chooses where it goes), and rename it afterwards if you must",
+            crate::sanitize::line(table.table.as_str())
+        );
+    }
+    let connect = global.connect_config();
+    let mut conn = connect.connect().await?;
     match action {
         MigrateAction::Run => {
             for outcome in migrate::run_layout(&mut conn, &table.schema, layout).await? {
@@ -19,13 +30,28 @@ pub async fn run(global: &Global, action: MigrateAction, layout: Layout) -> Resu
             migrate::revert_layout(&mut conn, &table.schema, layout).await?
         ),
         MigrateAction::Status => {
-            for s in migrate::status_layout(&mut conn, &table.schema, layout).await? {
+            let rows = migrate::status_layout(&mut conn, &table.schema, layout).await?;
+            let layout = match layout {
+                Layout::Plain => "",
+                Layout::Partitioned => ", partitioned layout",
+            };
+            println!(
+                "migrations in {}, schema {}{layout}:",
+                connect.describe(),
+                crate::sanitize::line(table.schema.as_str())
+            );
+            for s in rows {
                 let state = match (s.applied, s.modified) {
                     (true, false) => "applied",
                     (true, true) => "applied (file changed since)",
                     (false, _) => "pending",
                 };
-                println!("{:03} {:<40} {state}", s.version, s.description);
+                match s.note {
+                    Some(note) => {
+                        println!("{:03} {:<40} {state}: {note}", s.version, s.description)
+                    }
+                    None => println!("{:03} {:<40} {state}", s.version, s.description),
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use sqlx::{Executor, PgConnection};
 
 use crate::db::table::TableInfo;
+use crate::db::ts::Ts;
 use crate::ident::TableRef;
 
 /// Tables up to this many rows (estimated) are counted exactly on every refresh.
@@ -270,8 +271,11 @@ pub async fn take(
             Some(n) if n > 4.0 * EXPIRED_COUNT_CAP as f64 => 0,
             _ => EXPIRED_COUNT_CAP,
         };
-        let (oldest, expired_capped): (Option<DateTime<Utc>>, i64) = sqlx::query_as(&format!(
-            "SELECT (SELECT min(expires_at) FROM {q}),
+        // `::timestamptz`: a `timestamp without time zone` column is read in the session's
+        // zone (the database's). Decoded as `Ts`: `'-infinity'` (or a year past chrono's range)
+        // must not panic the decoder; the oldest finite expiry is the backlog's age.
+        let (oldest, expired_capped): (Option<Ts>, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT min(expires_at)::timestamptz FROM {q} WHERE isfinite(expires_at)),
                     (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE expires_at <= now() LIMIT $1) s)"
         ))
         .bind(count_cap)
@@ -279,7 +283,7 @@ pub async fn take(
         .await
         .context("counting expired rows")?;
         let expired_counted = count_cap > 0 && expired_capped < count_cap;
-        rows.oldest_expired_at = oldest.filter(|t| *t <= stats.now);
+        rows.oldest_expired_at = oldest.and_then(Ts::finite).filter(|t| *t <= stats.now);
         rows.cleanup_lag_secs = rows
             .oldest_expired_at
             .map(|t| (stats.now - t).num_milliseconds().max(0) as f64 / 1000.0)
@@ -781,7 +785,8 @@ async fn estimates(
     now: DateTime<Utc>,
 ) -> Result<Estimates> {
     // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
-    let hist: Option<Vec<DateTime<Utc>>> = sqlx::query_scalar(
+    // Decoded as `Ts`: the bounds of a column holding '-infinity'/'infinity' include them.
+    let hist: Option<Vec<Ts>> = sqlx::query_scalar(
         "SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
           WHERE schemaname = $1 AND tablename = $2 AND attname = 'expires_at'
           ORDER BY inherited DESC LIMIT 1",
@@ -809,7 +814,17 @@ async fn estimates(
         _ => Vec::new(),
     };
     let mut est = Estimates {
-        expires_histogram: hist.unwrap_or_default(),
+        // An infinite bound stands for the end of the time line: its bucket's rows are past
+        // every finite time (or before it).
+        expires_histogram: hist
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| match b {
+                Ts::At(t) => t,
+                Ts::NegInfinity => DateTime::<Utc>::MIN_UTC,
+                Ts::Infinity => DateTime::<Utc>::MAX_UTC,
+            })
+            .collect(),
         now: Some(now),
         expired_fraction: None,
         operation_mcv,

@@ -284,7 +284,9 @@ pub async fn resolve(conn: &mut PgConnection, table: &TableRef) -> Result<TableI
     .fetch_all(&mut *conn)
     .await?;
     // Index key columns by name (NULL for an expression), in key order.
-    let indexes: Vec<(String, Vec<Option<String>>, bool, bool, bool, bool)> = sqlx::query_as(
+    /// (name, key columns, unique, primary, partial, valid)
+    type IndexRow = (String, Vec<Option<String>>, bool, bool, bool, bool);
+    let indexes: Vec<IndexRow> = sqlx::query_as(
         "SELECT ic.relname::text,
                 ARRAY(SELECT a.attname::text
                         FROM generate_subscripts(i.indkey, 1) k

@@ -218,6 +218,11 @@ impl Worker {
         let (snap, info) = match result {
             Ok(pair) => pair,
             Err(e) => {
+                if let Some(lock) = crate::db::locks::locked_in(&e) {
+                    let lock = Box::new(lock.clone());
+                    let _ = self.events.send(DbEvent::Locked { generation, lock });
+                    return;
+                }
                 session.forget_model_on(&e);
                 if is_connection_lost(&e) {
                     session.disconnect();

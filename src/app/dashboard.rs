@@ -36,6 +36,8 @@ pub struct DashboardState {
     pub history: VecDeque<HistoryPoint>,
     /// The last refresh failed (cleared by the next good one).
     pub error: Option<String>,
+    /// The last refresh found the table locked (cleared by the next good one): who holds it.
+    pub lock: Option<crate::db::locks::TableLock>,
     pub selected_op: usize,
 }
 
@@ -57,6 +59,7 @@ impl DashboardState {
         self.first_total_bytes.get_or_insert(snap.sizes.total_bytes);
         self.current = Some(snap);
         self.error = None;
+        self.lock = None;
         let n = self.current.as_ref().map_or(0, |s| s.operations.len());
         self.selected_op = self.selected_op.min(n.saturating_sub(1));
     }

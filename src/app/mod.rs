@@ -92,6 +92,12 @@ pub enum DbEvent {
         generation: u64,
         result: Result<Box<Snapshot>, DbError>,
     },
+    /// The refresh measured nothing: the table holds or awaits an ACCESS EXCLUSIVE lock (every
+    /// query on it would queue behind). The last figures stay on screen, stale.
+    Locked {
+        generation: u64,
+        lock: Box<crate::db::locks::TableLock>,
+    },
     Progress(Progress),
     Cron(Result<crate::db::cron::CronStatus, DbError>),
     Checks(Result<Vec<crate::checks::CheckResult>, DbError>),
@@ -805,6 +811,17 @@ impl App {
                         }
                     }
                 }
+                Vec::new()
+            }
+            DbEvent::Locked { generation, lock } => {
+                if self.refresh.in_flight != Some(generation) {
+                    return Vec::new(); // stale: a newer request superseded it
+                }
+                self.refresh.in_flight = None;
+                self.conn = ConnState::Connected;
+                self.dash.fail(lock.describe());
+                self.dash.lock = Some(*lock);
+                self.refresh.due = self.now + self.refresh.interval;
                 Vec::new()
             }
             DbEvent::Progress(p) => {

@@ -226,6 +226,16 @@ pub async fn take(
         .await
         .context("reading table statistics")?;
     let blocked_by = stats.blocked_by.clone();
+    if blocked_by.is_some() {
+        // Every figure below would queue behind the lock or come out as a zero that was never
+        // measured: report who holds it instead (gone meanwhile: measure as usual).
+        if let Some(lock) = crate::db::locks::table_lock(conn, info.oid)
+            .await
+            .context("reading who locks the table")?
+        {
+            return Err(crate::db::locks::TableLocked(lock).into());
+        }
+    }
     let probe = blocked_by.is_none();
 
     let sizes = if probe {

@@ -98,9 +98,10 @@ impl CleanupPlan {
             .sum()
     }
 
-    /// Every expired row the cleanup will remove (capped as the count is).
-    pub fn expired(&self) -> u64 {
-        self.row_by_row.unwrap_or(0) + self.rows_in_drops()
+    /// Every expired row the cleanup will remove (capped as the count is); `None` when the
+    /// count did not finish in time (never a zero that was not counted).
+    pub fn expired(&self) -> Option<u64> {
+        Some(self.row_by_row? + self.rows_in_drops())
     }
 }
 
@@ -108,6 +109,11 @@ impl CleanupPlan {
 pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
     let mut conn = pool.acquire().await?;
     let info = table::resolve(&mut conn, table).await?;
+    // Under an ACCESS EXCLUSIVE lock every count would wait behind it and time out: say who
+    // holds it instead of planning on figures that were never read.
+    if let Some(lock) = crate::db::locks::table_lock(&mut conn, info.oid).await? {
+        return Err(crate::db::locks::TableLocked(lock).into());
+    }
     let expiry = info
         .expiry(table)
         .map_err(|why| anyhow!("cleanup refused: {why}"))?;

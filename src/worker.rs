@@ -468,8 +468,12 @@ impl Worker {
                     *g = Some(token.clone());
                 }
                 let events = self.events.clone();
+                // A pool of its own, closed when done: a backend flushes its row counters to
+                // pg_stat when it exits, while an idle one may hold them back for 10 s; the
+                // refresh right after the cleanup then counts what it deleted.
+                let pool = self.connect.pool(2).await?;
                 let result = maintenance::cleanup(
-                    &self.pool,
+                    &pool,
                     &self.table,
                     &maintenance::CleanupOptions::default(),
                     &token,
@@ -489,6 +493,7 @@ impl Worker {
                 if let Ok(mut g) = self.cleanup_cancel.lock() {
                     *g = None;
                 }
+                pool.close().await;
                 let s = result?;
                 let dropped = s
                     .partitions

@@ -103,10 +103,10 @@ fn draw_sizes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme)
 }
 
 fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
-    let title = if s.rows.exact {
-        "Rows (exact)"
-    } else {
-        "Rows (~ estimated)"
+    let title = match s.rows.basis {
+        _ if s.rows.exact => "Rows (exact)",
+        crate::db::snapshot::RowsBasis::CountedSince => "Rows (~ counted, carried to now)",
+        _ => "Rows (~ estimated)",
     };
     let b = block(title, t);
     let inner = b.inner(area);
@@ -264,6 +264,10 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
         ])
     });
     let title = match s.operations_as_of {
+        Some(at) if !s.operations_exact => format!(
+            "Operations (~ exact pass of {} carried to now; Enter: records)",
+            format::ago_short(Some(at), s.taken_at)
+        ),
         Some(at) if at < s.taken_at => format!(
             "Operations (exact as of {}; Enter: records)",
             format::ago_short(Some(at), s.taken_at)

@@ -234,6 +234,9 @@ pub struct SessionInfo {
 
 pub struct App {
     pub session: SessionInfo,
+    /// Inserts after which a never-scanned index counts as unused
+    /// ([`crate::checks::index_unused`]; config `thresholds.indexes.unused_after_inserts`).
+    pub unused_index_after_inserts: i64,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub conn: ConnState,
@@ -272,6 +275,10 @@ impl App {
             records: RecordsState::default(),
             input: None,
             running: None,
+            unused_index_after_inserts: crate::config::Config::default()
+                .thresholds
+                .indexes
+                .unused_after_inserts,
             cron: None,
             health: HealthState::default(),
             partitions: PartitionsState::default(),

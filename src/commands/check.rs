@@ -69,9 +69,9 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
     Ok(worst(&results).exit_code())
 }
 
-/// The worst level of `checks` (ok when there are none).
+/// The worst level of `checks`, pending ones left out (ok when there are none).
 pub fn worst(checks: &[CheckResult]) -> Level {
-    Level::worst(checks.iter().map(|c| c.level))
+    checks::worst(checks)
 }
 
 /// One line per check, worst first (`LEVEL  name  value  — detail`), then a summary line.

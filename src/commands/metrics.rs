@@ -469,17 +469,28 @@ pub fn render(
             "gauge",
             "Level of each health check: 0 ok, 1 warning, 2 critical, 3 unknown.",
         );
+        // A pending check (a rate before its second sample) has no level yet: it is left out
+        // here, so that an alert on `>= 2` does not fire on every exporter restart, and
+        // counted in idemtop_check_pending.
         for id in checks::CHECK_IDS {
-            let level = checks
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.level)
-                .unwrap_or(Level::Unknown);
+            let found = checks.iter().find(|c| c.id == id);
+            if found.is_some_and(|c| c.pending) {
+                continue;
+            }
+            let level = found.map(|c| c.level).unwrap_or(Level::Unknown);
             o.sample(
                 "idemtop_check_level",
                 &[("check", id)],
                 f64::from(level.exit_code()),
             );
+        }
+        o.family(
+            "idemtop_check_pending",
+            "gauge",
+            "1 for a check that has no data yet (a rate needs two scrapes); its idemtop_check_level is absent until then.",
+        );
+        for c in checks.iter().filter(|c| c.pending) {
+            o.sample("idemtop_check_pending", &[("check", c.id)], 1.0);
         }
     }
     o.family(

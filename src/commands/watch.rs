@@ -98,6 +98,7 @@ pub async fn run_with_pool(
     theme: Theme,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let unused_after = config.thresholds.indexes.unused_after_inserts;
     let worker = Worker::new(cfg, pool, table_ref, config, tx);
     // For the end-to-end tests: a panic in the loop (`1`) or in every worker task (`worker`).
     let panic_for_test = std::env::var("IDEMTOP_TEST_PANIC").ok();
@@ -108,6 +109,7 @@ pub async fn run_with_pool(
     }
     let panic_in_loop = panic_for_test.is_some_and(|v| v != "worker");
     let mut app = App::new(session, interval, Instant::now());
+    app.unused_index_after_inserts = unused_after;
     // ratatui's hook leaves raw mode and the alternate screen; ours calls it for the loop's own
     // panics only, and shows the cursor too.
     let mut terminal = ratatui::init();

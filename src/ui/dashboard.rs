@@ -313,8 +313,14 @@ fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Them
             let per_s = app.dash.rates.idx_scans_per_s.get(&i.name).copied();
             let flag = if !i.valid {
                 Span::styled("INVALID", t.crit())
-            } else if i.idx_scan == 0 {
+            } else if crate::checks::index_unused(
+                i,
+                s.counters.n_tup_ins,
+                app.unused_index_after_inserts,
+            ) {
                 Span::styled("unused", t.warn())
+            } else if i.idx_scan == 0 {
+                Span::styled("not yet", t.dim())
             } else {
                 Span::raw("")
             };

@@ -50,7 +50,7 @@ pub fn draw(
     let selected = selected.min(checks.len().saturating_sub(1));
     let title = format!(
         " Health checks: {} ({}) ",
-        Level::worst(checks.iter().map(|c| c.level)).label(),
+        checks::worst(checks).label(),
         checks::summary(checks)
     );
     let (list_area, detail_area) = if expanded && !checks.is_empty() {

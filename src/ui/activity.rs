@@ -21,8 +21,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
 /// The pg_cron panel: the `cleanup-idempotency` job and its last runs, or how to enable it.
 fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     use crate::db::cron::{enable_hint, CronStatus, JOB_NAME};
+    let key = |a| crate::app::keys::key_for(a).unwrap_or_default();
     let block = super::panel(
-        format!(" pg_cron job '{JOB_NAME}' (S schedule hourly · U unschedule) "),
+        format!(
+            " pg_cron job '{JOB_NAME}' ({} schedule hourly · {} unschedule) ",
+            key(crate::app::action::Action::ScheduleCron),
+            key(crate::app::action::Action::UnscheduleCron)
+        ),
         t,
     );
     let now = app
@@ -43,7 +48,10 @@ fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 t.warn(),
             )),
             Line::from(Span::styled(
-                "S schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
+                format!(
+                    "{} schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
+                    key(crate::app::action::Action::ScheduleCron)
+                ),
                 t.dim(),
             )),
         ],
@@ -141,7 +149,16 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             Paragraph::new(vec![
                 Line::from(Span::styled("No maintenance yet this session.", t.dim())),
                 Line::from(Span::styled(
-                    "c cleanup · a ANALYZE · v VACUUM: each asks first, then shows up here.",
+                    {
+                        use crate::app::action::Action;
+                        let k = |a| crate::app::keys::key_for(a).unwrap_or_default();
+                        format!(
+                            "{} cleanup · {} ANALYZE · {} VACUUM: each asks first, then shows up here.",
+                            k(Action::Cleanup),
+                            k(Action::Analyze),
+                            k(Action::Vacuum)
+                        )
+                    },
                     t.dim(),
                 )),
             ])
@@ -205,9 +222,14 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                     count(p.rows_per_sec.round() as i64),
                     p.elapsed.as_secs_f64(),
                     if r.stopping {
-                        " · stopping after this batch"
+                        " · stopping after this batch".to_string()
                     } else {
-                        " · Esc stops"
+                        let stop = crate::app::keys::BINDINGS
+                            .iter()
+                            .find(|b| b.context == crate::app::keys::Context::Running)
+                            .map(|b| b.keys[0].label())
+                            .unwrap_or_default();
+                        format!(" · {stop} stops")
                     }
                 ),
             )

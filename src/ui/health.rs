@@ -21,6 +21,30 @@ pub fn level_style(level: Level, t: &Theme) -> Style {
     }
 }
 
+/// The Health screen of the dashboard: the checks, marked stale when the data they judged is.
+pub fn draw_screen(frame: &mut Frame, area: Rect, app: &crate::app::App, t: &Theme) {
+    let h = &app.health;
+    // Checks that judged data which is now stale (or that failed since) say so: what they
+    // said is no longer known to hold.
+    let stale = if h.error.is_some() {
+        " · STALE: the last evaluation failed"
+    } else if app.data_stale() || app.dash.current.is_none() {
+        " · STALE: the last refresh measured nothing"
+    } else {
+        ""
+    };
+    draw_marked(
+        frame,
+        area,
+        h.checks.as_deref(),
+        h.error.as_deref(),
+        h.selected,
+        h.expanded,
+        stale,
+        t,
+    );
+}
+
 pub fn draw(
     frame: &mut Frame,
     area: Rect,
@@ -28,6 +52,20 @@ pub fn draw(
     error: Option<&str>,
     selected: usize,
     expanded: bool,
+    t: &Theme,
+) {
+    draw_marked(frame, area, checks, error, selected, expanded, "", t);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_marked(
+    frame: &mut Frame,
+    area: Rect,
+    checks: Option<&[CheckResult]>,
+    error: Option<&str>,
+    selected: usize,
+    expanded: bool,
+    stale: &str,
     t: &Theme,
 ) {
     let block = |title: String| super::panel(title, t);
@@ -49,7 +87,7 @@ pub fn draw(
     };
     let selected = selected.min(checks.len().saturating_sub(1));
     let title = format!(
-        " Health checks: {} ({}) ",
+        " Health checks: {} ({}){stale} ",
         Level::worst(checks.iter().map(|c| c.level)).label(),
         checks::summary(checks)
     );

@@ -1,6 +1,7 @@
 //! Drawing. Reads the state, never changes it, never does I/O.
 
 pub mod activity;
+pub mod clipboard;
 pub mod dashboard;
 pub mod health;
 pub mod overlay;

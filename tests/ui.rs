@@ -1303,4 +1303,35 @@ mod issue13 {
         );
         assert!(screen.contains("(held by pid 11234)"), "{screen}");
     }
+
+    #[test]
+    fn a_failed_action_s_error_wraps_in_the_activity_log() {
+        use idemtop::app::action::Maintenance;
+        let mut a = loaded(2);
+        update(&mut a, key('v'));
+        update(&mut a, key('y'));
+        update(
+            &mut a,
+            Event::Db(DbEvent::Done {
+                what: Maintenance::Vacuum,
+                elapsed: Duration::from_millis(30_000),
+                result: Err(DbError {
+                    message: "canceling statement due to statement timeout while waiting for \
+                              the lock held by pid 11234"
+                        .into(),
+                    connection_lost: false,
+                }),
+            }),
+        );
+        update(&mut a, key('5'));
+        let screen = render(&a, 80, 24);
+        for needle in [
+            "canceling statement due",
+            "statement timeout",
+            "held by pid",
+            "11234",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+    }
 }

@@ -403,6 +403,16 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
 }
 
 fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    let widths = [
+        Constraint::Min(14),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(16),
+    ];
+    let name_w = super::column_widths(area.width.saturating_sub(2), &widths)[0];
     let total: i64 = s.operations.iter().map(|o| o.total).sum::<i64>().max(1);
     let rows = s.operations.iter().map(|o| {
         let share = o.total as f64 / total as f64;
@@ -424,7 +434,7 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
             .map(|b| format::bytes(b.round() as i64))
             .unwrap_or_else(|| "—".into());
         Row::new(vec![
-            Cell::from(sanitize::line(&o.operation)),
+            Cell::from(format::fit(&sanitize::line(&o.operation), name_w)),
             Cell::from(approx(o.total, o.exact)),
             Cell::from(opt(o.live)),
             Cell::from(opt(o.expired)),
@@ -442,37 +452,35 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
         Some(_) => format!("Operations ({open}: records)"),
         None => "Operations (~ from pg_stats; exact pass pending)".to_string(),
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(14),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(16),
-        ],
-    )
-    .header(
-        Row::new([
-            "operation",
-            "total",
-            "live",
-            "expired",
-            "share",
-            "avg pay",
-            "2xx/4xx/5xx",
-        ])
-        .style(t.label()),
-    )
-    .block(block(&title, t))
-    .row_highlight_style(t.selected());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new([
+                "operation",
+                "total",
+                "live",
+                "expired",
+                "share",
+                "avg pay",
+                "2xx/4xx/5xx",
+            ])
+            .style(t.label()),
+        )
+        .block(block(&title, t))
+        .row_highlight_style(t.selected());
     let mut state = TableState::default().with_selected(Some(app.dash.selected_op));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    let widths = [
+        Constraint::Min(26),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(7),
+    ];
+    let name_w = super::column_widths(area.width.saturating_sub(2), &widths)[0];
     let mut rows: Vec<Row> = s
         .indexes
         .iter()
@@ -486,7 +494,7 @@ fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Them
                 Span::raw("")
             };
             Row::new(vec![
-                Cell::from(sanitize::line(&i.name)),
+                Cell::from(format::fit(&sanitize::line(&i.name), name_w)),
                 Cell::from(format::bytes(i.size_bytes)),
                 Cell::from(count(i.idx_scan)),
                 Cell::from(format::rate(per_s)),
@@ -502,19 +510,9 @@ fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Them
             Cell::from(format!("on {}", e.column)),
         ]));
     }
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(26),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(7),
-        ],
-    )
-    .header(Row::new(["index", "size", "scans", "rate", "tup read", ""]).style(t.label()))
-    .block(block("Indexes", t));
+    let table = Table::new(rows, widths)
+        .header(Row::new(["index", "size", "scans", "rate", "tup read", ""]).style(t.label()))
+        .block(block("Indexes", t));
     frame.render_widget(table, area);
 }
 

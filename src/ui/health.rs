@@ -112,6 +112,9 @@ fn draw_marked(
         .map(|c| c.name.chars().count())
         .max()
         .unwrap_or(0);
+    // Borders, the highlight symbol, the level and the name: the value gets the rest, and is
+    // cut with an ellipsis when it does not fit (Enter shows it whole, wrapped).
+    let value_w = usize::from(list_area.width).saturating_sub(2 + 2 + 8 + 2 + name_w + 2);
     let items: Vec<ListItem> = checks
         .iter()
         .map(|c| {
@@ -120,7 +123,10 @@ fn draw_marked(
                 Span::raw("  "),
                 Span::styled(format!("{:<name_w$}", sanitize::line(&c.name)), t.label()),
                 Span::raw("  "),
-                Span::styled(sanitize::line(&c.value), t.value()),
+                Span::styled(
+                    crate::format::fit(&sanitize::line(&c.value), value_w),
+                    t.value(),
+                ),
             ]))
         })
         .collect();

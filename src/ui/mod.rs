@@ -362,6 +362,18 @@ fn hint_spans(
     spans
 }
 
+/// Column widths as ratatui's `Table` lays them out (flex start, one column of spacing), so
+/// that a cell can be cut to its column with a visible ellipsis instead of silently.
+pub fn column_widths(width: u16, constraints: &[Constraint]) -> Vec<usize> {
+    Layout::horizontal(constraints.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, width, 1))
+        .iter()
+        .map(|r| usize::from(r.width))
+        .collect()
+}
+
 /// How many rows `text` takes when wrapped at word boundaries to `width` columns (a word wider
 /// than the line is cut, as ratatui does).
 pub fn wrapped_rows(text: &str, width: usize) -> u16 {

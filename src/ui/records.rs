@@ -33,18 +33,6 @@ fn status_style(code: Option<i32>, t: &Theme) -> Style {
     }
 }
 
-/// Column widths as ratatui's `Table` lays them out (flex start, one column of spacing), so
-/// that a cell can be cut to its column with a visible ellipsis instead of silently.
-pub fn column_widths(width: u16, constraints: &[Constraint]) -> Vec<usize> {
-    Layout::horizontal(constraints.iter().copied())
-        .flex(ratatui::layout::Flex::Start)
-        .spacing(1)
-        .split(Rect::new(0, 0, width, 1))
-        .iter()
-        .map(|r| usize::from(r.width))
-        .collect()
-}
-
 /// Width of a full request_id.
 const KEY_WIDTH: u16 = 36;
 
@@ -158,7 +146,7 @@ fn draw_rows(
     let key_w = KEY_WIDTH.min(inner.saturating_sub(12 + fixed_w(payload_col)));
     let mut constraints = vec![Constraint::Length(key_w), Constraint::Min(8)];
     constraints.extend(fixed(payload_col));
-    let widths = column_widths(inner, &constraints);
+    let widths = super::column_widths(inner, &constraints);
     let key_cut = widths[0] < usize::from(KEY_WIDTH);
     let rows = page.rows.iter().map(|rec| {
         let expires = expires_relative(rec.expires_at, now);

@@ -668,7 +668,11 @@ async fn pg_cron_job_missing_scheduled_disabled_and_failing() {
     let c = find(&r, "pg_cron");
     assert_eq!((c.level, c.value.as_str()), (Level::Ok, "no job"), "{c:#?}");
     assert!(c.detail.contains("cleanup_lag"), "{c:#?}");
-    assert_ne!(find(&r, "cleanup_lag").level, Level::Ok, "the lag is judged there");
+    assert_ne!(
+        find(&r, "cleanup_lag").level,
+        Level::Ok,
+        "the lag is judged there"
+    );
 
     // Scheduled (on a date that does not come during the test): ok, no run yet.
     let jobid: i64 = sqlx::query_scalar(
@@ -1378,7 +1382,11 @@ async fn the_metrics_endpoint_answers_prometheus_text() {
         None
     );
     assert_eq!(
-        value_of(&samples, "idemtop_check_pending", &[("check", "replay_rate")]),
+        value_of(
+            &samples,
+            "idemtop_check_pending",
+            &[("check", "replay_rate")]
+        ),
         Some(1.0)
     );
     let (_, _, body) = http(addr, "GET", "/metrics?second").await;

@@ -428,3 +428,27 @@ async fn the_table_model_is_read_once_and_again_when_it_may_have_changed() {
     let after = session.model(&cfg, &table, false).await.unwrap();
     assert!(after.column("operation").is_some());
 }
+
+/// A role that may connect but not read the table is told which privilege it lacks and the
+/// GRANT that fixes it, by name.
+#[tokio::test]
+async fn a_missing_privilege_names_the_role_and_the_grant() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let role = format!("nogrant_{db}");
+    conn.execute(format!("CREATE ROLE {role} LOGIN").as_str())
+        .await
+        .unwrap();
+    let role_url = server()
+        .url_for(&db)
+        .replace("postgres@", &format!("{role}@"));
+    let (code, out, err) = idemtop(&["--database-url", &role_url, "snapshot"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains(&format!(
+            "permission denied: role {role} lacks SELECT on public.idempotency_records (GRANT SELECT ON public.idempotency_records TO {role};"
+        )),
+        "{err}"
+    );
+}

@@ -69,7 +69,10 @@ fn loaded_wide() {
     assert!(screen.contains("48,210"), "total rows shown");
     assert!(screen.contains("idx_idempotency_operation"));
     // Never scanned, but too few inserts to judge: the same verdict as the Indexes check.
-    assert!(screen.contains("not yet"), "never scanned index, no verdict yet");
+    assert!(
+        screen.contains("not yet"),
+        "never scanned index, no verdict yet"
+    );
     insta::assert_snapshot!(screen);
     let mut judged = loaded(12);
     judged.unused_index_after_inserts = 1_000;

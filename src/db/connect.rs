@@ -687,6 +687,34 @@ fn home_dir() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
 }
 
+/// A permission error (SQLSTATE 42501) as one sentence naming the role, what it lacks and the
+/// GRANT that fixes it (with the server's own words after it).
+pub async fn permission_error(
+    conn: &mut PgConnection,
+    e: &anyhow::Error,
+    privilege: &str,
+    table: &crate::ident::TableRef,
+) -> anyhow::Error {
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_else(|_| "<role>".into());
+    let said = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => Some(sanitize::line(db.message())),
+            _ => None,
+        })
+        .unwrap_or_else(|| sanitize::line(&e.to_string()));
+    anyhow!(
+        "permission denied: role {} lacks {privilege} on {table} (GRANT {privilege} ON {}.{} TO {}; the server said: {said})",
+        sanitize::line(&role),
+        crate::ident::display_quoted(table.schema.as_str()),
+        crate::ident::display_quoted(table.table.as_str()),
+        crate::ident::display_quoted(&role),
+    )
+}
+
 /// SQLSTATE of the database error inside `e`, if any (e.g. "42501" insufficient_privilege).
 pub fn sqlstate(e: &anyhow::Error) -> Option<String> {
     e.chain()

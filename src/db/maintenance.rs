@@ -262,16 +262,21 @@ pub async fn cleanup(
     mut progress: impl FnMut(&CleanupProgress),
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
-    // --max-duration bounds the whole run, planning (counting) included.
+    // --max-duration bounds the whole run: the plan's count gets what is left of it (a count
+    // that does not finish leaves the backlog uncounted, never zero), and the batches stop when
+    // it is over. The client-side bound below only catches a server that answers nothing.
     let plan = match opts.max_duration {
-        Some(max) => tokio::time::timeout(max, crate::db::plan::make(pool, table, opts))
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "cleanup stopped before deleting anything: planning (counting the expired rows) took longer than --max-duration ({} s)",
-                    max.as_secs_f64()
-                )
-            })??,
+        Some(max) => tokio::time::timeout(
+            max + Duration::from_secs(10),
+            crate::db::plan::make(pool, table, opts),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "cleanup stopped before deleting anything: the server did not answer the plan's queries within --max-duration ({} s) + 10 s",
+                max.as_secs_f64()
+            )
+        })??,
         None => crate::db::plan::make(pool, table, opts).await?,
     };
     if opts.dry_run && plan.row_by_row.is_none() {

@@ -29,9 +29,15 @@ use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
 use crate::db::table::{self, PartitionStrategy, TableInfo};
 use crate::ident::TableRef;
 
-/// `statement_timeout` of the plan's count of expired rows.
-fn plan_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(30)
+/// `statement_timeout` of the plan's count of expired rows: 30 s, or less when
+/// `--max-duration` leaves less (at least 1 ms: 0 would mean no timeout at all).
+fn plan_timeout(opts: &CleanupOptions, started: std::time::Instant) -> std::time::Duration {
+    let cap = std::time::Duration::from_secs(30);
+    let left = match opts.max_duration {
+        Some(max) => max.saturating_sub(started.elapsed()).min(cap),
+        None => cap,
+    };
+    left.max(std::time::Duration::from_millis(1))
 }
 
 /// What a cleanup will do.
@@ -107,6 +113,7 @@ impl CleanupPlan {
 
 /// Make the plan. Refuses (an error naming the reason) when the table's expiry cannot be judged.
 pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
+    let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
     let info = table::resolve(&mut conn, table).await?;
     // Under an ACCESS EXCLUSIVE lock every count would wait behind it and time out: say who
@@ -135,7 +142,8 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
             planned.push(plan_partition(&mut conn, &info, p, cutoff, can_drop).await?);
         }
     }
-    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff).await?;
+    let timeout = plan_timeout(opts, started);
+    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff, timeout).await?;
     drop(conn);
     let (method, method_reason) = choose_method(
         pool,
@@ -293,6 +301,7 @@ async fn count_row_by_row(
     info: &TableInfo,
     planned: &[PlannedPartition],
     cutoff: DateTime<Utc>,
+    timeout: std::time::Duration,
 ) -> Result<Option<u64>> {
     let targets: Vec<TableRef> = if info.partitioned {
         planned
@@ -305,7 +314,7 @@ async fn count_row_by_row(
     };
     let mut total = 0u64;
     for t in targets {
-        let mut tx = crate::db::connect::begin_bounded(conn, plan_timeout()).await?;
+        let mut tx = crate::db::connect::begin_bounded(conn, timeout).await?;
         let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
             "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
             t.qualified()

@@ -226,8 +226,23 @@ impl ExpectedIndex {
     }
 }
 
-/// Take one snapshot. `conn` should be a session with a short `statement_timeout`.
+/// Take one snapshot. `conn` should be a session with a short `statement_timeout`. A missing
+/// privilege is said in one sentence naming the role and the GRANT that fixes it.
 pub async fn take(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    match take_inner(conn, table, info, opts).await {
+        Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
+            Err(crate::db::connect::permission_error(conn, &e, "SELECT", table).await)
+        }
+        other => other,
+    }
+}
+
+async fn take_inner(
     conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,

@@ -1346,3 +1346,81 @@ mod issue13 {
         }
     }
 }
+
+mod after_cleanup {
+    //! The refresh after a cleanup shows figures that include it: the Rows panel says how they
+    //! were obtained (carried from the last exact counts by the counters), and the Operations
+    //! panel agrees with it.
+    use super::*;
+    use idemtop::app::action::Maintenance;
+    use idemtop::app::Finished;
+    use idemtop::db::snapshot::RowsBasis;
+
+    fn after_cleanup() -> App {
+        let mut a = loaded(3);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Done {
+                what: Maintenance::Cleanup,
+                elapsed: Duration::from_secs(4),
+                result: Ok(Finished {
+                    rows: Some(298_394),
+                    detail: "deleted 298,394 rows in 12 batches by heap sweep (caught up)".into(),
+                }),
+            }),
+        );
+        let generation = a.refresh.in_flight.expect("a refresh right after the action");
+        let mut s = snapshot(8, 40_000);
+        let (live, expired) = (201_606, 120);
+        s.rows.total = live + expired;
+        s.rows.live = live;
+        s.rows.expired = expired;
+        s.rows.exact = false;
+        s.rows.expired_exact = true;
+        s.rows.basis = RowsBasis::CountedSince;
+        s.rows.basis_at = Some(s.taken_at - chrono::Duration::seconds(20));
+        s.operations_exact = false;
+        s.operations_as_of = s.rows.basis_at;
+        let (sum_live, sum_expired): (i64, i64) = (
+            s.operations.iter().filter_map(|o| o.live).sum(),
+            s.operations.iter().filter_map(|o| o.expired).sum(),
+        );
+        for o in &mut s.operations {
+            o.live = o.live.map(|v| v * live / sum_live.max(1));
+            o.expired = o.expired.map(|v| v * expired / sum_expired.max(1));
+            o.total = o.live.unwrap_or(0) + o.expired.unwrap_or(0);
+            o.exact = false;
+        }
+        update(
+            &mut a,
+            Event::Db(DbEvent::Snapshot {
+                generation,
+                result: Ok(Box::new(s)),
+            }),
+        );
+        a
+    }
+
+    #[test]
+    fn after_cleanup_figures_80x24() {
+        let a = after_cleanup();
+        let screen = render(&a, 80, 24);
+        assert!(screen.contains("Rows (~ carried)"), "{screen}");
+        assert!(screen.contains("201,606"), "live after the cleanup: {screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn after_cleanup_figures_120x40() {
+        let a = after_cleanup();
+        let screen = render(&a, 120, 40);
+        assert!(screen.contains("Rows (~ carried)"), "{screen}");
+        assert!(screen.contains("201,606"), "{screen}");
+        assert!(
+            screen.contains("exact pass of 20s ago carried to now"),
+            "the Operations panel says what it shows: {screen}"
+        );
+        assert!(screen.contains("cleanup done: deleted 298,394 rows"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+}

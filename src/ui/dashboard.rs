@@ -275,7 +275,7 @@ fn draw_sizes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme)
 fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
     let title = match s.rows.basis {
         _ if s.rows.exact => "Rows (exact)",
-        crate::db::snapshot::RowsBasis::CountedSince => "Rows (~ counted, carried to now)",
+        crate::db::snapshot::RowsBasis::CountedSince => "Rows (~ carried)",
         _ => "Rows (~ estimated)",
     };
     let b = block(title, t);

@@ -1369,7 +1369,10 @@ mod after_cleanup {
                 }),
             }),
         );
-        let generation = a.refresh.in_flight.expect("a refresh right after the action");
+        let generation = a
+            .refresh
+            .in_flight
+            .expect("a refresh right after the action");
         let mut s = snapshot(8, 40_000);
         let (live, expired) = (201_606, 120);
         s.rows.total = live + expired;
@@ -1406,7 +1409,10 @@ mod after_cleanup {
         let a = after_cleanup();
         let screen = render(&a, 80, 24);
         assert!(screen.contains("Rows (~ carried)"), "{screen}");
-        assert!(screen.contains("201,606"), "live after the cleanup: {screen}");
+        assert!(
+            screen.contains("201,606"),
+            "live after the cleanup: {screen}"
+        );
         insta::assert_snapshot!(screen);
     }
 
@@ -1420,7 +1426,10 @@ mod after_cleanup {
             screen.contains("exact pass of 20s ago carried to now"),
             "the Operations panel says what it shows: {screen}"
         );
-        assert!(screen.contains("cleanup done: deleted 298,394 rows"), "{screen}");
+        assert!(
+            screen.contains("cleanup done: deleted 298,394 rows"),
+            "{screen}"
+        );
         insta::assert_snapshot!(screen);
     }
 }

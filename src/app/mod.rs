@@ -520,7 +520,9 @@ impl App {
             exact_pass,
             also: Also {
                 cron: self.screen == Screen::Activity || self.cron.is_none(),
-                checks: self.screen == Screen::Health || exact_pass,
+                // After an action (and on `r`) the checks run too: the header must not keep
+                // judging the table as it was before the action.
+                checks: self.screen == Screen::Health || exact_pass || force,
                 partitions: self.screen == Screen::Partitions,
                 model: force,
             },

@@ -269,13 +269,11 @@ async fn has_live_row(
     sqlx::query("SELECT set_config('lock_timeout', '500ms', true)")
         .execute(&mut *tx)
         .await?;
-    let live: Result<bool, sqlx::Error> = sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE expires_at > $1 OR expires_at IS NULL)",
-        part.qualified()
-    ))
-    .bind(cutoff)
-    .fetch_one(&mut *tx)
-    .await;
+    let live: Result<bool, sqlx::Error> =
+        sqlx::query_scalar(&partitions::live_row_sql(&part.qualified()))
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await;
     match live {
         Ok(live) => {
             tx.commit().await?;

@@ -262,12 +262,41 @@ if plain | grep -q 'the cleanup job is not scheduled'; then
 fi
 capture activity
 
-# Quit: the demo stops its server and removes its files.
+# The demo's own server (the newest throwaway cluster): its port, for the two shots below.
+DEMO_DATA=$(ls -dt "${TMPDIR:-/tmp}"/idemtop-pg-*/data 2>/dev/null | head -1)
+[ -n "$DEMO_DATA" ] || fail "cannot find the demo's server directory"
+DEMO_PORT=$(sed -n 4p "$DEMO_DATA/postmaster.pid")
+PSQL=$(pg_bin_dir)/psql
+[ -x "$PSQL" ] || PSQL=psql
+
+# 7. another session holds an ACCESS EXCLUSIVE lock: the header says LOCKED and who holds it
+key 1
+wait_for 'refreshed' 10
+"$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -q \
+    -c "SET application_name = 'migration-042'" \
+    -c "BEGIN" -c "LOCK TABLE idempotency_records IN ACCESS EXCLUSIVE MODE" \
+    -c "SELECT pg_sleep(25)" -c "COMMIT" >/dev/null 2>&1 &
+LOCKER=$!
+wait_for 'LOCKED' 20
+sleep 3
+capture locked
+kill "$LOCKER" 2>/dev/null || true
+wait "$LOCKER" 2>/dev/null || true
+wait_gone 'LOCKED' 40
+
+# 8. the server goes away: disconnected, retrying, the last figures kept and marked stale
+DEMO_PID=$(head -1 "$DEMO_DATA/postmaster.pid")
+kill -TERM "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)"
+wait_for 'disconnected' 30
+sleep 3
+capture disconnected
+
+# Quit: the demo stops its server (already gone here) and removes its files.
 key q
 for _ in $(seq 1 150); do pane_dead && break; sleep 0.2; done
 pane_dead || fail "idemtop did not exit after q"
 plain | grep -q 'server stopped and its files removed' \
-    || say "warning: did not see the demo's 'server stopped' line"
+    || say "note: did not see the demo's 'server stopped' line (its server was stopped for disconnected.png)"
 
 say "rendering"
 "$PY" "$HERE/render.py" --cols "$COLS" --rows "$ROWS" --title "idemtop demo — ${COLS}×${ROWS}" \
@@ -276,6 +305,8 @@ say "rendering"
     "$RAW/records.ansi" "$OUT/records.png" \
     "$RAW/detail.ansi" "$OUT/detail.png" \
     "$RAW/help.ansi" "$OUT/help.png" \
-    "$RAW/activity.ansi" "$OUT/activity.png"
+    "$RAW/activity.ansi" "$OUT/activity.png" \
+    "$RAW/locked.ansi" "$OUT/locked.png" \
+    "$RAW/disconnected.ansi" "$OUT/disconnected.png"
 cp "$OUT"/*.png "$HERE"/
 say "done: $(cd "$HERE" && ls ./*.png | tr '\n' ' ')"

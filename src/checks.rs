@@ -123,6 +123,24 @@ pub struct CheckResult {
     pub detail: String,
     /// What to do about it (from the guide's troubleshooting); may be empty when ok.
     pub advice: String,
+    /// The check has no data yet (a rate needs two refreshes): shown as UNKNOWN with the
+    /// reason, but left out of the overall status, `check`'s exit code and the alerting
+    /// metric until it has one.
+    pub pending: bool,
+}
+
+/// The one judgement of "unused index", shared by the Indexes check, the dashboard's Indexes
+/// panel and `/metrics`: a valid index that is not unique (a unique index enforces something
+/// even when never scanned) and was never scanned while the table took at least
+/// `min_inserts` inserts (config `thresholds.indexes.unused_after_inserts`). Before that many
+/// inserts, "not scanned yet" is no verdict.
+pub fn index_unused(i: &crate::db::snapshot::IndexStats, n_tup_ins: i64, min_inserts: i64) -> bool {
+    i.valid && i.idx_scan == 0 && !i.unique && !i.primary && n_tup_ins >= min_inserts
+}
+
+/// The worst level of `checks`, leaving out the pending ones (ok when there are none).
+pub fn worst(checks: &[CheckResult]) -> Level {
+    Level::worst(checks.iter().filter(|c| !c.pending).map(|c| c.level))
 }
 
 /// Every check's id, in the order they are listed at equal level.
@@ -489,7 +507,7 @@ pub fn evaluate(
         bloat(snap, extras, cfg),
         indexes(snap, extras, cfg),
         cleanup_function(snap, extras),
-        pg_cron(snap, extras, cfg),
+        pg_cron(snap, extras),
         grants_check(extras),
         retention(extras, cfg),
         cached_failures(snap, extras, cfg),
@@ -508,6 +526,7 @@ fn result(
     advice: impl Into<String>,
 ) -> CheckResult {
     CheckResult {
+        pending: false,
         id,
         name: name.into(),
         level,
@@ -518,6 +537,14 @@ fn result(
 }
 
 /// A check whose facts could not be read: unknown, saying why.
+/// A check without data yet: UNKNOWN, said why, and not counted (see [`CheckResult::pending`]).
+fn pending(id: &'static str, name: &str, detail: impl Into<String>) -> CheckResult {
+    CheckResult {
+        pending: true,
+        ..result(id, name, Level::Unknown, "pending", detail, "")
+    }
+}
+
 fn unknown(
     id: &'static str,
     name: &str,
@@ -813,7 +840,7 @@ fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
         .iter()
         .filter(|i| i.valid && i.idx_scan == 0 && !i.unique && !i.primary)
     {
-        if snap.counters.n_tup_ins >= min_inserts {
+        if index_unused(i, snap.counters.n_tup_ins, min_inserts) {
             level = level.min(Level::Warning);
             problems.push(format!(
                 "{} ({}) was never scanned in {} inserts since the statistics were reset",
@@ -922,14 +949,14 @@ fn cleanup_function(snap: &Snapshot, extras: &Extras) -> CheckResult {
     )
 }
 
-fn pg_cron(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
+fn pg_cron(snap: &Snapshot, extras: &Extras) -> CheckResult {
     const ID: &str = "pg_cron";
     const NAME: &str = "pg_cron job";
     let schedule_sql = format!(
-        "SELECT cron.schedule('{}', '{}', $$SELECT {}()$$);",
+        "SELECT cron.schedule('{}', '{}', $${}$$);",
         cron::JOB_NAME,
         cron::HOURLY,
-        CLEANUP_FUNCTION
+        cron::command(&extras.table)
     );
     let status = match &extras.cron {
         Err(e) => {
@@ -976,40 +1003,18 @@ fn pg_cron(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
             ),
             cron::enable_hint(status).unwrap_or_default(),
         ),
-        CronStatus::Ready { job: None, .. } => {
-            let lag_ok = cleanup_lag_level(snap, cfg) == Level::Ok;
-            if lag_ok {
-                result(
-                    ID,
-                    NAME,
-                    Level::Ok,
-                    "no job",
-                    format!(
-                        "pg_cron is ready but has no job '{}'; expired rows do not pile up, so \
-                         something else cleans up (application task?)",
-                        cron::JOB_NAME
-                    ),
-                    format!("To let the database clean up itself: {schedule_sql}"),
-                )
-            } else {
-                result(
-                    ID,
-                    NAME,
-                    Level::Warning,
-                    "no job",
-                    format!(
-                        "pg_cron is ready but has no job '{}', and expired rows wait for cleanup \
-                         (cleanup lag {})",
-                        cron::JOB_NAME,
-                        format::duration_secs(snap.rows.cleanup_lag_secs)
-                    ),
-                    format!(
-                        "Schedule the guide's hourly cleanup: {schedule_sql} (or run the \
-                         application's cleanup task)"
-                    ),
-                )
-            }
-        }
+        CronStatus::Ready { job: None, .. } => result(
+            ID,
+            NAME,
+            Level::Ok,
+            "no job",
+            format!(
+                "pg_cron is ready but has no job '{}': the database does not clean up by itself \
+                 (whether expired rows are cleaned, by anyone, is the cleanup_lag check's judgement)",
+                cron::JOB_NAME
+            ),
+            format!("To let the database clean up itself: {schedule_sql}"),
+        ),
         CronStatus::Ready {
             job: Some(job),
             runs,
@@ -1511,13 +1516,10 @@ fn replay_rate(snap: &Snapshot, prev: Option<&Snapshot>, cfg: &Config) -> CheckR
     let note = "PostgreSQL counts INSERT ... ON CONFLICT's uniqueness check as one primary-key \
                 scan per row, a plain INSERT's as none";
     let Some(prev) = prev else {
-        return result(
+        return pending(
             ID,
             NAME,
-            Level::Unknown,
-            "n/a",
-            "needs two refreshes to compare counters",
-            "",
+            "needs two refreshes to compare counters; not counted until then",
         );
     };
     let pkey = |s: &Snapshot| s.indexes.iter().find(|i| i.primary).map(|i| i.idx_scan);
@@ -1596,14 +1598,19 @@ fn replay_rate(snap: &Snapshot, prev: Option<&Snapshot>, cfg: &Config) -> CheckR
 
 /// "1 critical, 2 warning, 6 ok, 1 unknown".
 pub fn summary(checks: &[CheckResult]) -> String {
-    let n = |l: Level| checks.iter().filter(|c| c.level == l).count();
-    format!(
+    let n = |l: Level| checks.iter().filter(|c| c.level == l && !c.pending).count();
+    let pending = checks.iter().filter(|c| c.pending).count();
+    let mut s = format!(
         "{} critical, {} warning, {} unknown, {} ok",
         n(Level::Critical),
         n(Level::Warning),
         n(Level::Unknown),
         n(Level::Ok)
-    )
+    );
+    if pending > 0 {
+        s.push_str(&format!(", {pending} pending"));
+    }
+    s
 }
 
 #[cfg(test)]

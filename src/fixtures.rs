@@ -84,6 +84,8 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
             toast_bytes: 409_600,
         },
         rows: Rows {
+            basis: crate::db::snapshot::RowsBasis::Statistics,
+            basis_at: None,
             total,
             live: total - expired,
             expired,

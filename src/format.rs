@@ -125,6 +125,60 @@ pub fn percent(f: f64) -> String {
     format!("{:.1}%", f * 100.0)
 }
 
+/// Columns `s` takes on a terminal (wide characters count two, combining marks none).
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to at most `max` columns, never inside a character, and ending with `…` when cut,
+/// so a cut is always visible. `s` is returned whole when it fits.
+pub fn fit(s: &str, max: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    if width(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// The end of `s` in at most `max` columns, starting with `…` when the start was cut (a text
+/// prompt shows where the cursor is).
+pub fn fit_tail(s: &str, max: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    if width(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for c in s.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    let mut out = String::from("…");
+    out.extend(kept.into_iter().rev());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +206,26 @@ mod tests {
             "21m ago"
         );
         assert_eq!(ago_short(None, now), "never");
+    }
+
+    #[test]
+    fn text_is_cut_by_columns_with_a_visible_ellipsis() {
+        assert_eq!(fit("payment", 10), "payment");
+        assert_eq!(fit("payment", 7), "payment");
+        assert_eq!(fit("payment", 6), "payme…");
+        assert_eq!(fit("payment", 1), "…");
+        assert_eq!(fit("payment", 0), "");
+        // Wide characters take two columns and are never split.
+        assert_eq!(fit("東京都庁", 5), "東京…");
+        assert_eq!(width(&fit("東京都庁", 6)), 5);
+        assert_eq!(fit("東京都庁", 8), "東京都庁");
+        assert_eq!(fit("café ☕ ok", 6), "café …");
+        let id = "550e8400-e29b-41d4-a716-446655440000";
+        assert_eq!(fit(id, 36), id);
+        assert_eq!(fit(id, 20), "550e8400-e29b-41d4-…");
+        assert_eq!(width(&fit(id, 20)), 20);
+        assert_eq!(fit_tail("0123456789", 5), "…6789");
+        assert_eq!(fit_tail("0123456789", 10), "0123456789");
+        assert_eq!(fit_tail("ab東京", 4), "…京");
     }
 }

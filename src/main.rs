@@ -44,7 +44,9 @@ fn main() -> ExitCode {
                 commands::migrate::run(&cli.global, action, layout).await
             }
             Some(Command::Snapshot { format, exact }) => {
-                commands::snapshot::run(&cli.global, format, exact).await
+                commands::snapshot::run(&cli.global, format, exact)
+                    .await
+                    .map(exit)
             }
             Some(Command::Cleanup(args)) => {
                 commands::cleanup::run(&cli.global, &args).await.map(exit)

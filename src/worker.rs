@@ -110,6 +110,20 @@ pub struct Worker {
     pub panic_for_test: AtomicBool,
 }
 
+/// How long one refresh (and, separately, what the screens on show need besides it) may take
+/// before the server counts as not responding. A healthy refresh takes milliseconds; its slowest
+/// parts are bounded on the server (the exact pass and the retention sample by 2 s, lock waits
+/// by 500 ms), so this only fires when the server answers nothing at all: within two refresh
+/// intervals at the default interval.
+pub const REFRESH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(3500);
+
+fn not_responding() -> anyhow::Error {
+    anyhow::Error::new(crate::db::connect::NotResponding(format!(
+        "the server did not answer within {:.1} s (frozen, overloaded, or the network is gone)",
+        REFRESH_DEADLINE.as_secs_f64()
+    )))
+}
+
 /// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -214,10 +228,29 @@ impl Worker {
     async fn refresh_and_send(&self, generation: u64, opts: SnapshotOptions, also: Also) {
         let mut guard = self.refresh_conn.lock().await;
         let session = &mut *guard;
-        let result = self.refresh_on(session, opts, also.model).await;
+        // A frozen server (or a dead network) answers nothing and enforces no statement_timeout:
+        // the client-side deadline turns that into "not responding", and the session, possibly
+        // mid-query, is dropped.
+        let result = match tokio::time::timeout(
+            REFRESH_DEADLINE,
+            self.refresh_on(session, opts, also.model),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                session.disconnect();
+                Err(not_responding())
+            }
+        };
         let (snap, info) = match result {
             Ok(pair) => pair,
             Err(e) => {
+                if let Some(lock) = crate::db::locks::locked_in(&e) {
+                    let lock = Box::new(lock.clone());
+                    let _ = self.events.send(DbEvent::Locked { generation, lock });
+                    return;
+                }
                 session.forget_model_on(&e);
                 if is_connection_lost(&e) {
                     session.disconnect();
@@ -231,16 +264,45 @@ impl Worker {
             generation,
             result: Ok(Box::new(snap.clone())),
         });
+        let extras = tokio::time::timeout(
+            REFRESH_DEADLINE,
+            self.send_extras(session, &snap, info.oid, also),
+        )
+        .await;
+        if extras.is_err() {
+            session.disconnect();
+            let lost = || db_error(&not_responding());
+            if also.checks {
+                let _ = self.events.send(DbEvent::Checks(Err(lost())));
+            }
+            if also.partitions && snap.partitioned {
+                let _ = self.events.send(DbEvent::Partitions(Err(lost())));
+            }
+            if also.cron {
+                let _ = self.events.send(DbEvent::Cron(Err(lost())));
+            }
+        }
+        session.previous = Some(snap);
+    }
+
+    /// What the screens on show need besides the snapshot, each sent as its own event.
+    async fn send_extras(
+        &self,
+        session: &mut RefreshSession,
+        snap: &Snapshot,
+        oid: u32,
+        also: Also,
+    ) {
         let Some(conn) = session.conn.as_mut() else {
             return;
         };
         // The checks read pg_cron's status too: the Activity screen's panel reuses it.
         let mut cron_from_checks = None;
         if also.checks {
-            let result = match checks::gather(conn, &self.table, &snap, &self.config).await {
+            let result = match checks::gather(conn, &self.table, snap, &self.config).await {
                 Ok(extras) => {
                     let results =
-                        checks::evaluate(&snap, session.previous.as_ref(), &extras, &self.config);
+                        checks::evaluate(snap, session.previous.as_ref(), &extras, &self.config);
                     cron_from_checks = Some(extras.cron.map_err(|message| DbError {
                         message,
                         connection_lost: false,
@@ -252,9 +314,7 @@ impl Worker {
             let _ = self.events.send(DbEvent::Checks(result));
         }
         if also.partitions && snap.partitioned {
-            let result = partitions::list(conn, info.oid)
-                .await
-                .map_err(|e| db_error(&e));
+            let result = partitions::list(conn, oid).await.map_err(|e| db_error(&e));
             let _ = self.events.send(DbEvent::Partitions(result));
         }
         if also.cron {
@@ -266,7 +326,6 @@ impl Worker {
             };
             let _ = self.events.send(DbEvent::Cron(status));
         }
-        session.previous = Some(snap);
     }
 
     async fn refresh_on(
@@ -409,8 +468,12 @@ impl Worker {
                     *g = Some(token.clone());
                 }
                 let events = self.events.clone();
+                // A pool of its own, closed when done: a backend flushes its row counters to
+                // pg_stat when it exits, while an idle one may hold them back for 10 s; the
+                // refresh right after the cleanup then counts what it deleted.
+                let pool = self.connect.pool(2).await?;
                 let result = maintenance::cleanup(
-                    &self.pool,
+                    &pool,
                     &self.table,
                     &maintenance::CleanupOptions::default(),
                     &token,
@@ -430,6 +493,7 @@ impl Worker {
                 if let Ok(mut g) = self.cleanup_cancel.lock() {
                     *g = None;
                 }
+                pool.close().await;
                 let s = result?;
                 let dropped = s
                     .partitions

@@ -193,7 +193,7 @@ async fn cleanup_deletes_exactly_the_expired_rows_while_live_rows_arrive() {
     let arrived = inserter.await.unwrap();
 
     assert_eq!(summary.deleted, 20_000);
-    assert_eq!(summary.expired_at_start, 20_000);
+    assert_eq!(summary.expired_at_start, Some(20_000));
     assert_eq!(summary.stopped, StopReason::CaughtUp);
     assert!(!summary.dry_run);
     assert_eq!(expired_by(&mut conn, &table, summary.cutoff).await, 0);
@@ -287,7 +287,7 @@ async fn walk_and_sweep_delete_the_same_rows_and_auto_picks_by_share() {
     let swept = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
     assert_eq!(swept.method, bulk_method(&mut conn).await, "{swept:?}");
     assert_eq!(swept.deleted, 20_000);
-    assert_eq!(swept.expired_at_start, 20_000);
+    assert_eq!(swept.expired_at_start, Some(20_000));
     assert_eq!(expired_by(&mut conn, &table, swept.cutoff).await, 0);
     assert_eq!(count(&mut conn, &table, "operation = 'live'").await, 20_000);
 
@@ -296,7 +296,10 @@ async fn walk_and_sweep_delete_the_same_rows_and_auto_picks_by_share() {
     insert_expired(&mut conn, &table, 10_000).await;
     conn.execute("ANALYZE idempotency_records").await.unwrap();
     let dry = dry_run(&pool, &table).await;
-    assert_eq!((dry.method, dry.expired_at_start), (Method::Walk, 10_000));
+    assert_eq!(
+        (dry.method, dry.expired_at_start),
+        (Method::Walk, Some(10_000))
+    );
     let small = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
     assert_eq!((small.method, small.deleted), (Method::Walk, 10_000));
 }
@@ -499,7 +502,7 @@ async fn a_cancelled_cleanup_keeps_what_it_did_and_a_second_run_finishes() {
 
     let second = run_cleanup(&pool, &table, &opts).await;
     assert_eq!(second.stopped, StopReason::CaughtUp);
-    assert_eq!(second.expired_at_start, 8_500);
+    assert_eq!(second.expired_at_start, Some(8_500));
     assert_eq!(first.deleted + second.deleted, 10_000);
     assert_eq!(left(&mut conn, &table).await, (0, 1_000));
 }
@@ -513,7 +516,7 @@ async fn dry_run_counts_and_deletes_nothing() {
     insert_live(&mut conn, &table, 100).await;
     let s = dry_run(&pool(&url).await, &table).await;
     assert!(s.dry_run);
-    assert_eq!(s.expired_at_start, 300);
+    assert_eq!(s.expired_at_start, Some(300));
     assert_eq!((s.deleted, s.batches), (0, 0));
     assert_eq!(count(&mut conn, &table, "true").await, 400);
 }
@@ -618,7 +621,7 @@ async fn a_read_only_session_is_refused_by_the_server() {
     }
     // Counting is no write: a dry run works read-only.
     let s = dry_run(&ro, &table).await;
-    assert_eq!(s.expired_at_start, 20_200);
+    assert_eq!(s.expired_at_start, Some(20_200));
     // ANALYZE and VACUUM are refused too (the server itself would allow them).
     let mut ro_conn = ConnectConfig {
         read_only: true,
@@ -868,7 +871,7 @@ async fn the_dry_run_names_the_method_the_run_uses() {
         let run = run_cleanup(&pool, &table, &opts).await;
         assert_eq!(dry.method, run.method, "{choice:?}");
         assert_eq!(dry.method_reason, run.method_reason, "{choice:?}");
-        assert_eq!(dry.expired_at_start, run.deleted, "{choice:?}");
+        assert_eq!(dry.expired_at_start, Some(run.deleted), "{choice:?}");
         let v = server_version_num(&mut conn).await;
         if v < 140_000 || choice == MethodChoice::Walk {
             assert_eq!(run.method, Method::Walk, "{choice:?}");

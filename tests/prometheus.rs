@@ -54,7 +54,7 @@ fn run(cmd: &mut Command) -> (bool, String) {
 fn the_rules_name_only_metrics_and_checks_that_idemtop_exposes() {
     let snap = fixtures::snapshot(0, 1000);
     let results = checks::evaluate(&snap, None, &Extras::default(), &Config::default());
-    let text = metrics::render(Some((&snap, &results)), 0.1);
+    let text = metrics::render(Some((&snap, &results)), None, 0.1);
     let exposed: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -75,6 +75,7 @@ fn the_rules_name_only_metrics_and_checks_that_idemtop_exposes() {
     }
     for name in [
         "idemtop_up",
+        "idemtop_table_locked",
         "idemtop_rows",
         "idemtop_cleanup_lag_seconds",
         "idemtop_dead_tuples",

@@ -68,8 +68,18 @@ fn loaded_wide() {
     let screen = render(&a, 120, 36);
     assert!(screen.contains("48,210"), "total rows shown");
     assert!(screen.contains("idx_idempotency_operation"));
-    assert!(screen.contains("unused"), "never scanned index flagged");
+    // Never scanned, but too few inserts to judge: the same verdict as the Indexes check.
+    assert!(
+        screen.contains("not yet"),
+        "never scanned index, no verdict yet"
+    );
     insta::assert_snapshot!(screen);
+    let mut judged = loaded(12);
+    judged.unused_index_after_inserts = 1_000;
+    assert!(
+        render(&judged, 120, 36).contains("unused"),
+        "never scanned over enough inserts: unused"
+    );
 }
 
 #[test]
@@ -118,8 +128,16 @@ fn stale_after_an_error() {
         false,
     );
     let screen = render(&a, 100, 30);
-    assert!(screen.contains("stale: canceling statement due to statement timeout"));
+    assert!(
+        screen.contains(
+            "connected, last refresh failed: canceling statement due to statement timeout"
+        ),
+        "{screen}"
+    );
     assert!(screen.contains("48,210"), "last good data stays");
+    assert!(screen.contains("(stale, 0 s old)"), "{screen}");
+    assert!(screen.contains("STALE, 0 s old: measured at 12:00:02 UTC"));
+    assert!(!screen.contains("health ok"), "{screen}");
     insta::assert_snapshot!(screen);
 }
 
@@ -132,7 +150,17 @@ fn reconnecting() {
         true,
     );
     let screen = render(&a, 100, 30);
-    assert!(screen.contains("server unreachable, reconnecting (attempt 1)"));
+    assert!(
+        screen.contains(
+            "disconnected — retrying in 1 s (attempt 1): cannot connect to app@db.internal:5432/app"
+        ),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("refused"),
+        "the error wraps, whole: {screen}"
+    );
+    assert!(!screen.contains("● connected"), "{screen}");
     insta::assert_snapshot!(screen);
 }
 
@@ -594,7 +622,8 @@ mod records_view {
         );
         let screen = render(&a, 110, 12);
         assert!(
-            screen.contains("newest first · page 1 · sort column has no index"),
+            screen
+                .contains("newest first · page 1 · as of 12:00:00 UTC · sort column has no index"),
             "{screen}"
         );
     }
@@ -738,8 +767,13 @@ fn read_only_footer_says_writes_are_disabled() {
     a.flash = None;
     let screen = render(&a, 100, 20);
     assert!(
-        screen.contains("read-only: c a v d S U disabled"),
+        screen.contains("read-only: c a v S U d disabled"),
         "{screen}"
+    );
+    assert!(screen.contains("? help"), "{screen}");
+    assert!(
+        !screen.contains("c cleanup"),
+        "no write key offered: {screen}"
     );
     assert!(screen.contains("READ-ONLY"));
 }
@@ -816,4 +850,586 @@ fn a_failed_health_or_partitions_query_says_so_instead_of_loading_forever() {
     );
     assert!(!screen.contains("running the checks"), "{screen}");
     assert!(!screen.contains('\x1b'), "sanitized: {screen}");
+}
+
+mod issue13 {
+    //! Show only what was measured: the header's connection states, a locked table, the help
+    //! at 80x24, the live records list, the footer from the key table, bounded input.
+    use super::*;
+    use idemtop::app::keys;
+    use idemtop::app::Overlay;
+    use idemtop::checks::{CheckResult, Level};
+    use idemtop::db::locks::TableLock;
+    use idemtop::db::records::{Page, RecordSummary};
+    use idemtop::db::ts::Ts;
+    use idemtop::fixtures::at;
+    use uuid::Uuid;
+
+    fn check(id: &'static str, level: Level) -> CheckResult {
+        CheckResult {
+            id,
+            name: id.into(),
+            level,
+            value: "v".into(),
+            detail: String::new(),
+            advice: String::new(),
+            pending: false,
+        }
+    }
+
+    /// Send a tick at `a.now + d`; the refresh it starts, if any.
+    fn tick(a: &mut App, d: Duration) -> Option<u64> {
+        let now = a.now + d;
+        update(a, Event::Tick(now))
+            .into_iter()
+            .find_map(|r| match r {
+                Request::Refresh { generation, .. } => Some(generation),
+                _ => None,
+            })
+    }
+
+    fn lost(a: &mut App, generation: u64) {
+        update(
+            a,
+            Event::Db(DbEvent::Snapshot {
+                generation,
+                result: Err(DbError {
+                    message: "cannot connect to app@db.internal:5432/app: connection refused"
+                        .into(),
+                    connection_lost: true,
+                }),
+            }),
+        );
+    }
+
+    /// Loaded with one critical check, then the server stops: three failed attempts.
+    fn disconnected() -> App {
+        let mut a = loaded(3);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Checks(Ok(vec![
+                check("cleanup_lag", Level::Critical),
+                check("bloat", Level::Ok),
+            ]))),
+        );
+        let g = tick(&mut a, Duration::from_secs(2)).expect("due");
+        lost(&mut a, g); // backoff 0.5 s
+        let g = tick(&mut a, Duration::from_millis(500)).expect("retry 1");
+        lost(&mut a, g); // 1 s
+        let g = tick(&mut a, Duration::from_secs(1)).expect("retry 2");
+        lost(&mut a, g); // 2 s
+        tick(&mut a, Duration::from_millis(400));
+        a
+    }
+
+    #[test]
+    fn disconnected_header_80x24() {
+        let mut a = disconnected();
+        let screen = render(&a, 80, 24);
+        for needle in [
+            "✖ disconnected — retrying in 2 s (attempt 3): cannot connect to",
+            "connection refused",
+            "data of 12:00:04 UTC (stale, 3 s old)",
+            "[4] health unknown (was: 1",
+            "STALE, 3 s old: measured at 12:00:04 UTC; nothing newer could be read",
+            "live 26,210",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+        assert!(!screen.contains("● connected"), "{screen}");
+        assert!(!screen.contains("health ok"), "{screen}");
+        insta::assert_snapshot!(screen);
+        // The countdown and the age tick with the state's clock.
+        tick(&mut a, Duration::from_secs(1));
+        let screen = render(&a, 80, 24);
+        assert!(screen.contains("retrying in 1 s (attempt 3)"), "{screen}");
+        assert!(screen.contains("(stale, 4 s old)"), "{screen}");
+    }
+
+    #[test]
+    fn disconnected_header_120x40() {
+        let a = disconnected();
+        let screen = render(&a, 120, 40);
+        assert!(
+            screen.contains(
+                "✖ disconnected — retrying in 2 s (attempt 3): cannot connect to \
+                 app@db.internal:5432/app: connection refused"
+            ),
+            "one line when it fits:\n{screen}"
+        );
+        assert!(screen.contains("(stale, 3 s old)"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn disconnected_before_any_data_says_so() {
+        let (mut a, t0) = app();
+        let reqs = update(&mut a, Event::Tick(t0));
+        let Some(Request::Refresh { generation, .. }) = reqs.first().cloned() else {
+            panic!("{reqs:?}")
+        };
+        lost(&mut a, generation);
+        let screen = render(&a, 80, 24);
+        assert!(
+            screen.contains("disconnected — retrying in 1 s (attempt 1)"),
+            "{screen}"
+        );
+        assert!(screen.contains("no data yet"), "{screen}");
+        assert!(screen.contains("[4] health unknown"), "{screen}");
+        assert!(screen.contains("Could not read the table:"), "{screen}");
+    }
+
+    fn lock() -> TableLock {
+        TableLock {
+            relation: "public.idempotency_records".into(),
+            mode: "AccessExclusiveLock".into(),
+            granted: true,
+            pid: 4242,
+            user: Some("alice".into()),
+            application: Some("psql".into()),
+            client: Some("10.0.0.7".into()),
+            state: Some("idle in transaction".into()),
+            xact_secs: Some(180.0),
+            // As the server cuts it: 200 characters.
+            query: Some(
+                format!(
+                    "ALTER TABLE idempotency_records ADD COLUMN tenant_id\u{200b} bigint NOT NULL \
+                 DEFAULT 0, ADD CONSTRAINT tenant_fk FOREIGN KEY (tenant_id) REFERENCES \
+                 tenants (id) ON DELETE CASCADE; -- {}",
+                    "x".repeat(200)
+                )
+                .chars()
+                .take(200)
+                .collect(),
+            ),
+            waiting: 5,
+            seen_at: at(6),
+        }
+    }
+
+    /// Loaded, the checks all ok, then a refresh finds the table locked; a second later.
+    fn locked() -> App {
+        let mut a = loaded(3);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Checks(Ok(vec![check("cleanup_lag", Level::Ok)]))),
+        );
+        let g = tick(&mut a, Duration::from_secs(2)).expect("due");
+        update(
+            &mut a,
+            Event::Db(DbEvent::Locked {
+                generation: g,
+                lock: Box::new(lock()),
+            }),
+        );
+        tick(&mut a, Duration::from_secs(1));
+        a
+    }
+
+    #[test]
+    fn lock_with_blocker_120x40() {
+        let a = locked();
+        let screen = render(&a, 120, 40);
+        for needle in [
+            "LOCKED — AccessExclusiveLock held by pid 4242 (alice, psql, idle in transaction \
+             for 3m 01s); 5 sessions wait",
+            "Blocker: the table is locked, nothing measured",
+            "pid 4242  user alice  application psql  client 10.0.0.7",
+            "state idle in transaction  transaction open for 3m 01s",
+            "lock AccessExclusiveLock held on public.idempotency_records",
+            "waiting 5 sessions  to end it: SELECT pg_terminate_backend(4242)",
+            "ADD COLUMN tenant_id<U+200B> bigint",
+            "SELECT pg_terminate_backend(4242)",
+            "(stale, 3 s old)",
+            "[4] health unknown (was: ok)",
+            "live 26,210",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+        assert!(!screen.contains("health ok"), "{screen}");
+        let query_line = screen
+            .lines()
+            .find(|l| l.contains("query ALTER TABLE"))
+            .expect("the query line");
+        assert!(query_line.contains('…'), "cut visibly: {query_line}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn lock_with_blocker_80x24() {
+        let a = locked();
+        let screen = render(&a, 80, 24);
+        for needle in [
+            "LOCKED — AccessExclusiveLock held by pid 4242",
+            "5 sessions wait",
+            "pid 4242",
+            "alice",
+            "idle in transaction",
+            "3m 01s",
+            "waiting 5 sessions",
+            "query ALTER TABLE",
+            "health unknown",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+        assert!(!screen.contains("health ok"), "{screen}");
+        for line in screen.lines().filter(|l| l.contains("query ")) {
+            assert!(line.contains('…'), "cut visibly: {line}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn the_header_names_the_key_that_opens_health() {
+        let mut a = loaded(2);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Checks(Ok(vec![
+                check("cleanup_lag", Level::Critical),
+                check("bloat", Level::Critical),
+            ]))),
+        );
+        let screen = render(&a, 100, 30);
+        assert!(screen.contains("[4] health: 2 critical"), "{screen}");
+        update(
+            &mut a,
+            Event::Db(DbEvent::Checks(Ok(vec![check("bloat", Level::Ok)]))),
+        );
+        assert!(render(&a, 100, 30).contains("[4] health ok"));
+    }
+
+    fn help_at_end(w: u16, h: u16) -> (App, String) {
+        let mut a = loaded(2);
+        update(
+            &mut a,
+            Event::Resize {
+                width: w,
+                height: h,
+            },
+        );
+        update(&mut a, key('?'));
+        update(&mut a, key('G'));
+        let screen = render(&a, w, h);
+        (a, screen)
+    }
+
+    #[test]
+    fn help_scrolled_to_the_end_80x24() {
+        let (mut a, screen) = help_at_end(80, 24);
+        assert!(
+            screen.contains("close the help"),
+            "the last key line:\n{screen}"
+        );
+        assert!(screen.contains("to the end"), "{screen}");
+        assert!(
+            !screen.contains("select previous operation"),
+            "scrolled:\n{screen}"
+        );
+        assert!(screen.contains("Keys: lines"), "{screen}");
+        // The footer says the help's keys, from the key table.
+        assert!(
+            screen.lines().last().unwrap().contains("j scroll"),
+            "{screen}"
+        );
+        insta::assert_snapshot!(screen);
+        // Every line of the help is reachable by scrolling from the top.
+        update(&mut a, key('g'));
+        let mut seen = String::new();
+        for _ in 0..80 {
+            seen.push_str(&render(&a, 80, 24));
+            update(&mut a, key('j'));
+        }
+        for (_, _, rows) in keys::help_sections() {
+            for (_, help, _) in rows {
+                let relevant = keys::help_for(&a.screen_contexts())
+                    .iter()
+                    .flatten()
+                    .any(|l| matches!(l, keys::HelpLine::Key { help: h, .. } if *h == help));
+                if relevant {
+                    assert!(seen.contains(help), "{help} never shown at 80x24");
+                }
+            }
+        }
+        for must in [
+            "cleanup: delete expired rows",
+            "schedule the hourly",
+            "look a record up",
+            "refresh less often",
+        ] {
+            assert!(seen.contains(must), "{must}");
+        }
+    }
+
+    #[test]
+    fn help_scrolled_to_the_end_120x40() {
+        let (a, screen) = help_at_end(120, 40);
+        assert!(screen.contains("close the help"), "{screen}");
+        assert!(matches!(a.overlay, Some(Overlay::Help { .. })));
+        insta::assert_snapshot!(screen);
+    }
+
+    fn summary(i: u128, op: &str, age_secs: i64, ttl_secs: i64) -> RecordSummary {
+        RecordSummary {
+            request_id: Uuid::from_u128(0x550e8400_e29b_41d4_a716_446655440000 + i),
+            operation: op.into(),
+            status_code: Some(201),
+            created_at: Ts::At(at(-age_secs)),
+            expires_at: Ts::At(at(-age_secs + ttl_secs)),
+            payload_bytes: 231,
+            xmin: 1,
+        }
+    }
+
+    fn records_page() -> App {
+        let (mut a, _) = app();
+        let reqs = update(&mut a, key('2'));
+        let Some(Request::LoadPage(req)) = reqs.first().cloned() else {
+            panic!("{reqs:?}")
+        };
+        update(
+            &mut a,
+            Event::Db(DbEvent::Page {
+                generation: req.generation,
+                result: Ok((
+                    Page {
+                        rows: vec![
+                            summary(1, "create_transaction_with_a_long_name", 0, 86_400),
+                            summary(2, "pay\u{200b}ment", 4_000, 3_600),
+                            summary(3, "東京_refund", 30, 86_400),
+                        ],
+                        next: None,
+                        server_now: at(0),
+                    },
+                    true,
+                )),
+            }),
+        );
+        a
+    }
+
+    #[test]
+    fn records_list_as_of_with_ellipsis_80x24() {
+        let a = records_page();
+        let screen = render(&a, 80, 24);
+        assert!(screen.contains("as of 12:00:00 UTC"), "{screen}");
+        assert!(
+            screen.contains("550e8400-e29b-41d4-a716-446655440001"),
+            "the whole key fits at 80 columns:\n{screen}"
+        );
+        assert!(screen.contains("create_tran…"), "cut visibly:\n{screen}");
+        assert!(screen.contains("pay<U+200B>…"), "{screen}");
+        assert!(screen.contains("0s ago"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn records_list_as_of_with_ellipsis_120x40() {
+        let mut a = records_page();
+        let screen = render(&a, 120, 40);
+        assert!(screen.contains("as of 12:00:00 UTC"), "{screen}");
+        assert!(
+            screen.contains("create_transaction_with_a_long_name"),
+            "{screen}"
+        );
+        assert!(screen.contains("pay<U+200B>ment"), "{screen}");
+        assert!(screen.contains("payload"), "room for the payload column");
+        assert!(
+            screen.contains("Y copy key"),
+            "footer from the key table:\n{screen}"
+        );
+        insta::assert_snapshot!(screen);
+        // Ages tick with the state's clock; the page's time stays what it was.
+        let now = a.now;
+        update(&mut a, Event::Tick(now + Duration::from_secs(65)));
+        let later = render(&a, 120, 40);
+        assert!(later.contains("1m ago"), "{later}");
+        assert!(!later.contains("0s ago"), "{later}");
+        assert!(later.contains("as of 12:00:00 UTC"), "{later}");
+        assert!(later.contains("in 23h 58m"), "{later}");
+    }
+
+    #[test]
+    fn a_narrow_list_cuts_the_key_visibly_and_y_shows_it_whole() {
+        let mut a = records_page();
+        let screen = render(&a, 64, 20);
+        let row = screen
+            .lines()
+            .find(|l| l.contains("550e8400"))
+            .expect("a row");
+        assert!(row.contains('…'), "{screen}");
+        assert!(!screen.contains("550e8400-e29b-41d4-a716-446655440001"));
+        assert!(screen.contains("(Y: copy)"), "{screen}");
+        update(&mut a, key('Y'));
+        assert_eq!(
+            a.clipboard.as_deref(),
+            Some("550e8400-e29b-41d4-a716-446655440001")
+        );
+        let screen = render(&a, 64, 20);
+        assert!(
+            screen.contains("550e8400-e29b-41d4-a716-446655440001"),
+            "whole in the footer, to select by hand:\n{screen}"
+        );
+    }
+
+    #[test]
+    fn a_pasted_kilobyte_is_bounded_and_its_error_is_on_screen() {
+        let mut a = loaded(2);
+        update(&mut a, key('/'));
+        update(&mut a, Event::Paste("7".repeat(4_096)));
+        let screen = render(&a, 80, 24);
+        assert!(
+            screen.contains("at most 256 characters: the rest of the paste was not taken"),
+            "{screen}"
+        );
+        let prompt = screen
+            .lines()
+            .find(|l| l.contains("request_id: "))
+            .expect("the prompt");
+        assert!(prompt.contains("request_id: …777"), "{prompt}");
+        assert!(prompt.contains("Enter ok"), "{prompt}");
+    }
+
+    #[test]
+    fn old_messages_leave_the_footer() {
+        let mut a = loaded(2);
+        a.say("VACUUM (ANALYZE) done: 40 ms");
+        assert!(render(&a, 100, 30).contains("VACUUM (ANALYZE) done"));
+        tick(&mut a, Duration::from_secs(11));
+        let screen = render(&a, 100, 30);
+        assert!(!screen.contains("VACUUM (ANALYZE) done"), "{screen}");
+        assert!(screen.contains("? help"), "{screen}");
+    }
+
+    #[test]
+    fn a_long_flash_wraps_instead_of_being_cut() {
+        let mut a = loaded(2);
+        a.say(
+            "delete record failed: canceling statement due to statement timeout; the record \
+             is still there (held by pid 11234)",
+        );
+        let screen = render(&a, 80, 24);
+        assert!(
+            screen.contains("canceling statement due to statement"),
+            "{screen}"
+        );
+        assert!(screen.contains("(held by pid 11234)"), "{screen}");
+    }
+
+    #[test]
+    fn a_failed_action_s_error_wraps_in_the_activity_log() {
+        use idemtop::app::action::Maintenance;
+        let mut a = loaded(2);
+        update(&mut a, key('v'));
+        update(&mut a, key('y'));
+        update(
+            &mut a,
+            Event::Db(DbEvent::Done {
+                what: Maintenance::Vacuum,
+                elapsed: Duration::from_millis(30_000),
+                result: Err(DbError {
+                    message: "canceling statement due to statement timeout while waiting for \
+                              the lock held by pid 11234"
+                        .into(),
+                    connection_lost: false,
+                }),
+            }),
+        );
+        update(&mut a, key('5'));
+        let screen = render(&a, 80, 24);
+        for needle in [
+            "canceling statement due",
+            "statement timeout",
+            "held by pid",
+            "11234",
+        ] {
+            assert!(screen.contains(needle), "{needle}:\n{screen}");
+        }
+    }
+}
+
+mod after_cleanup {
+    //! The refresh after a cleanup shows figures that include it: the Rows panel says how they
+    //! were obtained (carried from the last exact counts by the counters), and the Operations
+    //! panel agrees with it.
+    use super::*;
+    use idemtop::app::action::Maintenance;
+    use idemtop::app::Finished;
+    use idemtop::db::snapshot::RowsBasis;
+
+    fn after_cleanup() -> App {
+        let mut a = loaded(3);
+        update(
+            &mut a,
+            Event::Db(DbEvent::Done {
+                what: Maintenance::Cleanup,
+                elapsed: Duration::from_secs(4),
+                result: Ok(Finished {
+                    rows: Some(298_394),
+                    detail: "deleted 298,394 rows in 12 batches by heap sweep (caught up)".into(),
+                }),
+            }),
+        );
+        let generation = a
+            .refresh
+            .in_flight
+            .expect("a refresh right after the action");
+        let mut s = snapshot(8, 40_000);
+        let (live, expired) = (201_606, 120);
+        s.rows.total = live + expired;
+        s.rows.live = live;
+        s.rows.expired = expired;
+        s.rows.exact = false;
+        s.rows.expired_exact = true;
+        s.rows.basis = RowsBasis::CountedSince;
+        s.rows.basis_at = Some(s.taken_at - chrono::Duration::seconds(20));
+        s.operations_exact = false;
+        s.operations_as_of = s.rows.basis_at;
+        let (sum_live, sum_expired): (i64, i64) = (
+            s.operations.iter().filter_map(|o| o.live).sum(),
+            s.operations.iter().filter_map(|o| o.expired).sum(),
+        );
+        for o in &mut s.operations {
+            o.live = o.live.map(|v| v * live / sum_live.max(1));
+            o.expired = o.expired.map(|v| v * expired / sum_expired.max(1));
+            o.total = o.live.unwrap_or(0) + o.expired.unwrap_or(0);
+            o.exact = false;
+        }
+        update(
+            &mut a,
+            Event::Db(DbEvent::Snapshot {
+                generation,
+                result: Ok(Box::new(s)),
+            }),
+        );
+        a
+    }
+
+    #[test]
+    fn after_cleanup_figures_80x24() {
+        let a = after_cleanup();
+        let screen = render(&a, 80, 24);
+        assert!(screen.contains("Rows (~ carried)"), "{screen}");
+        assert!(
+            screen.contains("201,606"),
+            "live after the cleanup: {screen}"
+        );
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn after_cleanup_figures_120x40() {
+        let a = after_cleanup();
+        let screen = render(&a, 120, 40);
+        assert!(screen.contains("Rows (~ carried)"), "{screen}");
+        assert!(screen.contains("201,606"), "{screen}");
+        assert!(
+            screen.contains("exact pass of 20s ago carried to now"),
+            "the Operations panel says what it shows: {screen}"
+        );
+        assert!(
+            screen.contains("cleanup done: deleted 298,394 rows"),
+            "{screen}"
+        );
+        insta::assert_snapshot!(screen);
+    }
 }

@@ -104,4 +104,12 @@ pub enum Action {
     CycleLiveness,
     FilterOperation,
     ClearFilters,
+    /// `G`/End: to the end (the help).
+    End,
+    /// `Y`: copy the selected record's request_id (OSC 52) and show it whole.
+    CopyKey,
+    /// In the text prompt: Enter, Ctrl-U, Backspace.
+    Submit,
+    ClearInput,
+    DeleteChar,
 }

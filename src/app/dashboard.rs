@@ -36,6 +36,15 @@ pub struct DashboardState {
     pub history: VecDeque<HistoryPoint>,
     /// The last refresh failed (cleared by the next good one).
     pub error: Option<String>,
+    /// The last refresh found the table locked (cleared by the next good one): who holds it.
+    pub lock: Option<crate::db::locks::TableLock>,
+    /// When the lock above was read (its transaction age ticks from there).
+    pub lock_at: Option<std::time::Instant>,
+    /// When the refreshes first found the table locked, in this run of locked refreshes.
+    pub lock_since: Option<std::time::Instant>,
+    /// When the last good snapshot arrived (this machine's monotonic clock): the age of the
+    /// figures on screen.
+    pub updated_at: Option<std::time::Instant>,
     pub selected_op: usize,
 }
 
@@ -57,6 +66,9 @@ impl DashboardState {
         self.first_total_bytes.get_or_insert(snap.sizes.total_bytes);
         self.current = Some(snap);
         self.error = None;
+        self.lock = None;
+        self.lock_at = None;
+        self.lock_since = None;
         let n = self.current.as_ref().map_or(0, |s| s.operations.len());
         self.selected_op = self.selected_op.min(n.saturating_sub(1));
     }
@@ -66,9 +78,10 @@ impl DashboardState {
         self.error = Some(error);
     }
 
-    /// The last refresh failed: what is on screen is the last good data.
+    /// The last refresh failed or found the table locked: what is on screen is the last good
+    /// data.
     pub fn stale(&self) -> bool {
-        self.current.is_some() && self.error.is_some()
+        self.current.is_some() && (self.error.is_some() || self.lock.is_some())
     }
 
     /// Total size growth since idemtop started (bytes, may be negative).

@@ -27,6 +27,9 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 pub const EXACT_PASS_EVERY: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const LOG_LEN: usize = 200;
+/// How long a footer message (an action's result, a refused key) stays: long enough to read,
+/// never so long that an old "VACUUM (ANALYZE) done" reads as news.
+pub const FLASH_TTL: Duration = Duration::from_secs(10);
 
 /// What the worker should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,12 @@ pub enum DbEvent {
         generation: u64,
         result: Result<Box<Snapshot>, DbError>,
     },
+    /// The refresh measured nothing: the table holds or awaits an ACCESS EXCLUSIVE lock (every
+    /// query on it would queue behind). The last figures stay on screen, stale.
+    Locked {
+        generation: u64,
+        lock: Box<crate::db::locks::TableLock>,
+    },
     Progress(Progress),
     Cron(Result<crate::db::cron::CronStatus, DbError>),
     Checks(Result<Vec<crate::checks::CheckResult>, DbError>),
@@ -115,6 +124,13 @@ pub enum DbEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): one event, however long.
+    Paste(String),
+    /// The terminal's size, at start and on every change.
+    Resize {
+        width: u16,
+        height: u16,
+    },
     /// Time passes (the loop ticks a few times a second).
     Tick(Instant),
     Db(DbEvent),
@@ -124,16 +140,57 @@ pub enum Event {
 pub enum ConnState {
     Connecting,
     Connected,
-    /// The server went away; retrying with backoff, forever.
-    Reconnecting {
-        attempt: u32,
+    /// The server went away (or cannot be reached, or does not answer in time); retrying with
+    /// backoff, forever. The next retry is at `refresh.due`.
+    Disconnected {
+        /// Failed attempts in a row (1 after the first failure); the next retry is attempt
+        /// `failures` of the reconnection.
+        failures: u32,
         error: String,
+        /// When the first of these failures came back.
+        since: Instant,
     },
+}
+
+/// A one-line message for the footer, and when it was said (it expires after [`FLASH_TTL`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub at: Instant,
+}
+
+/// What the header says about the table's health, from the checks, and only when they are
+/// current: data that is missing or stale (disconnected, locked, failed) is "unknown", never ok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthSummary {
+    Ok,
+    Warning(usize),
+    Critical(usize),
+    /// Every check that ran is ok or unknown, and `n` are unknown (they had no data).
+    SomeUnknown(usize),
+    Unknown {
+        why: UnknownWhy,
+        /// What the checks said when they last had data: (critical, warning).
+        last: Option<(usize, usize)>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownWhy {
+    /// No checks evaluated yet.
+    NotYet,
+    /// The last refresh measured nothing (disconnected, locked, failed): the checks are old.
+    Stale,
+    /// The checks themselves failed.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
-    Help,
+    /// The keys; `scroll` is the first line shown.
+    Help {
+        scroll: usize,
+    },
     Confirm(ConfirmDialog),
 }
 
@@ -155,6 +212,51 @@ pub struct Input {
     pub kind: InputKind,
     pub text: String,
     pub error: Option<String>,
+}
+
+/// Most characters a prompt takes (a request_id is 36): a paste of kilobytes stops here, and
+/// the prompt says so.
+pub const MAX_INPUT_CHARS: usize = 256;
+
+impl Input {
+    pub fn new(kind: InputKind, text: String) -> Self {
+        let mut input = Self {
+            kind,
+            text: String::new(),
+            error: None,
+        };
+        input.type_str(&text);
+        input.error = None;
+        input
+    }
+
+    /// One typed character: control characters are refused, and so is a character past
+    /// [`MAX_INPUT_CHARS`] (the prompt says why).
+    pub fn type_char(&mut self, c: char) {
+        if c.is_control() {
+            return;
+        }
+        if self.text.chars().count() >= MAX_INPUT_CHARS {
+            self.error = Some(format!(
+                "at most {MAX_INPUT_CHARS} characters: the rest was not taken"
+            ));
+            return;
+        }
+        self.text.push(c);
+        self.error = None;
+    }
+
+    /// Text pasted or typed at once, in one pass: line breaks and other control characters
+    /// are dropped, and whatever is past [`MAX_INPUT_CHARS`] is not taken (the prompt says so).
+    pub fn type_str(&mut self, s: &str) {
+        let room = MAX_INPUT_CHARS.saturating_sub(self.text.chars().count());
+        let mut typed = s.chars().filter(|c| !c.is_control());
+        self.text.extend(typed.by_ref().take(room));
+        let refused = typed.next().is_some();
+        self.error = refused.then(|| {
+            format!("at most {MAX_INPUT_CHARS} characters: the rest of the paste was not taken")
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +330,9 @@ pub struct SessionInfo {
 
 pub struct App {
     pub session: SessionInfo,
+    /// Inserts after which a never-scanned index counts as unused
+    /// ([`crate::checks::index_unused`]; config `thresholds.indexes.unused_after_inserts`).
+    pub unused_index_after_inserts: i64,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub conn: ConnState,
@@ -241,8 +346,12 @@ pub struct App {
     pub health: HealthState,
     pub partitions: PartitionsState,
     pub log: Vec<LogEntry>,
-    /// A one-line message for the footer (key refused, action result).
-    pub flash: Option<String>,
+    /// A one-line message for the footer (key refused, action result); it expires.
+    pub flash: Option<Flash>,
+    /// Text to put on the terminal's clipboard (OSC 52): the loop writes it and clears it.
+    pub clipboard: Option<String>,
+    /// The terminal's size (columns, rows) as last reported, for scrolling the help.
+    pub viewport: Option<(u16, u16)>,
     pub now: Instant,
     pub quit: bool,
 }
@@ -266,11 +375,17 @@ impl App {
             records: RecordsState::default(),
             input: None,
             running: None,
+            unused_index_after_inserts: crate::config::Config::default()
+                .thresholds
+                .indexes
+                .unused_after_inserts,
             cron: None,
             health: HealthState::default(),
             partitions: PartitionsState::default(),
             log: Vec::new(),
             flash: None,
+            clipboard: None,
+            viewport: None,
             now,
             quit: false,
         }
@@ -278,10 +393,80 @@ impl App {
 
     /// The key contexts in force, innermost first, and whether they are modal.
     pub fn contexts(&self) -> (Vec<Context>, bool) {
+        if self.input.is_some() {
+            return (vec![Context::Input], true);
+        }
         match &self.overlay {
             Some(Overlay::Confirm(_)) => (vec![Context::Confirm], true),
-            Some(Overlay::Help) => (vec![], false),
+            Some(Overlay::Help { .. }) => (vec![Context::Help], false),
             None => (self.screen_contexts(), false),
+        }
+    }
+
+    /// Say `text` in the footer, for [`FLASH_TTL`].
+    pub fn say(&mut self, text: impl Into<String>) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            at: self.now,
+        });
+    }
+
+    /// The footer message, while it lasts.
+    pub fn flash_text(&self) -> Option<&str> {
+        self.flash.as_ref().map(|f| f.text.as_str())
+    }
+
+    /// The figures on screen are not current: the last refresh measured nothing (the server is
+    /// unreachable, the table is locked, or the refresh failed).
+    pub fn data_stale(&self) -> bool {
+        self.dash.current.is_some()
+            && (self.dash.error.is_some()
+                || self.dash.lock.is_some()
+                || matches!(self.conn, ConnState::Disconnected { .. }))
+    }
+
+    /// How old the figures on screen are (since the last good refresh arrived).
+    pub fn data_age(&self) -> Option<Duration> {
+        self.dash
+            .updated_at
+            .map(|at| self.now.saturating_duration_since(at))
+    }
+
+    /// How long until the next refresh (or reconnection attempt), rounded up to a second;
+    /// `None` while one is in flight or refreshing is paused.
+    pub fn next_refresh_in(&self) -> Option<Duration> {
+        if self.refresh.in_flight.is_some() || self.refresh.paused {
+            return None;
+        }
+        let left = self.refresh.due.saturating_duration_since(self.now);
+        Some(Duration::from_secs(left.as_millis().div_ceil(1000) as u64))
+    }
+
+    /// What the header says about health: from the checks when they are current, "unknown"
+    /// when there are none yet, they failed, or the data they judged is stale.
+    pub fn health_summary(&self) -> HealthSummary {
+        use crate::checks::Level;
+        let counts = self.health.checks.as_ref().map(|checks| {
+            // A pending check (no data yet) is shown on Health but judged nowhere.
+            let n = |l: Level| checks.iter().filter(|c| c.level == l && !c.pending).count();
+            (n(Level::Critical), n(Level::Warning), n(Level::Unknown))
+        });
+        let last = counts.map(|(c, w, _)| (c, w));
+        let why = if counts.is_none() {
+            Some(UnknownWhy::NotYet)
+        } else if self.health.error.is_some() {
+            Some(UnknownWhy::Failed)
+        } else if self.data_stale() || self.dash.current.is_none() {
+            Some(UnknownWhy::Stale)
+        } else {
+            None
+        };
+        match (why, counts) {
+            (Some(why), _) => HealthSummary::Unknown { why, last },
+            (None, Some((c, _, _))) if c > 0 => HealthSummary::Critical(c),
+            (None, Some((_, w, _))) if w > 0 => HealthSummary::Warning(w),
+            (None, Some((_, _, u))) if u > 0 => HealthSummary::SomeUnknown(u),
+            (None, _) => HealthSummary::Ok,
         }
     }
 
@@ -335,7 +520,9 @@ impl App {
             exact_pass,
             also: Also {
                 cron: self.screen == Screen::Activity || self.cron.is_none(),
-                checks: self.screen == Screen::Health || exact_pass,
+                // After an action (and on `r`) the checks run too: the header must not keep
+                // judging the table as it was before the action.
+                checks: self.screen == Screen::Health || exact_pass || force,
                 partitions: self.screen == Screen::Partitions,
                 model: force,
             },
@@ -370,11 +557,23 @@ impl App {
         }
     }
 
-    /// The server's newest clock as last seen: the records page's or the last refresh's.
+    /// The server's clock now: its newest reading (the records page's or the last refresh's)
+    /// plus the time elapsed since on this machine's monotonic clock. Ages drawn from it tick.
     pub fn server_now(&self) -> Option<DateTime<Utc>> {
+        let since = |at: Instant| {
+            chrono::Duration::from_std(self.now.saturating_duration_since(at)).unwrap_or_default()
+        };
         [
-            self.records.page.as_ref().map(|p| p.server_now),
-            self.dash.current.as_ref().map(|s| s.taken_at),
+            self.records
+                .page
+                .as_ref()
+                .zip(self.records.loaded_at)
+                .map(|(p, at)| p.server_now + since(at)),
+            self.dash
+                .current
+                .as_ref()
+                .zip(self.dash.updated_at)
+                .map(|(s, at)| s.taken_at + since(at)),
         ]
         .into_iter()
         .flatten()
@@ -433,11 +632,11 @@ impl App {
 
     fn ask(&mut self, what: Maintenance) {
         if self.session.read_only {
-            self.flash = Some(format!("read-only mode: {} is disabled", what.verb()));
+            self.say(format!("read-only mode: {} is disabled", what.verb()));
             return;
         }
         if let Some(r) = &self.running {
-            self.flash = Some(format!(
+            self.say(format!(
                 "{} is still running: one maintenance action at a time",
                 r.what.verb()
             ));
@@ -464,8 +663,8 @@ impl App {
             Action::Quit => self.quit = true,
             Action::ToggleHelp => {
                 self.overlay = match self.overlay {
-                    Some(Overlay::Help) => None,
-                    _ => Some(Overlay::Help),
+                    Some(Overlay::Help { .. }) => None,
+                    _ => Some(Overlay::Help { scroll: 0 }),
                 }
             }
             Action::Back => {
@@ -482,7 +681,7 @@ impl App {
             Action::Cancel => {
                 if matches!(self.overlay, Some(Overlay::Confirm(_))) {
                     self.overlay = None;
-                    self.flash = Some("cancelled".into());
+                    self.say("cancelled");
                 } else if let Some(r) = &mut self.running {
                     if !r.stopping {
                         r.stopping = true;
@@ -504,7 +703,7 @@ impl App {
             Action::RefreshNow => {
                 out.extend(self.maybe_refresh(true));
                 if self.refresh.in_flight.is_some() && out.is_empty() {
-                    self.flash = Some("a refresh is already in flight".into());
+                    self.say("a refresh is already in flight");
                 }
                 // On the records screen, `r` also reads what is shown again (after a delete that
                 // found the record changed, the operator is told to press r).
@@ -571,19 +770,12 @@ impl App {
             Action::Vacuum => self.ask(Maintenance::Vacuum),
             Action::ScheduleCron => self.ask(Maintenance::ScheduleCron),
             Action::UnscheduleCron => self.ask(Maintenance::UnscheduleCron),
-            Action::Lookup => {
-                self.input = Some(Input {
-                    kind: InputKind::Lookup,
-                    text: String::new(),
-                    error: None,
-                })
-            }
+            Action::Lookup => self.input = Some(Input::new(InputKind::Lookup, String::new())),
             Action::FilterOperation => {
-                self.input = Some(Input {
-                    kind: InputKind::Operation,
-                    text: self.records.filter.operation.clone().unwrap_or_default(),
-                    error: None,
-                })
+                self.input = Some(Input::new(
+                    InputKind::Operation,
+                    self.records.filter.operation.clone().unwrap_or_default(),
+                ))
             }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Home => {
                 out.extend(self.on_move(action))
@@ -610,7 +802,7 @@ impl App {
                 // The version shown, never the key alone: see `db::records::RowVersion`.
                 Some(version) => self.ask(Maintenance::DeleteRecord(version)),
                 None if self.records.detail.is_some() => {
-                    self.flash = Some("no record loaded here: nothing to delete".into())
+                    self.say("no record loaded here: nothing to delete")
                 }
                 None => {}
             },
@@ -630,6 +822,20 @@ impl App {
                 self.records.filter = Default::default();
                 out.push(Request::LoadPage(self.records.reload()));
             }
+            Action::CopyKey => {
+                let id = match &self.records.detail {
+                    Some(d) => Some(d.id),
+                    None => self.records.selected_id(),
+                };
+                if let Some(id) = id {
+                    // Whole in the footer too: a terminal that ignores OSC 52 still lets the
+                    // operator select it there.
+                    self.clipboard = Some(id.to_string());
+                    self.say(format!("request_id {id} copied (OSC 52)"));
+                }
+            }
+            // The help's and the prompt's own keys: handled there, nothing to do elsewhere.
+            Action::End | Action::Submit | Action::ClearInput | Action::DeleteChar => {}
         }
         out
     }
@@ -658,7 +864,7 @@ impl App {
                         Action::Up | Action::Down => step(&mut self.records.selected, n, action),
                         Action::PageDown => match self.records.next_page() {
                             Some(r) => out.push(Request::LoadPage(r)),
-                            None => self.flash = Some("last page".into()),
+                            None => self.say("last page"),
                         },
                         Action::PageUp => {
                             out.extend(self.records.prev_page().map(Request::LoadPage))
@@ -681,48 +887,122 @@ impl App {
         out
     }
 
-    /// Keys while the text prompt is open: edit, Enter submits, Esc cancels.
+    /// Keys while the text prompt is open: the prompt's keys from the key table (Enter submits,
+    /// Esc cancels, Ctrl-U clears, Backspace deletes); any other character is typed.
     fn on_input(&mut self, key: KeyEvent) -> Vec<Request> {
         use crossterm::event::{KeyCode, KeyModifiers};
         let Some(input) = self.input.as_mut() else {
             return Vec::new();
         };
-        match key.code {
-            KeyCode::Esc => self.input = None,
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
-            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-                input.text.clear()
+        match keys::action_for(&[Context::Input], true, &key) {
+            Some(Action::Quit) => self.quit = true,
+            Some(Action::Cancel) => self.input = None,
+            Some(Action::ClearInput) => {
+                input.text.clear();
+                input.error = None;
             }
-            KeyCode::Backspace => {
+            Some(Action::DeleteChar) => {
                 input.text.pop();
                 input.error = None;
             }
-            KeyCode::Char(c) if !c.is_control() && input.text.chars().count() < 200 => {
-                input.text.push(c);
-                input.error = None;
-            }
-            KeyCode::Enter => {
-                let text = input.text.trim().to_string();
-                match input.kind {
-                    InputKind::Lookup => match crate::db::records::parse_request_id(&text) {
-                        Ok(id) => {
-                            self.input = None;
-                            self.overlay = None;
-                            self.screen = Screen::Records;
-                            self.records.open(id);
-                            return vec![Request::LoadRecord(id)];
-                        }
-                        Err(msg) => input.error = Some(msg),
-                    },
-                    InputKind::Operation => {
-                        self.input = None;
-                        self.records.filter.operation = (!text.is_empty()).then_some(text);
-                        return vec![Request::LoadPage(self.records.reload())];
-                    }
+            Some(Action::Submit) => return self.submit_input(),
+            _ => match key.code {
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    input.type_char(c)
                 }
-            }
-            _ => {}
+                _ => {}
+            },
         }
+        Vec::new()
+    }
+
+    /// Pasted text goes into the prompt as typed, in one pass, up to the prompt's limit.
+    fn paste(&mut self, text: &str) {
+        if let Some(input) = self.input.as_mut() {
+            input.type_str(text);
+        }
+    }
+
+    fn submit_input(&mut self) -> Vec<Request> {
+        let Some(input) = self.input.as_mut() else {
+            return Vec::new();
+        };
+        let text = input.text.trim().to_string();
+        match input.kind {
+            InputKind::Lookup => match crate::db::records::parse_request_id(&text) {
+                Ok(id) => {
+                    self.input = None;
+                    self.overlay = None;
+                    self.screen = Screen::Records;
+                    self.records.open(id);
+                    vec![Request::LoadRecord(id)]
+                }
+                Err(msg) => {
+                    input.error = Some(msg);
+                    Vec::new()
+                }
+            },
+            InputKind::Operation => {
+                self.input = None;
+                self.records.filter.operation = (!text.is_empty()).then_some(text);
+                vec![Request::LoadPage(self.records.reload())]
+            }
+        }
+    }
+
+    /// Lines of the help for the current screen, per column, at the terminal's size (one
+    /// column when the size is not known).
+    fn help_max_scroll(&self) -> usize {
+        let sections = keys::help_for(&self.screen_contexts());
+        match self.viewport {
+            Some((w, h)) => {
+                let columns = keys::help_columns(sections, w, h);
+                let len = columns.iter().map(Vec::len).max().unwrap_or(0);
+                len.saturating_sub(keys::help_rows(h))
+            }
+            // Not known: every line can reach the top, the drawing keeps the page full.
+            None => sections
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>()
+                .saturating_sub(1),
+        }
+    }
+
+    fn clamp_help_scroll(&mut self) {
+        let max = self.help_max_scroll();
+        if let Some(Overlay::Help { scroll }) = &mut self.overlay {
+            *scroll = (*scroll).min(max);
+        }
+    }
+
+    /// Keys while the help is open: scroll it, close it, or quit; nothing else acts behind it.
+    fn on_help_action(&mut self, action: Action) -> Vec<Request> {
+        let max = self.help_max_scroll();
+        let page = self
+            .viewport
+            .map_or(10, |(_, h)| keys::help_rows(h).saturating_sub(1).max(1));
+        let Some(Overlay::Help { scroll }) = &mut self.overlay else {
+            return Vec::new();
+        };
+        let s = (*scroll).min(max);
+        *scroll = match action {
+            Action::Quit => {
+                self.quit = true;
+                return Vec::new();
+            }
+            Action::ToggleHelp | Action::Back => {
+                self.overlay = None;
+                return Vec::new();
+            }
+            Action::Up => s.saturating_sub(1),
+            Action::Down => (s + 1).min(max),
+            Action::PageUp => s.saturating_sub(page),
+            Action::PageDown => (s + page).min(max),
+            Action::Home => 0,
+            Action::End => max,
+            _ => s,
+        };
         Vec::new()
     }
 
@@ -769,7 +1049,7 @@ impl App {
             }
             DbEvent::Page { generation, result } => {
                 self.records
-                    .on_page(generation, result.map_err(|e| e.message));
+                    .on_page(generation, result.map_err(|e| e.message), self.now);
                 Vec::new()
             }
             DbEvent::Record { id, result } => {
@@ -784,27 +1064,50 @@ impl App {
                 match result {
                     Ok(snap) => {
                         self.dash.apply(*snap);
+                        self.dash.updated_at = Some(self.now);
                         self.conn = ConnState::Connected;
                         self.refresh.due = self.now + self.refresh.interval;
                     }
                     Err(e) => {
                         self.dash.fail(e.message.clone());
+                        self.dash.lock = None;
                         if e.connection_lost {
-                            let attempt = match &self.conn {
-                                ConnState::Reconnecting { attempt, .. } => attempt + 1,
-                                _ => 0,
+                            let (failures, since) = match &self.conn {
+                                ConnState::Disconnected {
+                                    failures, since, ..
+                                } => (failures + 1, *since),
+                                _ => (1, self.now),
                             };
-                            self.refresh.due = self.now + Self::backoff(attempt);
-                            self.conn = ConnState::Reconnecting {
-                                attempt,
+                            self.refresh.due = self.now + Self::backoff(failures - 1);
+                            self.conn = ConnState::Disconnected {
+                                failures,
                                 error: e.message,
+                                since,
                             };
                         } else {
+                            // The server answered: connected, but this refresh measured
+                            // nothing (the header says "last refresh failed").
                             self.conn = ConnState::Connected;
                             self.refresh.due = self.now + self.refresh.interval;
                         }
                     }
                 }
+                Vec::new()
+            }
+            DbEvent::Locked { generation, lock } => {
+                if self.refresh.in_flight != Some(generation) {
+                    return Vec::new(); // stale: a newer request superseded it
+                }
+                self.refresh.in_flight = None;
+                self.conn = ConnState::Connected;
+                // The lock is said by itself (header, blocker panel), not as an error.
+                self.dash.error = None;
+                if self.dash.lock.is_none() {
+                    self.dash.lock_since = Some(self.now);
+                }
+                self.dash.lock_at = Some(self.now);
+                self.dash.lock = Some(*lock);
+                self.refresh.due = self.now + self.refresh.interval;
                 Vec::new()
             }
             DbEvent::Progress(p) => {
@@ -822,7 +1125,7 @@ impl App {
                 let ok = result.is_ok();
                 let entry = match result {
                     Ok(f) => {
-                        self.flash = Some(format!("{} done: {}", what.verb(), f.detail));
+                        self.say(format!("{} done: {}", what.verb(), f.detail));
                         LogEntry {
                             at: Utc::now(),
                             what: what.verb().into(),
@@ -833,7 +1136,7 @@ impl App {
                         }
                     }
                     Err(e) => {
-                        self.flash = Some(format!("{} failed: {}", what.verb(), e.message));
+                        self.say(format!("{} failed: {}", what.verb(), e.message));
                         LogEntry {
                             at: Utc::now(),
                             what: what.verb().into(),
@@ -870,17 +1173,32 @@ pub fn update(app: &mut App, event: Event) -> Vec<Request> {
     match event {
         Event::Tick(now) => {
             app.now = now;
+            if app
+                .flash
+                .as_ref()
+                .is_some_and(|f| now.saturating_duration_since(f.at) >= FLASH_TTL)
+            {
+                app.flash = None;
+            }
             app.maybe_refresh(false).into_iter().collect()
         }
+        Event::Resize { width, height } => {
+            app.viewport = Some((width, height));
+            app.clamp_help_scroll();
+            Vec::new()
+        }
+        Event::Paste(text) if app.input.is_some() => {
+            app.paste(&text);
+            Vec::new()
+        }
+        Event::Paste(_) => Vec::new(),
         Event::Key(key) if app.input.is_some() => app.on_input(key),
         Event::Key(key) => {
             let (contexts, modal) = app.contexts();
             match keys::action_for(&contexts, modal, &key) {
                 Some(action) => {
-                    if matches!(app.overlay, Some(Overlay::Help))
-                        && !matches!(action, Action::Quit | Action::ToggleHelp | Action::Back)
-                    {
-                        return Vec::new();
+                    if matches!(app.overlay, Some(Overlay::Help { .. })) {
+                        return app.on_help_action(action);
                     }
                     let mut out = app.on_action(action);
                     out.extend(app.records_need_loading());

@@ -24,6 +24,9 @@ pub struct RecordsState {
     pub cursors: Vec<Option<Cursor>>,
     pub page_index: usize,
     pub page: Option<Page>,
+    /// When the page on screen arrived (this machine's monotonic clock): its ages tick from
+    /// the server's clock at that moment (`page.server_now`).
+    pub loaded_at: Option<std::time::Instant>,
     /// Generation of the page request in flight.
     pub loading: Option<u64>,
     pub generation: u64,
@@ -100,7 +103,12 @@ impl RecordsState {
         Some(self.request(self.page_index - 1))
     }
 
-    pub fn on_page(&mut self, generation: u64, result: Result<(Page, bool), String>) {
+    pub fn on_page(
+        &mut self,
+        generation: u64,
+        result: Result<(Page, bool), String>,
+        now: std::time::Instant,
+    ) {
         if self.loading != Some(generation) {
             return;
         }
@@ -109,6 +117,7 @@ impl RecordsState {
             Ok((page, indexed)) => {
                 self.selected = self.selected.min(page.rows.len().saturating_sub(1));
                 self.page = Some(page);
+                self.loaded_at = Some(now);
                 self.sort_indexed = Some(indexed);
                 self.error = None;
             }

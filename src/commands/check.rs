@@ -1,6 +1,6 @@
 //! `idemtop check`: every health check once, as a Nagios/Icinga plugin. Exit code = worst level
-//! (0 ok, 1 warning, 2 critical, 3 unknown); cannot connect or no table: 3 with one line on
-//! stderr.
+//! (0 ok, 1 warning, 2 critical, 3 unknown); cannot connect, no table, or the table locked: 3,
+//! with an UNKNOWN status on stdout in the requested format (JSON: `status`, `error`, `locked`).
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -19,12 +19,32 @@ pub struct CheckArgs {
 }
 
 pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i32> {
+    let shown_table = global
+        .table_ref()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{}.{}", global.schema, global.table));
+    // Nothing could be checked: UNKNOWN, said on stdout in the requested format (Nagios reads
+    // the first line of stdout; scripts parse the JSON), and once more on stderr.
+    let format = args.format;
     let unknown = |e: anyhow::Error| {
-        let msg = format!("{e:#}");
-        eprintln!(
-            "idemtop: UNKNOWN: {}",
-            sanitize::line(msg.lines().next().unwrap_or(""))
-        );
+        let msg = sanitize::line(format!("{e:#}").lines().next().unwrap_or(""));
+        let lock = crate::db::locks::locked_in(&e).cloned();
+        match format {
+            Format::Text => println!("UNKNOWN: {}: {msg}", sanitize::line(&shown_table)),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "table": shown_table,
+                    "taken_at": null,
+                    "status": Level::Unknown.as_str(),
+                    "error": msg,
+                    "locked": lock,
+                    "checks": [],
+                }))
+                .unwrap_or_default()
+            ),
+        }
+        eprintln!("idemtop: UNKNOWN: {msg}");
         Ok(Level::Unknown.exit_code())
     };
     let table = match global.table_ref() {
@@ -49,9 +69,9 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
     Ok(worst(&results).exit_code())
 }
 
-/// The worst level of `checks` (ok when there are none).
+/// The worst level of `checks`, pending ones left out (ok when there are none).
 pub fn worst(checks: &[CheckResult]) -> Level {
-    Level::worst(checks.iter().map(|c| c.level))
+    checks::worst(checks)
 }
 
 /// One line per check, worst first (`LEVEL  name  value  — detail`), then a summary line.

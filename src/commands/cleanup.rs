@@ -248,14 +248,17 @@ pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
 fn summary_line(s: &CleanupSummary) -> String {
     let secs = s.duration.as_secs_f64();
     if s.dry_run {
-        let count = if s.expired_at_start >= maintenance::COUNT_CAP {
-            format!("more than {}", maintenance::COUNT_CAP - 1)
-        } else {
-            s.expired_at_start.to_string()
+        let expired = s.expired_at_start.unwrap_or(0);
+        let count = match s.expired_at_start {
+            None => "an uncounted number of".to_string(),
+            Some(n) if n >= maintenance::COUNT_CAP => {
+                format!("more than {}", maintenance::COUNT_CAP - 1)
+            }
+            Some(n) => n.to_string(),
         };
         return format!(
             "dry run: {count} expired {} would be deleted (expires_at <= {}) by {} ({}), nothing was deleted, {secs:.2} s",
-            plural(s.expired_at_start, "row", "rows"),
+            plural(expired, "row", "rows"),
             s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             method_words(s.method),
             s.method_reason,
@@ -271,7 +274,10 @@ fn summary_line(s: &CleanupSummary) -> String {
         other => format!(
             "{}; about {} expired rows left",
             other.describe(),
-            s.expired_at_start.saturating_sub(s.deleted)
+            match s.expired_at_start {
+                Some(n) => n.saturating_sub(s.deleted).to_string(),
+                None => "an uncounted number of".to_string(),
+            }
         ),
     };
     format!(
@@ -324,7 +330,7 @@ mod tests {
             cutoff: Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap(),
             stopped,
             dry_run,
-            expired_at_start: 2000,
+            expired_at_start: Some(2000),
             method: Method::Walk,
             method_reason: "a small backlog: the index walk is quick".into(),
             skipped: 0,

@@ -103,8 +103,13 @@ impl Exporter {
         let started = Instant::now();
         let mut state = self.state.lock().await;
         let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(&mut state)).await;
+        let mut locked = None;
         let ok = match outcome {
             Ok(Ok(found)) => Some(found),
+            Ok(Err(e)) if crate::db::locks::locked_in(&e).is_some() => {
+                locked = crate::db::locks::locked_in(&e).cloned();
+                None
+            }
             Ok(Err(e)) => {
                 if is_connection_lost(&e) {
                     state.disconnect();
@@ -122,11 +127,11 @@ impl Exporter {
         let elapsed = started.elapsed().as_secs_f64();
         match ok {
             Some((snap, checks)) => {
-                let text = render(Some((&snap, &checks)), elapsed);
+                let text = render(Some((&snap, &checks)), None, elapsed);
                 state.previous = Some(snap);
                 text
             }
-            None => render(None, elapsed),
+            None => render(None, locked.as_ref(), elapsed),
         }
     }
 
@@ -332,14 +337,41 @@ impl Out {
 }
 
 /// The exposition text for one scrape: `None` when the database could not be read.
-pub fn render(found: Option<(&Snapshot, &[CheckResult])>, scrape_secs: f64) -> String {
+pub fn render(
+    found: Option<(&Snapshot, &[CheckResult])>,
+    locked: Option<&crate::db::locks::TableLock>,
+    scrape_secs: f64,
+) -> String {
     let mut o = Out(String::new());
     o.family(
         "idemtop_up",
         "gauge",
-        "1 when the last scrape read the table, 0 when the database or table could not be read.",
+        "1 when the last scrape reached the database and the table, 0 when they could not be read.",
     );
-    o.sample("idemtop_up", &[], if found.is_some() { 1.0 } else { 0.0 });
+    let up = found.is_some() || locked.is_some();
+    o.sample("idemtop_up", &[], if up { 1.0 } else { 0.0 });
+    o.family(
+        "idemtop_table_locked",
+        "gauge",
+        "1 when an ACCESS EXCLUSIVE lock on the table (held or requested) kept this scrape from measuring it: no figure is served then.",
+    );
+    o.sample(
+        "idemtop_table_locked",
+        &[],
+        if locked.is_some() { 1.0 } else { 0.0 },
+    );
+    if let Some(lock) = locked {
+        o.family(
+            "idemtop_table_lock_waiting_sessions",
+            "gauge",
+            "Sessions waiting behind the lock on the table.",
+        );
+        o.sample(
+            "idemtop_table_lock_waiting_sessions",
+            &[],
+            lock.waiting as f64,
+        );
+    }
     if let Some((s, checks)) = found {
         o.family(
             "idemtop_rows",
@@ -437,17 +469,28 @@ pub fn render(found: Option<(&Snapshot, &[CheckResult])>, scrape_secs: f64) -> S
             "gauge",
             "Level of each health check: 0 ok, 1 warning, 2 critical, 3 unknown.",
         );
+        // A pending check (a rate before its second sample) has no level yet: it is left out
+        // here, so that an alert on `>= 2` does not fire on every exporter restart, and
+        // counted in idemtop_check_pending.
         for id in checks::CHECK_IDS {
-            let level = checks
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.level)
-                .unwrap_or(Level::Unknown);
+            let found = checks.iter().find(|c| c.id == id);
+            if found.is_some_and(|c| c.pending) {
+                continue;
+            }
+            let level = found.map(|c| c.level).unwrap_or(Level::Unknown);
             o.sample(
                 "idemtop_check_level",
                 &[("check", id)],
                 f64::from(level.exit_code()),
             );
+        }
+        o.family(
+            "idemtop_check_pending",
+            "gauge",
+            "1 for a check that has no data yet (a rate needs two scrapes); its idemtop_check_level is absent until then.",
+        );
+        for c in checks.iter().filter(|c| c.pending) {
+            o.sample("idemtop_check_pending", &[("check", c.id)], 1.0);
         }
     }
     o.family(
@@ -482,8 +525,39 @@ mod tests {
 
     #[test]
     fn down_is_up_zero() {
-        let text = render(None, 0.5);
+        let text = render(None, None, 0.5);
         assert!(text.contains("\nidemtop_up 0\n"), "{text}");
+        assert!(text.contains("\nidemtop_table_locked 0\n"), "{text}");
         assert!(text.contains("idemtop_scrape_duration_seconds 0.5"));
+    }
+
+    #[test]
+    fn locked_is_up_but_serves_no_figure() {
+        let lock = crate::db::locks::TableLock {
+            relation: "idempotency_records".into(),
+            mode: "AccessExclusiveLock".into(),
+            granted: true,
+            pid: 4242,
+            user: Some("alice".into()),
+            application: Some("psql".into()),
+            client: None,
+            state: Some("idle in transaction".into()),
+            xact_secs: Some(30.0),
+            query: Some("LOCK TABLE idempotency_records".into()),
+            waiting: 3,
+            seen_at: chrono::Utc::now(),
+        };
+        let text = render(None, Some(&lock), 0.1);
+        assert!(text.contains("\nidemtop_up 1\n"), "{text}");
+        assert!(text.contains("\nidemtop_table_locked 1\n"), "{text}");
+        assert!(
+            text.contains("\nidemtop_table_lock_waiting_sessions 3\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("idemtop_rows{"),
+            "no figure under a lock: {text}"
+        );
+        assert!(!text.contains("idemtop_size_bytes{"), "{text}");
     }
 }

@@ -7,19 +7,45 @@ use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::format::{self, approx, count};
 use crate::sanitize;
 
-pub async fn run(global: &Global, format: Format, exact: bool) -> Result<()> {
+/// Exit status when the table is locked and nothing was measured.
+pub const EXIT_LOCKED: i32 = 4;
+
+/// One snapshot; returns the exit status: 0, or [`EXIT_LOCKED`] when the table is locked (the
+/// lock, not figures, is printed: JSON `{"table", "locked": {...}, "error"}`). Other errors are
+/// returned (exit 1).
+pub async fn run(global: &Global, format: Format, exact: bool) -> Result<i32> {
     let table = global.table_ref()?;
     let mut conn = global.connect_config().connect().await?;
     let opts = SnapshotOptions {
         exact_pass: exact,
         ..SnapshotOptions::default()
     };
-    let snap = crate::worker::refresh(&mut conn, &table, opts).await?;
+    let snap = match crate::worker::refresh(&mut conn, &table, opts).await {
+        Ok(snap) => snap,
+        Err(e) => {
+            let Some(lock) = crate::db::locks::locked_in(&e) else {
+                return Err(e);
+            };
+            let msg = sanitize::line(&e.to_string());
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "table": table.to_string(),
+                        "locked": lock,
+                        "error": msg,
+                    }))?
+                ),
+                Format::Text => println!("{table}: {msg}"),
+            }
+            return Ok(EXIT_LOCKED);
+        }
+    };
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&snap)?),
         Format::Text => print!("{}", render_text(&snap)),
     }
-    Ok(())
+    Ok(0)
 }
 
 /// The human form of a snapshot.

@@ -32,6 +32,16 @@ static BACKGROUND_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// goes to it. A panic on another thread (a worker task: caught there and shown on screen as an
 /// error) must neither restore the terminal under the dashboard, which keeps drawing, nor print
 /// over the screen: it is kept, and printed after the dashboard ends.
+/// A terminal event as the app's event (None: nothing the app needs).
+fn term_event(ev: TermEvent) -> Option<Event> {
+    match ev {
+        TermEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
+        TermEvent::Resize(width, height) => Some(Event::Resize { width, height }),
+        TermEvent::Paste(text) => Some(Event::Paste(text)),
+        _ => None,
+    }
+}
+
 fn install_panic_hook() {
     // The loop runs in `Runtime::block_on` on the calling thread (main), never on a worker
     // thread, so its thread is stable for the whole run.
@@ -39,7 +49,11 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().id() == ui_thread {
-            let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                crossterm::event::DisableBracketedPaste,
+                crossterm::cursor::Show
+            );
             previous(info);
         } else if let Ok(mut kept) = BACKGROUND_PANICS.lock() {
             if kept.len() < 20 {
@@ -98,6 +112,7 @@ pub async fn run_with_pool(
     theme: Theme,
 ) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let unused_after = config.thresholds.indexes.unused_after_inserts;
     let worker = Worker::new(cfg, pool, table_ref, config, tx);
     // For the end-to-end tests: a panic in the loop (`1`) or in every worker task (`worker`).
     let panic_for_test = std::env::var("IDEMTOP_TEST_PANIC").ok();
@@ -108,34 +123,56 @@ pub async fn run_with_pool(
     }
     let panic_in_loop = panic_for_test.is_some_and(|v| v != "worker");
     let mut app = App::new(session, interval, Instant::now());
+    app.unused_index_after_inserts = unused_after;
     // ratatui's hook leaves raw mode and the alternate screen; ours calls it for the loop's own
     // panics only, and shows the cursor too.
     let mut terminal = ratatui::init();
+    // Bracketed paste: a paste arrives as one event (bounded and handled in one pass by the
+    // prompt), not as thousands of key presses.
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
     install_panic_hook();
     let result = async {
         let mut keys = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        if let Ok(size) = terminal.size() {
+            app::update(
+                &mut app,
+                Event::Resize {
+                    width: size.width,
+                    height: size.height,
+                },
+            );
+        }
         loop {
             terminal.draw(|f| ui::draw(f, &app, &theme))?;
             if panic_in_loop && app.dash.current.is_some() {
                 panic!("IDEMTOP_TEST_PANIC is set: panicking on purpose");
             }
             let event = tokio::select! {
-                Some(ev) = keys.next() => match ev? {
-                    TermEvent::Key(k) if k.kind != KeyEventKind::Release => Some(Event::Key(k)),
-                    _ => None, // resize and others: just redraw
-                },
+                Some(ev) = keys.next() => term_event(ev?),
                 Some(db) = rx.recv() => Some(Event::Db(db)),
                 _ = tick.tick() => Some(Event::Tick(Instant::now())),
                 _ = term.recv() => { app.quit = true; None }
                 _ = hup.recv() => { app.quit = true; None }
             };
-            if let Some(event) = event {
+            // Everything already waiting is applied before the next frame: a burst of keys or
+            // results costs one redraw, not one each.
+            let mut events: Vec<Event> = event.into_iter().collect();
+            while let Ok(db) = rx.try_recv() {
+                events.push(Event::Db(db));
+            }
+            for event in events {
                 for req in app::update(&mut app, event) {
                     worker.handle(req);
                 }
+            }
+            if let Some(text) = app.clipboard.take() {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = out.write_all(ui::clipboard::osc52(&text).as_bytes());
+                let _ = out.flush();
             }
             if app.quit {
                 break;
@@ -144,6 +181,7 @@ pub async fn run_with_pool(
         anyhow::Ok(())
     }
     .await;
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
     uninstall_panic_hook();

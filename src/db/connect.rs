@@ -119,7 +119,11 @@ impl ConnectConfig {
         let mut conn =
             tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&opts))
                 .await
-                .map_err(|_| anyhow!("cannot connect to {target}: no answer within 10 s"))?
+                .map_err(|_| {
+                    anyhow::Error::new(CannotConnect(format!(
+                        "cannot connect to {target}: no answer within 10 s"
+                    )))
+                })?
                 .map_err(|e| connect_error_in(&e, &target, Some(opts.get_ssl_mode())))?;
         session::align_timezone(&mut conn, self.timestamp_zone.as_deref()).await?;
         Ok(conn)
@@ -175,7 +179,7 @@ pub fn connect_error(e: &sqlx::Error, target: &str) -> anyhow::Error {
 fn connect_error_in(e: &sqlx::Error, target: &str, mode: Option<PgSslMode>) -> anyhow::Error {
     use std::io::ErrorKind;
     if let Some(why) = tls_failure(e, mode) {
-        return anyhow!("cannot connect to {target}: {why}");
+        return CannotConnect(format!("cannot connect to {target}: {why}")).into();
     }
     let why = match e {
         sqlx::Error::Io(io) => match io.kind() {
@@ -236,8 +240,35 @@ fn connect_error_in(e: &sqlx::Error, target: &str, mode: Option<PgSslMode>) -> a
         sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_string(),
         other => sanitize::line(&other.to_string()),
     };
-    anyhow!("cannot connect to {target}: {why}")
+    CannotConnect(format!("cannot connect to {target}: {why}")).into()
 }
+
+/// A connection attempt failed (refused, no answer, authentication, TLS, ...): one sentence
+/// naming the target. Counts as a lost connection ([`is_connection_lost`]): the dashboard
+/// says "disconnected" and retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannotConnect(pub String);
+
+impl std::fmt::Display for CannotConnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CannotConnect {}
+
+/// The server did not answer within the client-side deadline (frozen, or the network is
+/// gone): counts as a lost connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotResponding(pub String);
+
+impl std::fmt::Display for NotResponding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotResponding {}
 
 /// The TLS part of a connection failure as a sentence, `None` when it is not about TLS.
 fn tls_failure(e: &sqlx::Error, mode: Option<PgSslMode>) -> Option<String> {
@@ -656,6 +687,34 @@ fn home_dir() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
 }
 
+/// A permission error (SQLSTATE 42501) as one sentence naming the role, what it lacks and the
+/// GRANT that fixes it (with the server's own words after it).
+pub async fn permission_error(
+    conn: &mut PgConnection,
+    e: &anyhow::Error,
+    privilege: &str,
+    table: &crate::ident::TableRef,
+) -> anyhow::Error {
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_else(|_| "<role>".into());
+    let said = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => Some(sanitize::line(db.message())),
+            _ => None,
+        })
+        .unwrap_or_else(|| sanitize::line(&e.to_string()));
+    anyhow!(
+        "permission denied: role {} lacks {privilege} on {table} (GRANT {privilege} ON {}.{} TO {}; the server said: {said})",
+        sanitize::line(&role),
+        crate::ident::display_quoted(table.schema.as_str()),
+        crate::ident::display_quoted(table.table.as_str()),
+        crate::ident::display_quoted(&role),
+    )
+}
+
 /// SQLSTATE of the database error inside `e`, if any (e.g. "42501" insufficient_privilege).
 pub fn sqlstate(e: &anyhow::Error) -> Option<String> {
     e.chain()
@@ -673,7 +732,12 @@ pub fn db_sqlstate(e: &sqlx::Error) -> Option<String> {
 
 /// True when the error means the connection itself is gone (server restart, network).
 pub fn is_connection_lost(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| match c.downcast_ref::<sqlx::Error>() {
+    e.chain()
+        .any(|c| c.is::<CannotConnect>() || c.is::<NotResponding>() || sqlx_lost(c))
+}
+
+fn sqlx_lost(c: &(dyn std::error::Error + 'static)) -> bool {
+    match c.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Io(_))
         | Some(sqlx::Error::PoolTimedOut)
         | Some(sqlx::Error::PoolClosed)
@@ -683,7 +747,7 @@ pub fn is_connection_lost(e: &anyhow::Error) -> bool {
             .map(|c| c.starts_with("57P") || c.starts_with("08"))
             .unwrap_or(false),
         _ => false,
-    })
+    }
 }
 
 /// Begin a transaction whose statements give up after `timeout` (`statement_timeout` set
@@ -703,6 +767,25 @@ pub async fn begin_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused connection is a lost connection (the dashboard says "disconnected" and
+    /// retries), not a failed refresh on a live one.
+    #[tokio::test]
+    async fn a_failed_connect_counts_as_a_lost_connection() {
+        let err = ConnectConfig::from_url("postgres://nobody@127.0.0.1:1/none")
+            .connect()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot connect to nobody@127.0.0.1:1/none"),
+            "{err}"
+        );
+        assert!(is_connection_lost(&err));
+        assert!(!is_connection_lost(&anyhow!(
+            "column \"nope\" does not exist"
+        )));
+    }
 
     #[test]
     fn describe_never_shows_the_password() {

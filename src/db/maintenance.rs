@@ -199,7 +199,7 @@ pub struct CleanupSummary {
     pub stopped: StopReason,
     pub dry_run: bool,
     /// Expired rows (as of the cutoff) when cleanup started, capped at [`COUNT_CAP`].
-    pub expired_at_start: u64,
+    pub expired_at_start: Option<u64>,
     /// How the rows were found: `walk` (the index) or `sweep` (the heap in physical order).
     pub method: Method,
     /// Why that method.
@@ -262,7 +262,26 @@ pub async fn cleanup(
     mut progress: impl FnMut(&CleanupProgress),
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
-    let plan = crate::db::plan::make(pool, table, opts).await?;
+    // --max-duration bounds the whole run: the plan's count gets what is left of it (a count
+    // that does not finish leaves the backlog uncounted, never zero), and the batches stop when
+    // it is over. The client-side bound below only catches a server that answers nothing.
+    let plan = match opts.max_duration {
+        Some(max) => tokio::time::timeout(
+            max + Duration::from_secs(10),
+            crate::db::plan::make(pool, table, opts),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "cleanup stopped before deleting anything: the server did not answer the plan's queries within --max-duration ({} s) + 10 s",
+                max.as_secs_f64()
+            )
+        })??,
+        None => crate::db::plan::make(pool, table, opts).await?,
+    };
+    if opts.dry_run && plan.row_by_row.is_none() {
+        bail!("the dry run could not count the expired rows within its 30 s statement timeout: it has no figure to give (the run itself would start deleting anyway)");
+    }
     let privs = {
         let mut conn = pool.acquire().await?;
         privileges(&mut conn, plan.info.oid).await?
@@ -431,7 +450,7 @@ struct Run<'a> {
     opts: &'a CleanupOptions,
     cancel: &'a CancellationToken,
     started: Instant,
-    expired_at_start: u64,
+    expired_at_start: Option<u64>,
 }
 
 impl Run<'_> {
@@ -475,7 +494,7 @@ impl Run<'_> {
         CleanupProgress {
             deleted,
             batches,
-            remaining_estimate: self.expired_at_start.saturating_sub(deleted),
+            remaining_estimate: self.expired_at_start.unwrap_or(0).saturating_sub(deleted),
             elapsed: self.started.elapsed(),
             rows_per_sec: match deleting.elapsed().as_secs_f64() {
                 secs if secs > 0.0 => deleted as f64 / secs,
@@ -1273,7 +1292,7 @@ mod tests {
             cutoff: DateTime::<Utc>::UNIX_EPOCH,
             stopped: StopReason::MaxDuration,
             dry_run: false,
-            expired_at_start: 3,
+            expired_at_start: Some(3),
             method: Method::Sweep,
             method_reason: "--method sweep".into(),
             skipped: 0,

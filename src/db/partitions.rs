@@ -645,6 +645,13 @@ async fn drop_inner(
     Ok(out)
 }
 
+/// SQL: whether the relation `qualified` holds a row that is not expired as of `$1` (the
+/// cutoff): `expires_at` after it, or NULL (never judged expired). The one test of "no live
+/// row" that both the plan and the drop use.
+pub fn live_row_sql(qualified: &str) -> String {
+    format!("SELECT EXISTS (SELECT 1 FROM {qualified} WHERE expires_at > $1 OR expires_at IS NULL)")
+}
+
 /// [`DropProof::Checked`]: lock the parent (only) and the partition, check that no row of the
 /// partition is live (`expires_at > cutoff` or NULL), then detach, count and drop it, all in
 /// one transaction. `Ok(None)`: a live row was found, nothing changed.
@@ -670,12 +677,10 @@ async fn check_and_drop(
         .bind(CHECK_UNDER_LOCK_TIMEOUT)
         .execute(&mut *tx)
         .await?;
-    let live: bool = sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {part} WHERE expires_at > $1 OR expires_at IS NULL)"
-    ))
-    .bind(cutoff)
-    .fetch_one(&mut *tx)
-    .await?;
+    let live: bool = sqlx::query_scalar(&live_row_sql(part))
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
     if live {
         tx.rollback().await?;
         return Ok(None);
@@ -685,15 +690,25 @@ async fn check_and_drop(
         .await?;
     tx.execute(format!("ALTER TABLE {parent} DETACH PARTITION {part}").as_str())
         .await?;
+    let counted = measure_and_drop(&mut tx, part, oid).await?;
+    tx.commit().await?;
+    Ok(Some(counted))
+}
+
+/// In the transaction that holds the (detached) partition's lock: its rows and size, then DROP.
+async fn measure_and_drop(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    part: &str,
+    oid: i64,
+) -> Result<(i64, i64), sqlx::Error> {
     let (rows, size): (i64, Option<i64>) = sqlx::query_as(&format!(
         "SELECT count(*)::int8, pg_total_relation_size($1::oid)::int8 FROM {part}"
     ))
     .bind(oid)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     tx.execute(format!("DROP TABLE {part}").as_str()).await?;
-    tx.commit().await?;
-    Ok(Some((rows, size.unwrap_or(0))))
+    Ok((rows, size.unwrap_or(0)))
 }
 
 async fn count_and_drop(
@@ -709,15 +724,9 @@ async fn count_and_drop(
         .await?;
     tx.execute(format!("LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE").as_str())
         .await?;
-    let (rows, size): (i64, Option<i64>) = sqlx::query_as(&format!(
-        "SELECT count(*)::int8, pg_total_relation_size($1::oid)::int8 FROM {part}"
-    ))
-    .bind(oid)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.execute(format!("DROP TABLE {part}").as_str()).await?;
+    let counted = measure_and_drop(&mut tx, part, oid).await?;
     tx.commit().await?;
-    Ok((rows, size.unwrap_or(0)))
+    Ok(counted)
 }
 
 async fn is_detach_pending(conn: &mut PgConnection, oid: i64) -> Result<bool> {

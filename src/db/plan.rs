@@ -29,9 +29,15 @@ use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
 use crate::db::table::{self, PartitionStrategy, TableInfo};
 use crate::ident::TableRef;
 
-/// `statement_timeout` of the plan's count of expired rows.
-fn plan_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(30)
+/// `statement_timeout` of the plan's count of expired rows: 30 s, or less when
+/// `--max-duration` leaves less (at least 1 ms: 0 would mean no timeout at all).
+fn plan_timeout(opts: &CleanupOptions, started: std::time::Instant) -> std::time::Duration {
+    let cap = std::time::Duration::from_secs(30);
+    let left = match opts.max_duration {
+        Some(max) => max.saturating_sub(started.elapsed()).min(cap),
+        None => cap,
+    };
+    left.max(std::time::Duration::from_millis(1))
 }
 
 /// What a cleanup will do.
@@ -98,16 +104,23 @@ impl CleanupPlan {
             .sum()
     }
 
-    /// Every expired row the cleanup will remove (capped as the count is).
-    pub fn expired(&self) -> u64 {
-        self.row_by_row.unwrap_or(0) + self.rows_in_drops()
+    /// Every expired row the cleanup will remove (capped as the count is); `None` when the
+    /// count did not finish in time (never a zero that was not counted).
+    pub fn expired(&self) -> Option<u64> {
+        Some(self.row_by_row? + self.rows_in_drops())
     }
 }
 
 /// Make the plan. Refuses (an error naming the reason) when the table's expiry cannot be judged.
 pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
+    let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
     let info = table::resolve(&mut conn, table).await?;
+    // Under an ACCESS EXCLUSIVE lock every count would wait behind it and time out: say who
+    // holds it instead of planning on figures that were never read.
+    if let Some(lock) = crate::db::locks::table_lock(&mut conn, info.oid).await? {
+        return Err(crate::db::locks::TableLocked(lock).into());
+    }
     let expiry = info
         .expiry(table)
         .map_err(|why| anyhow!("cleanup refused: {why}"))?;
@@ -129,7 +142,8 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
             planned.push(plan_partition(&mut conn, &info, p, cutoff, can_drop).await?);
         }
     }
-    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff).await?;
+    let timeout = plan_timeout(opts, started);
+    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff, timeout).await?;
     drop(conn);
     let (method, method_reason) = choose_method(
         pool,
@@ -255,13 +269,11 @@ async fn has_live_row(
     sqlx::query("SELECT set_config('lock_timeout', '500ms', true)")
         .execute(&mut *tx)
         .await?;
-    let live: Result<bool, sqlx::Error> = sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {} WHERE expires_at > $1 OR expires_at IS NULL)",
-        part.qualified()
-    ))
-    .bind(cutoff)
-    .fetch_one(&mut *tx)
-    .await;
+    let live: Result<bool, sqlx::Error> =
+        sqlx::query_scalar(&partitions::live_row_sql(&part.qualified()))
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await;
     match live {
         Ok(live) => {
             tx.commit().await?;
@@ -287,6 +299,7 @@ async fn count_row_by_row(
     info: &TableInfo,
     planned: &[PlannedPartition],
     cutoff: DateTime<Utc>,
+    timeout: std::time::Duration,
 ) -> Result<Option<u64>> {
     let targets: Vec<TableRef> = if info.partitioned {
         planned
@@ -299,7 +312,7 @@ async fn count_row_by_row(
     };
     let mut total = 0u64;
     for t in targets {
-        let mut tx = crate::db::connect::begin_bounded(conn, plan_timeout()).await?;
+        let mut tx = crate::db::connect::begin_bounded(conn, timeout).await?;
         let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
             "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
             t.qualified()

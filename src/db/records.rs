@@ -359,9 +359,13 @@ impl Query {
     }
 }
 
+/// The timestamps are cast: a `timestamp without time zone` column is read as a point in time
+/// in the session's zone (the database's, as psql reads it); a `timestamptz` one is unchanged.
+/// The aliases differ from the column names so that `ORDER BY created_at/expires_at` keeps
+/// naming the table's columns (and their indexes), not these expressions.
 const SUMMARY_COLUMNS: &str = "request_id, operation::text AS operation, status_code, \
-     created_at, expires_at, octet_length(result_payload)::int8 AS payload_bytes, \
-     xmin::text::int8 AS xmin";
+     created_at::timestamptz AS created_at_tz, expires_at::timestamptz AS expires_at_tz, \
+     octet_length(result_payload)::int8 AS payload_bytes, xmin::text::int8 AS xmin";
 
 fn page_query(
     table: &TableRef,

@@ -94,10 +94,26 @@ pub struct Rows {
     pub exact: bool,
     /// The expired count alone is exact (cheap while the backlog is small).
     pub expired_exact: bool,
+    /// How the counts were obtained: `exact` (counted now), `counted_since` (exact counts of
+    /// `basis_at`, carried to now by the insert/delete counters and an exact count of the rows
+    /// that expired in between), or `statistics` (pg_stats and the counters).
+    pub basis: RowsBasis,
+    /// Server time of the exact counts that `counted_since` carries forward.
+    pub basis_at: Option<DateTime<Utc>>,
     /// `min(expires_at)` when it is in the past: the age of the cleanup backlog.
     pub oldest_expired_at: Option<DateTime<Utc>>,
     /// Seconds since `oldest_expired_at` (0 when nothing is expired).
     pub cleanup_lag_secs: f64,
+}
+
+/// How [`Rows`] were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowsBasis {
+    Exact,
+    CountedSince,
+    #[default]
+    Statistics,
 }
 
 /// Live rows by when they expire.
@@ -210,8 +226,23 @@ impl ExpectedIndex {
     }
 }
 
-/// Take one snapshot. `conn` should be a session with a short `statement_timeout`.
+/// Take one snapshot. `conn` should be a session with a short `statement_timeout`. A missing
+/// privilege is said in one sentence naming the role and the GRANT that fixes it.
 pub async fn take(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    match take_inner(conn, table, info, opts).await {
+        Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
+            Err(crate::db::connect::permission_error(conn, &e, "SELECT", table).await)
+        }
+        other => other,
+    }
+}
+
+async fn take_inner(
     conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
@@ -226,6 +257,16 @@ pub async fn take(
         .await
         .context("reading table statistics")?;
     let blocked_by = stats.blocked_by.clone();
+    if blocked_by.is_some() {
+        // Every figure below would queue behind the lock or come out as a zero that was never
+        // measured: report who holds it instead (gone meanwhile: measure as usual).
+        if let Some(lock) = crate::db::locks::table_lock(conn, info.oid)
+            .await
+            .context("reading who locks the table")?
+        {
+            return Err(crate::db::locks::TableLocked(lock).into());
+        }
+    }
     let probe = blocked_by.is_none();
 
     let sizes = if probe {
@@ -266,7 +307,7 @@ pub async fn take(
         let est_expired = est
             .as_ref()
             .and_then(|e| e.expired_fraction)
-            .map(|f| f * estimated_total);
+            .map(|f| expired_by_counters(f, &stats, estimated_total.round() as i64) as f64);
         let count_cap = match est_expired {
             Some(n) if n > 4.0 * EXPIRED_COUNT_CAP as f64 => 0,
             _ => EXPIRED_COUNT_CAP,
@@ -299,6 +340,8 @@ pub async fn take(
                 rows.live = rows.total - rows.expired;
                 rows.exact = true;
                 rows.expired_exact = true;
+                rows.basis = RowsBasis::Exact;
+                rows.basis_at = Some(stats.now);
                 horizon = h;
                 operations = ops;
                 operations_exact = true;
@@ -316,7 +359,7 @@ pub async fn take(
                 } else {
                     rows.expired = est
                         .expired_fraction
-                        .map(|f| (f * total as f64).round() as i64)
+                        .map(|f| expired_by_counters(f, &stats, total))
                         .unwrap_or(expired_capped)
                         .max(EXPIRED_COUNT_CAP);
                 }
@@ -352,18 +395,70 @@ pub async fn take(
     Ok(snap)
 }
 
-/// Takes snapshots one after another and carries the latest exact per-operation breakdown
-/// (from the slower exact pass) into the estimated refreshes in between, for up to `keep`.
+/// The expired rows from the histogram's share `f` (rows with `expires_at <= now` among those
+/// the last ANALYZE saw), corrected by what the counters say happened since: the share applies
+/// to the rows of the table when its statistics were last taken (`reltuples`, set by ANALYZE or
+/// VACUUM, whichever ran last), not to today's total, and the rows deleted since then (cleanup
+/// deletes expired rows only) are no longer there. Rows inserted since are counted live. Without
+/// this, a cleanup leaves the old share on screen until the next ANALYZE, and steady inserts
+/// inflate the expired count by the share of the new rows.
+fn expired_by_counters(f: f64, stats: &StatsRow, total: i64) -> i64 {
+    let basis = stats.reltuples.max(0.0);
+    let t = stats.n_live_tup as f64;
+    let analyzed_last = match (
+        stats.vacuum.last_any_analyze(),
+        stats.vacuum.last_any_vacuum(),
+    ) {
+        (Some(a), Some(v)) => a >= v,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let deleted_since = if analyzed_last {
+        // Since ANALYZE: inserts I and deletes D with I + D = n_mod_since_analyze and
+        // I - D = n_live_tup - reltuples.
+        let m = stats.vacuum.n_mod_since_analyze as f64;
+        ((m - (t - basis)) / 2.0).clamp(0.0, m.max(0.0))
+    } else {
+        // Since VACUUM: D = reltuples + inserts since - n_live_tup.
+        (basis + stats.n_ins_since_vacuum as f64 - t).max(0.0)
+    };
+    ((f * basis - deleted_since).round() as i64).clamp(0, total.max(0))
+}
+
+/// Takes snapshots one after another. It keeps the last exact counts (small tables: every
+/// refresh; large ones: the periodic exact pass) as an anchor and carries them forward between
+/// exact passes: total = anchor + inserts - deletes (the counters, which count every row),
+/// expired = anchor + rows that expired since (counted exactly on the `expires_at` index: only
+/// the rows of the last seconds) - deletes (cleanup deletes expired rows). So the figures
+/// account for every action at once, do not drift between ANALYZEs, and do not alternate
+/// between an estimate and the exact pass. The per-operation breakdown of the exact pass is
+/// carried along, scaled to those totals, so the Rows and Operations panels agree.
 #[derive(Debug, Default)]
 pub struct Sampler {
-    last_exact: Option<(DateTime<Utc>, Vec<OperationStats>, Horizon)>,
+    anchor: Option<Anchor>,
     /// When the last exact pass on a large table ran and what the refresh with it cost.
     last_exact_cost: Option<(std::time::Instant, Duration)>,
+}
+
+/// The last exact counts and the counters at that moment.
+#[derive(Debug, Clone)]
+struct Anchor {
+    at: DateTime<Utc>,
+    total: i64,
+    expired: i64,
+    ins: i64,
+    del: i64,
+    operations: Vec<OperationStats>,
+    horizon: Horizon,
 }
 
 /// The exact pass may use at most 1/EXACT_PASS_BUDGET of the server's time: after one that
 /// took 1 s, the next waits at least this many seconds.
 const EXACT_PASS_BUDGET: u32 = 60;
+
+/// At most this many rows that expired since the anchor are counted; past it the anchor is
+/// too old to carry forward cheaply (the next exact pass makes a new one).
+const EXPIRED_SINCE_CAP: i64 = 200_000;
 
 impl Sampler {
     pub async fn take(
@@ -385,20 +480,137 @@ impl Sampler {
         if opts.exact_pass {
             self.last_exact_cost = Some((started, started.elapsed()));
         }
-        if snap.operations_exact {
-            self.last_exact = Some((snap.taken_at, snap.operations.clone(), snap.horizon));
-        } else if let Some((at, ops, horizon)) = &self.last_exact {
-            let age = (snap.taken_at - *at).to_std().unwrap_or(Duration::MAX);
-            if age <= keep && snap.blocked_by.is_none() {
-                snap.operations = ops.clone();
-                snap.operations_exact = true;
-                snap.operations_as_of = Some(*at);
-                if !snap.horizon.exact {
-                    snap.horizon = *horizon;
-                }
-            }
+        if snap.rows.exact && snap.operations_exact {
+            self.anchor = Some(Anchor {
+                at: snap.taken_at,
+                total: snap.rows.total,
+                expired: snap.rows.expired,
+                ins: snap.counters.n_tup_ins,
+                del: snap.counters.n_tup_del,
+                operations: snap.operations.clone(),
+                horizon: snap.horizon,
+            });
+            return Ok(snap);
+        }
+        let Some(a) = self.anchor.clone() else {
+            return Ok(snap);
+        };
+        let (di, dd) = (
+            snap.counters.n_tup_ins - a.ins,
+            snap.counters.n_tup_del - a.del,
+        );
+        let age = (snap.taken_at - a.at).to_std().unwrap_or(Duration::MAX);
+        // Counters reset (stats reset, a dropped partition's counts gone) or a stale anchor:
+        // the counters no longer describe what happened since; wait for the next exact pass.
+        if di < 0 || dd < 0 || age > keep.max(Duration::from_secs(3600)) {
+            self.anchor = None;
+            return Ok(snap);
+        }
+        let Some(expired_since) = expired_between(conn, table, a.at).await? else {
+            self.anchor = None;
+            return Ok(snap);
+        };
+        let total = (a.total + di - dd).max(0);
+        let expired = if snap.rows.expired_exact {
+            snap.rows.expired
+        } else {
+            (a.expired + expired_since - dd).clamp(0, total)
+        };
+        let total = total.max(expired);
+        snap.rows.total = total;
+        snap.rows.expired = expired;
+        snap.rows.live = total - expired;
+        snap.rows.basis = RowsBasis::CountedSince;
+        snap.rows.basis_at = Some(a.at);
+        snap.operations = scaled(&a.operations, snap.rows.live, expired);
+        snap.operations_exact = false;
+        snap.operations_as_of = Some(a.at);
+        if !snap.horizon.exact {
+            snap.horizon = scaled_horizon(a.horizon, snap.rows.live);
         }
         Ok(snap)
+    }
+}
+
+/// Rows with `anchor < expires_at <= now()`, counted on the index; `None` past
+/// [`EXPIRED_SINCE_CAP`] (or when the count is refused: a lock, a timeout).
+async fn expired_between(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    anchor: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at > $1 AND expires_at <= now() LIMIT $2) s",
+        table.qualified()
+    ))
+    .bind(anchor)
+    .bind(EXPIRED_SINCE_CAP)
+    .fetch_one(&mut *conn)
+    .await;
+    match n {
+        Ok(n) if n < EXPIRED_SINCE_CAP => Ok(Some(n)),
+        Ok(_) => Ok(None),
+        Err(e)
+            if matches!(
+                crate::db::connect::db_sqlstate(&e).as_deref(),
+                Some("55P03" | "57014")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context("counting the rows expired since the exact pass"))
+        }
+    }
+}
+
+/// The exact pass's breakdown scaled so that its live and expired columns sum to `live` and
+/// `expired` (each operation keeps its share of each).
+fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats> {
+    let sum_live: i64 = ops.iter().filter_map(|o| o.live).sum();
+    let sum_expired: i64 = ops.iter().filter_map(|o| o.expired).sum();
+    let scale = |v: Option<i64>, sum: i64, to: i64| {
+        v.map(|v| {
+            if sum > 0 {
+                (v as f64 * to as f64 / sum as f64).round() as i64
+            } else {
+                0
+            }
+        })
+    };
+    ops.iter()
+        .map(|o| {
+            let live = scale(o.live, sum_live, live);
+            let expired = scale(o.expired, sum_expired, expired);
+            OperationStats {
+                total: live.unwrap_or(0) + expired.unwrap_or(0),
+                live,
+                expired,
+                exact: false,
+                ..o.clone()
+            }
+        })
+        .collect()
+}
+
+fn scaled_horizon(h: Horizon, live: i64) -> Horizon {
+    let sum = h.within_1h + h.within_6h + h.within_24h + h.later;
+    if sum <= 0 {
+        return Horizon {
+            later: live,
+            exact: false,
+            ..Horizon::default()
+        };
+    }
+    let f = live as f64 / sum as f64;
+    let n = |v: i64| (v as f64 * f).round() as i64;
+    let (a, b, c) = (n(h.within_1h), n(h.within_6h), n(h.within_24h));
+    Horizon {
+        within_1h: a,
+        within_6h: b,
+        within_24h: c,
+        later: (live - a - b - c).max(0),
+        exact: false,
     }
 }
 
@@ -416,6 +628,7 @@ struct RawStats {
     n_live_tup: Option<i64>,
     n_dead_tup: Option<i64>,
     n_mod_since_analyze: Option<i64>,
+    n_ins_since_vacuum: Option<i64>,
     last_vacuum: Option<DateTime<Utc>>,
     last_autovacuum: Option<DateTime<Utc>>,
     last_analyze: Option<DateTime<Utc>>,
@@ -434,6 +647,7 @@ struct StatsRow {
     now: DateTime<Utc>,
     reltuples: f64,
     n_live_tup: i64,
+    n_ins_since_vacuum: i64,
     vacuum: Vacuum,
     counters: Counters,
     blocked_by: Option<String>,
@@ -448,6 +662,7 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
                 (SELECT sum(n_live_tup)::int8 FROM st) AS n_live_tup,
                 (SELECT sum(n_dead_tup)::int8 FROM st) AS n_dead_tup,
                 (SELECT sum(n_mod_since_analyze)::int8 FROM st) AS n_mod_since_analyze,
+                (SELECT sum(n_ins_since_vacuum)::int8 FROM st) AS n_ins_since_vacuum,
                 (SELECT max(last_vacuum) FROM st) AS last_vacuum,
                 (SELECT max(last_autovacuum) FROM st) AS last_autovacuum,
                 (SELECT max(last_analyze) FROM st) AS last_analyze,
@@ -471,6 +686,7 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
         now: r.now,
         reltuples: r.reltuples.unwrap_or(0.0),
         n_live_tup: r.n_live_tup.unwrap_or(0),
+        n_ins_since_vacuum: r.n_ins_since_vacuum.unwrap_or(0),
         vacuum: Vacuum {
             n_live_tup: r.n_live_tup.unwrap_or(0),
             n_dead_tup: r.n_dead_tup.unwrap_or(0),

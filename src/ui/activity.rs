@@ -21,8 +21,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
 /// The pg_cron panel: the `cleanup-idempotency` job and its last runs, or how to enable it.
 fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     use crate::db::cron::{enable_hint, CronStatus, JOB_NAME};
+    let key = |a| crate::app::keys::key_for(a).unwrap_or_default();
     let block = super::panel(
-        format!(" pg_cron job '{JOB_NAME}' (S schedule hourly · U unschedule) "),
+        format!(
+            " pg_cron job '{JOB_NAME}' ({} schedule hourly · {} unschedule) ",
+            key(crate::app::action::Action::ScheduleCron),
+            key(crate::app::action::Action::UnscheduleCron)
+        ),
         t,
     );
     let now = app
@@ -43,7 +48,10 @@ fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 t.warn(),
             )),
             Line::from(Span::styled(
-                "S schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
+                format!(
+                    "{} schedules SELECT cleanup_expired_idempotency_records() hourly (0 * * * *).",
+                    key(crate::app::action::Action::ScheduleCron)
+                ),
                 t.dim(),
             )),
         ],
@@ -105,10 +113,23 @@ fn draw_cron(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
 }
 
 fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(22),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Min(10),
+    ];
+    let detail_w = super::column_widths(area.width.saturating_sub(2), &widths)[5];
     let rows = app.log.iter().rev().map(|e| {
+        // A message (an error, most often) wraps over up to three rows; past that it ends in
+        // "…", never cut without a sign.
+        let detail = wrap_lines(&sanitize::line(&e.message), detail_w, 3);
+        let height = detail.len().max(1) as u16;
         Row::new(vec![
             Cell::from(e.at.format("%H:%M:%S").to_string()),
-            Cell::from(e.what.clone()),
+            Cell::from(format::fit(&e.what, 22)),
             Cell::from(
                 e.elapsed
                     .map(|d| format!("{:.2} s", d.as_secs_f64()))
@@ -120,28 +141,30 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             } else {
                 Span::styled("FAILED", t.crit())
             }),
-            Cell::from(sanitize::line(&e.message)),
+            Cell::from(ratatui::text::Text::from(
+                detail.into_iter().map(Line::from).collect::<Vec<_>>(),
+            )),
         ])
+        .height(height)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(22),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Min(10),
-        ],
-    )
-    .header(Row::new(["time", "action", "took", "rows", "result", "detail"]).style(t.label()))
-    .block(super::panel(" Activity log (newest first) ", t));
+    let table = Table::new(rows, widths)
+        .header(Row::new(["time", "action", "took", "rows", "result", "detail"]).style(t.label()))
+        .block(super::panel(" Activity log (newest first) ", t));
     if app.log.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(Span::styled("No maintenance yet this session.", t.dim())),
                 Line::from(Span::styled(
-                    "c cleanup · a ANALYZE · v VACUUM: each asks first, then shows up here.",
+                    {
+                        use crate::app::action::Action;
+                        let k = |a| crate::app::keys::key_for(a).unwrap_or_default();
+                        format!(
+                            "{} cleanup · {} ANALYZE · {} VACUUM: each asks first, then shows up here.",
+                            k(Action::Cleanup),
+                            k(Action::Analyze),
+                            k(Action::Vacuum)
+                        )
+                    },
                     t.dim(),
                 )),
             ])
@@ -205,9 +228,14 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                     count(p.rows_per_sec.round() as i64),
                     p.elapsed.as_secs_f64(),
                     if r.stopping {
-                        " · stopping after this batch"
+                        " · stopping after this batch".to_string()
                     } else {
-                        " · Esc stops"
+                        let stop = crate::app::keys::BINDINGS
+                            .iter()
+                            .find(|b| b.context == crate::app::keys::Context::Running)
+                            .map(|b| b.keys[0].label())
+                            .unwrap_or_default();
+                        format!(" · {stop} stops")
                     }
                 ),
             )
@@ -253,4 +281,80 @@ pub fn draw_placeholder(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             .block(super::panel(format!(" {} ", app.screen.title()), t)),
         area,
     );
+}
+
+/// `text` word-wrapped to `width` columns, at most `max_rows` rows; the last row ends in "…"
+/// when something was left out. A word wider than a row is cut (with "…" when it is the end).
+pub fn wrap_lines(text: &str, width: usize, max_rows: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut rows: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut left_out = false;
+    for word in text.split_whitespace() {
+        let need = if cur.is_empty() {
+            format::width(word)
+        } else {
+            format::width(&cur) + 1 + format::width(word)
+        };
+        if need > width && !cur.is_empty() {
+            rows.push(std::mem::take(&mut cur));
+        }
+        if rows.len() == max_rows {
+            left_out = true;
+            break;
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        if rows.len() < max_rows {
+            rows.push(cur);
+        } else {
+            left_out = true;
+        }
+    }
+    for r in rows.iter_mut() {
+        if format::width(r) > width {
+            *r = format::fit(r, width);
+        }
+    }
+    if left_out {
+        if let Some(last) = rows.last_mut() {
+            let cut = format::fit(last, width.saturating_sub(1));
+            *last = if cut.ends_with('…') {
+                cut
+            } else {
+                format!("{cut}…")
+            };
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_lines;
+
+    #[test]
+    fn messages_wrap_and_show_what_was_left_out() {
+        assert_eq!(
+            wrap_lines("canceling statement due to statement timeout", 20, 3),
+            vec!["canceling statement", "due to statement", "timeout"]
+        );
+        let rows = wrap_lines(
+            "held by pid 11234 for 3m 02s, 5 sessions wait behind it",
+            12,
+            2,
+        );
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].ends_with('…'), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| crate::format::width(r) <= 12),
+            "{rows:?}"
+        );
+        assert_eq!(wrap_lines("", 10, 3), Vec::<String>::new());
+        assert_eq!(wrap_lines("abcdefghijkl", 5, 3), vec!["abcd…"]);
+    }
 }

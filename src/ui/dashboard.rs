@@ -2,7 +2,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::Theme;
@@ -23,7 +23,25 @@ fn kv<'a>(label: &'a str, value: String, t: &Theme) -> Line<'a> {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    // While the table is locked, who holds the lock comes first, above the last figures.
+    let area = match &app.dash.lock {
+        Some(lock) => {
+            let h = if app.dash.current.is_some() {
+                7
+            } else {
+                area.height
+            };
+            let [blocker, rest] =
+                Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(area);
+            draw_blocker(frame, blocker, app, lock, t);
+            rest
+        }
+        None => area,
+    };
     let Some(snap) = app.dash.current.as_ref() else {
+        if area.height == 0 {
+            return;
+        }
         let msg = match &app.dash.error {
             Some(e) => vec![
                 Line::from(Span::styled("Could not read the table:", t.crit())),
@@ -35,8 +53,37 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 t.dim(),
             ))],
         };
-        frame.render_widget(Paragraph::new(msg).block(block("Dashboard", t)), area);
+        frame.render_widget(
+            Paragraph::new(msg)
+                .wrap(Wrap { trim: false })
+                .block(block("Dashboard", t)),
+            area,
+        );
         return;
+    };
+    // Figures that are not current say so, and how old they are, above them.
+    let area = if app.data_stale() {
+        let age = app.data_age().map(super::age).unwrap_or_else(|| "?".into());
+        let banner_line = Line::from(vec![
+            Span::styled(format!("STALE, {age} old: "), t.warn()),
+            Span::styled(
+                format!(
+                    "measured at {}; nothing newer could be read",
+                    snap.taken_at.format("%H:%M:%S UTC")
+                ),
+                t.label(),
+            ),
+        ]);
+        let rows = super::wrapped_rows(&banner_line.to_string(), usize::from(area.width));
+        let [banner, rest] =
+            Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area);
+        frame.render_widget(
+            Paragraph::new(banner_line).wrap(Wrap { trim: false }),
+            banner,
+        );
+        rest
+    } else {
+        area
     };
     let busy = app.running.is_some() || snap.vacuum.running.is_some();
     // Sparklines (or the progress of a running action) when there is room or something runs.
@@ -53,6 +100,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         Constraint::Length(bottom_h),
     ])
     .areas(area);
+    if area.height < 8 + 6 {
+        // Too short for every panel (a lock or an outage takes room above): the main figures
+        // only, whole, rather than every panel squeezed to its borders.
+        let [top, _] = Layout::vertical([Constraint::Length(8), Constraint::Min(0)]).areas(area);
+        let [sizes, rows, vacuum] = Layout::horizontal([
+            Constraint::Percentage(30),
+            Constraint::Percentage(36),
+            Constraint::Percentage(34),
+        ])
+        .areas(top);
+        draw_sizes(frame, sizes, app, snap, t);
+        draw_rows(frame, rows, snap, t);
+        draw_vacuum(frame, vacuum, snap, t);
+        return;
+    }
     let [sizes, rows, vacuum] = Layout::horizontal([
         Constraint::Percentage(30),
         Constraint::Percentage(36),
@@ -79,6 +141,114 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     }
 }
 
+/// The session that holds (or first awaits) the ACCESS EXCLUSIVE lock on the table: who it is,
+/// what it does and for how long, the lock, how many wait, and its statement, cut visibly.
+fn draw_blocker(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    lock: &crate::db::locks::TableLock,
+    t: &Theme,
+) {
+    let b = block("Blocker: the table is locked, nothing measured", t).border_style(t.crit());
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|v| !v.is_empty())
+            .map(sanitize::line)
+            .unwrap_or_else(|| "—".into())
+    };
+    let w = usize::from(inner.width);
+    let field = |label: &'static str, value: String, style| {
+        vec![
+            Span::styled(format!("{label} "), t.label()),
+            Span::styled(value, style),
+        ]
+    };
+    let mut line1 = field("pid", lock.pid.to_string(), t.value());
+    line1.push(Span::raw("  "));
+    line1.extend(field("user", opt(&lock.user), t.value()));
+    line1.push(Span::raw("  "));
+    line1.extend(field("application", opt(&lock.application), t.value()));
+    line1.push(Span::raw("  "));
+    line1.extend(field("client", opt(&lock.client), t.value()));
+    let mut line2 = field("state", opt(&lock.state), t.warn());
+    line2.push(Span::raw("  "));
+    line2.extend(field(
+        "transaction open for",
+        super::lock_xact_age(app, lock).unwrap_or_else(|| "—".into()),
+        t.warn(),
+    ));
+    let line3 = field(
+        "lock",
+        format!(
+            "{} {} on {}",
+            sanitize::line(&lock.mode),
+            if lock.granted {
+                "held"
+            } else {
+                "requested (waits, and queues everyone after it)"
+            },
+            sanitize::line(&lock.relation)
+        ),
+        t.crit(),
+    );
+    let mut line4 = field(
+        "waiting",
+        format!(
+            "{} {}",
+            lock.waiting,
+            if lock.waiting == 1 {
+                "session"
+            } else {
+                "sessions"
+            }
+        ),
+        t.crit(),
+    );
+    line4.push(Span::styled(
+        format!("  to end it: SELECT pg_terminate_backend({})", lock.pid),
+        t.dim(),
+    ));
+    // The statement as the server gave it (already cut at 200 characters there): one line,
+    // sanitized, and cut with an ellipsis that shows.
+    let query = lock.query.as_deref().unwrap_or("");
+    let mut query = sanitize::line(query.trim());
+    if lock
+        .query
+        .as_deref()
+        .is_some_and(|q| q.chars().count() >= 200)
+    {
+        query.push('…');
+    }
+    let query = format::fit(&query, w.saturating_sub(6));
+    let fit_line = |spans: Vec<Span<'static>>| {
+        // A line too long for the panel is cut visibly, never silently.
+        let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        if format::width(&text) <= w {
+            Line::from(spans)
+        } else {
+            Line::from(Span::styled(format::fit(&text, w), t.value()))
+        }
+    };
+    let lines = vec![
+        fit_line(line1),
+        fit_line(line2),
+        fit_line(line3),
+        fit_line(line4),
+        Line::from(vec![
+            Span::styled("query ", t.label()),
+            Span::raw(if query.is_empty() {
+                "—".into()
+            } else {
+                query
+            }),
+        ]),
+    ];
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
 fn draw_sizes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
     let mut lines = if let Some(why) = &s.blocked_by {
         vec![
@@ -103,10 +273,10 @@ fn draw_sizes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme)
 }
 
 fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
-    let title = if s.rows.exact {
-        "Rows (exact)"
-    } else {
-        "Rows (~ estimated)"
+    let title = match s.rows.basis {
+        _ if s.rows.exact => "Rows (exact)",
+        crate::db::snapshot::RowsBasis::CountedSince => "Rows (~ carried)",
+        _ => "Rows (~ estimated)",
     };
     let b = block(title, t);
     let inner = b.inner(area);
@@ -233,6 +403,16 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
 }
 
 fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    let widths = [
+        Constraint::Min(14),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(16),
+    ];
+    let name_w = super::column_widths(area.width.saturating_sub(2), &widths)[0];
     let total: i64 = s.operations.iter().map(|o| o.total).sum::<i64>().max(1);
     let rows = s.operations.iter().map(|o| {
         let share = o.total as f64 / total as f64;
@@ -254,7 +434,7 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
             .map(|b| format::bytes(b.round() as i64))
             .unwrap_or_else(|| "—".into());
         Row::new(vec![
-            Cell::from(sanitize::line(&o.operation)),
+            Cell::from(format::fit(&sanitize::line(&o.operation), name_w)),
             Cell::from(approx(o.total, o.exact)),
             Cell::from(opt(o.live)),
             Cell::from(opt(o.expired)),
@@ -263,45 +443,48 @@ fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &T
             Cell::from(status),
         ])
     });
+    let open = crate::app::keys::key_for(crate::app::action::Action::Open).unwrap_or_default();
     let title = match s.operations_as_of {
-        Some(at) if at < s.taken_at => format!(
-            "Operations (exact as of {}; Enter: records)",
+        Some(at) if !s.operations_exact => format!(
+            "Operations (~ exact pass of {} carried to now; Enter: records)",
             format::ago_short(Some(at), s.taken_at)
         ),
-        Some(_) => "Operations (Enter: records)".to_string(),
+        Some(at) if at < s.taken_at => format!(
+            "Operations (exact as of {}; {open}: records)",
+            format::ago_short(Some(at), s.taken_at)
+        ),
+        Some(_) => format!("Operations ({open}: records)"),
         None => "Operations (~ from pg_stats; exact pass pending)".to_string(),
     };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(14),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(16),
-        ],
-    )
-    .header(
-        Row::new([
-            "operation",
-            "total",
-            "live",
-            "expired",
-            "share",
-            "avg pay",
-            "2xx/4xx/5xx",
-        ])
-        .style(t.label()),
-    )
-    .block(block(&title, t))
-    .row_highlight_style(t.selected());
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new([
+                "operation",
+                "total",
+                "live",
+                "expired",
+                "share",
+                "avg pay",
+                "2xx/4xx/5xx",
+            ])
+            .style(t.label()),
+        )
+        .block(block(&title, t))
+        .row_highlight_style(t.selected());
     let mut state = TableState::default().with_selected(Some(app.dash.selected_op));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    let widths = [
+        Constraint::Min(26),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(7),
+    ];
+    let name_w = super::column_widths(area.width.saturating_sub(2), &widths)[0];
     let mut rows: Vec<Row> = s
         .indexes
         .iter()
@@ -309,13 +492,19 @@ fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Them
             let per_s = app.dash.rates.idx_scans_per_s.get(&i.name).copied();
             let flag = if !i.valid {
                 Span::styled("INVALID", t.crit())
-            } else if i.idx_scan == 0 {
+            } else if crate::checks::index_unused(
+                i,
+                s.counters.n_tup_ins,
+                app.unused_index_after_inserts,
+            ) {
                 Span::styled("unused", t.warn())
+            } else if i.idx_scan == 0 {
+                Span::styled("not yet", t.dim())
             } else {
                 Span::raw("")
             };
             Row::new(vec![
-                Cell::from(sanitize::line(&i.name)),
+                Cell::from(format::fit(&sanitize::line(&i.name), name_w)),
                 Cell::from(format::bytes(i.size_bytes)),
                 Cell::from(count(i.idx_scan)),
                 Cell::from(format::rate(per_s)),
@@ -331,19 +520,9 @@ fn draw_indexes(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Them
             Cell::from(format!("on {}", e.column)),
         ]));
     }
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(26),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(7),
-        ],
-    )
-    .header(Row::new(["index", "size", "scans", "rate", "tup read", ""]).style(t.label()))
-    .block(block("Indexes", t));
+    let table = Table::new(rows, widths)
+        .header(Row::new(["index", "size", "scans", "rate", "tup read", ""]).style(t.label()))
+        .block(block("Indexes", t));
     frame.render_widget(table, area);
 }
 

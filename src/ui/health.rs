@@ -21,6 +21,30 @@ pub fn level_style(level: Level, t: &Theme) -> Style {
     }
 }
 
+/// The Health screen of the dashboard: the checks, marked stale when the data they judged is.
+pub fn draw_screen(frame: &mut Frame, area: Rect, app: &crate::app::App, t: &Theme) {
+    let h = &app.health;
+    // Checks that judged data which is now stale (or that failed since) say so: what they
+    // said is no longer known to hold.
+    let stale = if h.error.is_some() {
+        " · STALE: the last evaluation failed"
+    } else if app.data_stale() || app.dash.current.is_none() {
+        " · STALE: the last refresh measured nothing"
+    } else {
+        ""
+    };
+    draw_marked(
+        frame,
+        area,
+        h.checks.as_deref(),
+        h.error.as_deref(),
+        h.selected,
+        h.expanded,
+        stale,
+        t,
+    );
+}
+
 pub fn draw(
     frame: &mut Frame,
     area: Rect,
@@ -28,6 +52,20 @@ pub fn draw(
     error: Option<&str>,
     selected: usize,
     expanded: bool,
+    t: &Theme,
+) {
+    draw_marked(frame, area, checks, error, selected, expanded, "", t);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_marked(
+    frame: &mut Frame,
+    area: Rect,
+    checks: Option<&[CheckResult]>,
+    error: Option<&str>,
+    selected: usize,
+    expanded: bool,
+    stale: &str,
     t: &Theme,
 ) {
     let block = |title: String| super::panel(title, t);
@@ -49,8 +87,8 @@ pub fn draw(
     };
     let selected = selected.min(checks.len().saturating_sub(1));
     let title = format!(
-        " Health checks: {} ({}) ",
-        Level::worst(checks.iter().map(|c| c.level)).label(),
+        " Health checks: {} ({}){stale} ",
+        checks::worst(checks).label(),
         checks::summary(checks)
     );
     let (list_area, detail_area) = if expanded && !checks.is_empty() {
@@ -74,6 +112,9 @@ pub fn draw(
         .map(|c| c.name.chars().count())
         .max()
         .unwrap_or(0);
+    // Borders, the highlight symbol, the level and the name: the value gets the rest, and is
+    // cut with an ellipsis when it does not fit (Enter shows it whole, wrapped).
+    let value_w = usize::from(list_area.width).saturating_sub(2 + 2 + 8 + 2 + name_w + 2);
     let items: Vec<ListItem> = checks
         .iter()
         .map(|c| {
@@ -82,7 +123,10 @@ pub fn draw(
                 Span::raw("  "),
                 Span::styled(format!("{:<name_w$}", sanitize::line(&c.name)), t.label()),
                 Span::raw("  "),
-                Span::styled(sanitize::line(&c.value), t.value()),
+                Span::styled(
+                    crate::format::fit(&sanitize::line(&c.value), value_w),
+                    t.value(),
+                ),
             ]))
         })
         .collect();

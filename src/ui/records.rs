@@ -7,9 +7,10 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::Theme;
+use crate::app::action::Action;
 use crate::app::payload::Token;
 use crate::app::records::{created_relative, expires_relative, status_short, ts_full, Detail};
-use crate::app::App;
+use crate::app::{keys, App};
 use crate::db::ts::Ts;
 use crate::format;
 use crate::sanitize;
@@ -32,6 +33,9 @@ fn status_style(code: Option<i32>, t: &Theme) -> Style {
     }
 }
 
+/// Width of a full request_id.
+const KEY_WIDTH: u16 = 36;
+
 fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let r = &app.records;
     let mut title = format!(
@@ -39,6 +43,13 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         r.describe_filter(),
         r.page_index + 1
     );
+    if let Some(page) = &r.page {
+        // The server's clock when the page was read: what the list shows is as of then.
+        title.push_str(&format!(
+            "· as of {} UTC ",
+            page.server_now.format("%H:%M:%S")
+        ));
+    }
     if r.sort_indexed == Some(false) {
         title.push_str("· sort column has no index: slow on big tables ");
     }
@@ -53,72 +64,140 @@ fn draw_list(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             ]),
             None => Line::from(Span::styled("Loading…", t.dim())),
         };
-        frame.render_widget(Paragraph::new(text).block(block(title, t)), area);
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: false })
+                .block(block(title, t)),
+            area,
+        );
         return;
     };
     if page.rows.is_empty() {
+        let filters: Vec<String> = [
+            Action::ClearFilters,
+            Action::CycleSort,
+            Action::CycleStatus,
+            Action::CycleLiveness,
+            Action::FilterOperation,
+        ]
+        .iter()
+        .filter_map(|a| {
+            let b = keys::BINDINGS
+                .iter()
+                .find(|b| b.action == *a && b.context == keys::Context::Records)?;
+            Some(format!("{} {}", b.keys[0].label(), b.short))
+        })
+        .collect();
         let lines = vec![
             Line::from(Span::styled("No records match.", t.dim())),
-            Line::from(Span::styled(
-                "x clears the filters · s sort · f status · l live/expired · o operation",
-                t.dim(),
-            )),
+            Line::from(Span::styled(filters.join(" · "), t.dim())),
         ];
         frame.render_widget(Paragraph::new(lines).block(block(title, t)), area);
         return;
     }
-    let now = page.server_now;
+    if let Some(e) = &r.error {
+        // A reload failed: the page stays, and the error says why above it (wrapped).
+        title.push_str("· reload failed (below) ");
+        let rows = super::wrapped_rows(&e.to_string(), usize::from(area.width.max(8)) - 8);
+        let [list, err] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(rows.min(4))]).areas(area);
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("error: ", t.crit()),
+                Span::raw(sanitize::line(e)),
+            ]))
+            .wrap(Wrap { trim: false }),
+            err,
+        );
+        return draw_rows(frame, list, app, page, title, t);
+    }
+    draw_rows(frame, area, app, page, title, t)
+}
+
+fn draw_rows(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    page: &crate::db::records::Page,
+    title: String,
+    t: &Theme,
+) {
+    let r = &app.records;
+    // Ages tick: from the server's clock as last read, plus the time since (never frozen at
+    // the page's load).
+    let now = app.server_now().unwrap_or(page.server_now);
+    let inner = area.width.saturating_sub(2);
+    // The request_id whole when it fits beside an operation column of 12; the payload size
+    // goes first on a narrow terminal, then the key is cut, with an ellipsis and `Y` to copy.
+    let fixed = |payload: bool| {
+        let mut c = vec![
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(11),
+        ];
+        if payload {
+            c.push(Constraint::Length(10));
+        }
+        c
+    };
+    // The fixed columns and every gap between columns (one each).
+    let fixed_w = |payload: bool| 6 + 9 + 11 + 4 + if payload { 10 + 1 } else { 0 };
+    let payload_col = inner >= KEY_WIDTH + 12 + fixed_w(true);
+    let key_w = KEY_WIDTH.min(inner.saturating_sub(12 + fixed_w(payload_col)));
+    let mut constraints = vec![Constraint::Length(key_w), Constraint::Min(8)];
+    constraints.extend(fixed(payload_col));
+    let widths = super::column_widths(inner, &constraints);
+    let key_cut = widths[0] < usize::from(KEY_WIDTH);
     let rows = page.rows.iter().map(|rec| {
         let expires = expires_relative(rec.expires_at, now);
-        Row::new(vec![
-            Cell::from(rec.request_id.to_string()),
-            Cell::from(sanitize::line(&rec.operation)),
+        let mut cells = vec![
+            Cell::from(format::fit(&rec.request_id.to_string(), widths[0])),
+            Cell::from(format::fit(&sanitize::line(&rec.operation), widths[1])),
             Cell::from(Span::styled(
                 status_short(rec.status_code, 6),
                 status_style(rec.status_code, t),
             )),
             Cell::from(created_relative(rec.created_at, now)),
             Cell::from(Span::styled(
-                expires,
+                format::fit(&expires, widths[4]),
                 if rec.is_live(now) {
                     t.label()
                 } else {
                     t.warn()
                 },
             )),
-            Cell::from(format::bytes(rec.payload_bytes)),
-        ])
+        ];
+        if payload_col {
+            cells.push(Cell::from(format::bytes(rec.payload_bytes)));
+        }
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(36),
-            Constraint::Min(12),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(13),
-            Constraint::Length(10),
-        ],
-    )
-    .header(
-        Row::new([
-            "request_id",
-            "operation",
-            "status",
-            "created",
-            "expires",
-            "payload",
-        ])
-        .style(t.label()),
-    )
-    .row_highlight_style(t.selected())
-    .block(block(title, t));
+    let mut header = vec![
+        if key_cut {
+            // The cut shows, and says how to get the whole key.
+            let copy = keys::key_for(Action::CopyKey).unwrap_or_default();
+            format::fit(&format!("request_id ({copy}: copy)"), widths[0])
+        } else {
+            "request_id".to_string()
+        },
+        "operation".into(),
+        "status".into(),
+        "created".into(),
+        "expires".into(),
+    ];
+    if payload_col {
+        header.push("payload".into());
+    }
+    let table = Table::new(rows, constraints)
+        .header(Row::new(header).style(t.label()))
+        .row_highlight_style(t.selected())
+        .block(block(title, t));
     let mut state = TableState::default().with_selected(Some(r.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
 fn draw_detail(frame: &mut Frame, area: Rect, app: &App, d: &Detail, t: &Theme) {
-    let title = format!(" Record {} (Esc: back · d: delete) ", d.id);
+    let title = format!(" Record {} ", d.id);
     let Some(rec) = &d.record else {
         let text = if d.loading {
             Line::from(Span::styled("Loading…", t.dim()))

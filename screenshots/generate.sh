@@ -262,9 +262,12 @@ if plain | grep -q 'the cleanup job is not scheduled'; then
 fi
 capture activity
 
-# The demo's own server (the newest throwaway cluster): its port, for the two shots below.
-DEMO_DATA=$(ls -dt "${TMPDIR:-/tmp}"/idemtop-pg-*/data 2>/dev/null | head -1)
-[ -n "$DEMO_DATA" ] || fail "cannot find the demo's server directory"
+# The demo's own server, for the two shots below: the throwaway cluster's directory is named
+# after the process that owns it (the pane's process, idemtop itself).
+PANE_PID=$("${T[@]}" display-message -p -t shots '#{pane_pid}')
+DEMO_DATA=$(ls -d "${TMPDIR:-/tmp}"/idemtop-pg-"$PANE_PID"-*/data 2>/dev/null | head -1)
+[ -n "$DEMO_DATA" ] && [ -f "$DEMO_DATA/postmaster.pid" ] \
+    || fail "cannot find the demo's server directory (idemtop-pg-$PANE_PID-*)"
 DEMO_PORT=$(sed -n 4p "$DEMO_DATA/postmaster.pid")
 PSQL=$(pg_bin_dir)/psql
 [ -x "$PSQL" ] || PSQL=psql
@@ -286,7 +289,7 @@ wait_gone 'LOCKED' 40
 
 # 8. the server goes away: disconnected, retrying, the last figures kept and marked stale
 DEMO_PID=$(head -1 "$DEMO_DATA/postmaster.pid")
-kill -TERM "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)"
+kill -INT "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)" # fast shutdown
 wait_for 'disconnected' 30
 sleep 3
 capture disconnected

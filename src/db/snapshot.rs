@@ -578,7 +578,8 @@ fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats
             }
         })
     };
-    ops.iter()
+    let mut out: Vec<OperationStats> = ops
+        .iter()
         .map(|o| {
             let live = scale(o.live, sum_live, live);
             let expired = scale(o.expired, sum_expired, expired);
@@ -590,7 +591,10 @@ fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats
                 ..o.clone()
             }
         })
-        .collect()
+        .collect();
+    // Largest first, as every breakdown is (a cleanup changes the order).
+    out.sort_by(|a, b| b.total.cmp(&a.total).then(a.operation.cmp(&b.operation)));
+    out
 }
 
 fn scaled_horizon(h: Horizon, live: i64) -> Horizon {

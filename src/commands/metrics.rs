@@ -4,7 +4,8 @@
 //! database cannot be reached the answer is still 200, with `idemtop_up 0`.
 //!
 //! The HTTP side is a deliberately small HTTP/1.1 responder: one request per connection
-//! (`Connection: close`), `GET /metrics` only (404 for other paths, 405 for other methods).
+//! (`Connection: close`), `GET` and `HEAD /metrics` only (404 for other paths, 405 for other
+//! methods). Concurrent scrapes share one collection.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -86,6 +87,9 @@ pub struct Exporter {
     cfg: Config,
     /// Its own session, kept between scrapes (with the last snapshot, for rates).
     state: Mutex<RefreshSession>,
+    /// The last answer and when it was finished: scrapes that were waiting while it was being
+    /// made get it too (one query round for a burst of concurrent scrapes, not one each).
+    last: std::sync::Mutex<Option<(Instant, Arc<String>)>>,
 }
 
 impl Exporter {
@@ -95,14 +99,34 @@ impl Exporter {
             table,
             cfg,
             state: Mutex::new(RefreshSession::default()),
+            last: std::sync::Mutex::new(None),
         }
     }
 
     /// One scrape: the exposition text (with `idemtop_up 0` when the database failed).
     pub async fn scrape(&self) -> String {
-        let started = Instant::now();
+        self.scrape_shared().await.as_ref().clone()
+    }
+
+    /// One scrape, shared with every scrape that arrived while it was being made.
+    pub async fn scrape_shared(&self) -> Arc<String> {
+        let arrived = Instant::now();
         let mut state = self.state.lock().await;
-        let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(&mut state)).await;
+        if let Some((done, text)) = self.last.lock().ok().and_then(|l| l.clone()) {
+            if done >= arrived {
+                return text;
+            }
+        }
+        let text = Arc::new(self.collect_and_render(&mut state).await);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), text.clone()));
+        }
+        text
+    }
+
+    async fn collect_and_render(&self, state: &mut RefreshSession) -> String {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(state)).await;
         let mut locked = None;
         let ok = match outcome {
             Ok(Ok(found)) => Some(found),
@@ -185,6 +209,8 @@ pub async fn serve(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Metrics,
+    /// `HEAD /metrics`: the headers of a scrape, no body.
+    MetricsHead,
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -206,10 +232,11 @@ pub fn route(head: &str) -> Route {
     if path != "/metrics" {
         return Route::NotFound;
     }
-    if method != "GET" {
-        return Route::MethodNotAllowed;
+    match method {
+        "GET" => Route::Metrics,
+        "HEAD" => Route::MetricsHead,
+        _ => Route::MethodNotAllowed,
     }
-    Route::Metrics
 }
 
 async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
@@ -240,8 +267,14 @@ async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
     };
     let response = match route {
         Route::Metrics => {
-            let body = exporter.scrape().await;
+            let body = exporter.scrape_shared().await;
             response("200 OK", CONTENT_TYPE, &[], &body)
+        }
+        Route::MetricsHead => {
+            let body = exporter.scrape_shared().await;
+            let mut head = response("200 OK", CONTENT_TYPE, &[], &body);
+            head.truncate(head.len() - body.len());
+            head
         }
         Route::NotFound => response(
             "404 Not Found",
@@ -252,7 +285,7 @@ async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
         Route::MethodNotAllowed => response(
             "405 Method Not Allowed",
             "text/plain; charset=utf-8",
-            &[("Allow", "GET")],
+            &[("Allow", "GET, HEAD")],
             "method not allowed: use GET\n",
         ),
         Route::BadRequest => response(
@@ -289,6 +322,9 @@ fn response(status: &str, content_type: &str, headers: &[(&str, &str)], body: &s
 
 /// A label value escaped for the exposition format: backslash, double quote, newline.
 pub fn escape_label(v: &str) -> String {
+    // Text from the database first loses its control characters (ESC, BEL, CR, C1...: shown
+    // visibly, as everywhere else): `curl /metrics` in a terminal must not run escape sequences.
+    let v = crate::sanitize::text(v);
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
@@ -514,6 +550,7 @@ mod tests {
         );
         assert_eq!(route("GET /metrics?x=1 HTTP/1.0"), Route::Metrics);
         assert_eq!(route("POST /metrics HTTP/1.1"), Route::MethodNotAllowed);
+        assert_eq!(route("HEAD /metrics HTTP/1.1"), Route::MetricsHead);
         assert_eq!(route("GET / HTTP/1.1"), Route::NotFound);
         assert_eq!(route("garbage"), Route::BadRequest);
     }
@@ -521,6 +558,9 @@ mod tests {
     #[test]
     fn escapes_labels() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        // No raw control character reaches a terminal running `curl /metrics`.
+        let hostile = escape_label("op\u{1b}]52;c;aGk=\u{7}\r\u{9b}x");
+        assert!(!hostile.chars().any(char::is_control), "{hostile:?}");
     }
 
     #[test]

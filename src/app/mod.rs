@@ -610,7 +610,7 @@ impl App {
         let mut details = vec![
             ("pid".to_string(), target.pid.to_string()),
             ("user".to_string(), opt(&h.user)),
-            ("application".to_string(), opt(&h.application)),
+            ("app".to_string(), opt(&h.application)),
             ("client".to_string(), opt(&h.client)),
             ("state".to_string(), opt(&h.state)),
         ];
@@ -620,8 +620,8 @@ impl App {
                 .map(|a| format!(" ({} ago)", crate::format::duration_secs(a.max(0.0))))
                 .unwrap_or_default();
             details.push((
-                "transaction".to_string(),
-                format!("began {}{age}", x.format("%Y-%m-%d %H:%M:%S UTC")),
+                "began".to_string(),
+                format!("{}{age}", x.format("%Y-%m-%d %H:%M:%S UTC")),
             ));
         }
         details.push(("query".to_string(), opt(&h.query)));

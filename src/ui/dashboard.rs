@@ -421,7 +421,7 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
         if let Some(h) = &x.holder {
             let kept = x
                 .unremovable
-                .map(|n| format!(" ~{} kept", format::compact(n)))
+                .map(|n| format!(" ~{}", format::compact(n)))
                 .unwrap_or_default();
             lines.push(Line::from(vec![
                 Span::styled("xmin     ", t.label()),

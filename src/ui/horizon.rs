@@ -56,8 +56,11 @@ fn lines(app: &App, h: &XminHorizon, t: &Theme) -> Vec<Line<'static>> {
     ));
     first.push(Span::styled(", held by ", t.label()));
     first.push(Span::styled(sanitize::line(&holder.describe()), t.value()));
-    if let Some(a) = live_age(app, holder) {
-        first.push(Span::styled(format!(" · xact {a}"), t.label()));
+    // A backend's age is in its description; a prepared transaction's too.
+    if holder.kind == crate::db::horizon::HolderKind::StandbyFeedback {
+        if let Some(a) = live_age(app, holder) {
+            first.push(Span::styled(format!(" · xact {a}"), t.label()));
+        }
     }
     first.push(Span::styled(
         format!(" · {} xids", format::count(holder.age_xids)),
@@ -74,12 +77,11 @@ fn lines(app: &App, h: &XminHorizon, t: &Theme) -> Vec<Line<'static>> {
                 Span::styled(k(Action::CancelHolder), t.key()),
                 Span::styled(" cancel query  ", t.label()),
                 Span::styled(k(Action::TerminateHolder), t.key()),
-                Span::styled(" terminate (confirmed with y)  ", t.label()),
+                Span::styled(
+                    " terminate (confirmed with y; the dialog shows its query)",
+                    t.label(),
+                ),
             ];
-            if let Some(q) = holder.query.as_deref().filter(|q| !q.is_empty()) {
-                spans.push(Span::styled("query: ", t.label()));
-                spans.push(Span::raw(sanitize::line(q)));
-            }
             Line::from(spans)
         }
         None => Line::from(Span::styled(

@@ -73,7 +73,7 @@ fn lines(app: &App, h: &XminHorizon, t: &Theme) -> Vec<Line<'static>> {
         ]),
         None if holder.signal_target().is_some() => {
             let k = |a| keys::key_for(a).unwrap_or_default();
-            let mut spans = vec![
+            let spans = vec![
                 Span::styled(k(Action::CancelHolder), t.key()),
                 Span::styled(" cancel query  ", t.label()),
                 Span::styled(k(Action::TerminateHolder), t.key()),

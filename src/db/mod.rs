@@ -16,6 +16,7 @@ macro_rules! access_exclusive_locks_sql {
     };
 }
 
+pub mod bloat;
 pub mod connect;
 pub mod cron;
 pub mod horizon;

@@ -59,7 +59,8 @@ pub async fn measure(
            FROM pgstattuple($1::regclass)"
     };
     let mut tx = crate::db::connect::begin_bounded(&mut *conn, timeout).await?;
-    let r: Result<(i64, i64, i64, i64, i64, i64, f64), sqlx::Error> = sqlx::query_as(sql)
+    type Row = (i64, i64, i64, i64, i64, i64, f64);
+    let r: Result<Row, sqlx::Error> = sqlx::query_as(sql)
         .bind(table.qualified())
         .fetch_one(&mut *tx)
         .await;

@@ -287,6 +287,22 @@ kill "$LOCKER" 2>/dev/null || true
 wait "$LOCKER" 2>/dev/null || true
 wait_gone 'LOCKED' 40
 
+# 7b. a session idle in transaction holds the xmin horizon: the dashboard names it, with the
+# dead rows it keeps and the C/T keys (psql reads the script from a pipe that stays open)
+( printf '%s\n' "SET application_name = 'billing-worker';" \
+      "BEGIN ISOLATION LEVEL REPEATABLE READ;" \
+      "SELECT count(*) FROM idempotency_records;"
+  sleep 40
+  printf '%s\n' "COMMIT;" ) \
+    | "$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -q >/dev/null 2>&1 &
+HOLDER=$!
+key r
+wait_for 'xmin horizon' 30
+sleep 3
+capture horizon
+kill "$HOLDER" 2>/dev/null || true
+wait "$HOLDER" 2>/dev/null || true
+
 # 8. the server goes away: disconnected, retrying, the last figures kept and marked stale
 DEMO_PID=$(head -1 "$DEMO_DATA/postmaster.pid")
 kill -INT "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)" # fast shutdown
@@ -310,6 +326,7 @@ say "rendering"
     "$RAW/help.ansi" "$OUT/help.png" \
     "$RAW/activity.ansi" "$OUT/activity.png" \
     "$RAW/locked.ansi" "$OUT/locked.png" \
+    "$RAW/horizon.ansi" "$OUT/horizon.png" \
     "$RAW/disconnected.ansi" "$OUT/disconnected.png"
 cp "$OUT"/*.png "$HERE"/
 say "done: $(cd "$HERE" && ls ./*.png | tr '\n' ' ')"

@@ -560,6 +560,34 @@ impl Worker {
                     },
                 })
             }
+            M::CancelBackend(t) | M::TerminateBackend(t) => {
+                use crate::db::horizon::{signal, SignalOutcome};
+                let terminate = matches!(what, M::TerminateBackend(_));
+                let mut conn = self.pool.acquire().await?;
+                match signal(&mut conn, t, terminate).await? {
+                    SignalOutcome::Signalled => Ok(Finished {
+                        rows: None,
+                        detail: format!(
+                            "pid {} {}",
+                            t.pid,
+                            if terminate {
+                                "terminated; VACUUM can now remove the dead rows it kept"
+                            } else {
+                                "had its query cancelled (an idle transaction stays open: T ends it)"
+                            }
+                        ),
+                    }),
+                    SignalOutcome::Gone => Ok(Finished {
+                        rows: None,
+                        detail: format!("pid {} had already ended; nothing sent", t.pid),
+                    }),
+                    SignalOutcome::Changed => Err(anyhow::anyhow!(
+                        "pid {} is no longer the backend or transaction shown (it ended, or began \
+                         another transaction); nothing sent; press r to look again",
+                        t.pid
+                    )),
+                }
+            }
             M::DeleteRecord(version) => {
                 let mut conn = self.pool.acquire().await?;
                 let id = version.request_id;

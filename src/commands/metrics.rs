@@ -356,6 +356,13 @@ impl Out {
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
 
+    /// Samples `(name, holder kind, value)`, each labelled `holder`.
+    fn family_once_samples<'a>(&mut self, samples: impl Iterator<Item = (&'a str, &'a str, f64)>) {
+        for (name, holder, v) in samples {
+            self.sample(name, &[("holder", holder)], v);
+        }
+    }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.0.push_str(name);
         if !labels.is_empty() {
@@ -443,9 +450,74 @@ pub fn render(
         o.family(
             "idemtop_dead_tuples",
             "gauge",
-            "Dead tuples (pg_stat_user_tables.n_dead_tup).",
+            "Dead tuples (pg_stat_user_tables.n_dead_tup; absent on a standby, which does not maintain it).",
         );
-        o.sample("idemtop_dead_tuples", &[], s.vacuum.n_dead_tup as f64);
+        if s.counters_maintained() {
+            o.sample("idemtop_dead_tuples", &[], s.vacuum.n_dead_tup as f64);
+        }
+        o.family(
+            "idemtop_standby",
+            "gauge",
+            "1 when the server is a hot standby (in recovery): nothing can be written, and the table's activity counters are not maintained (their metrics are absent).",
+        );
+        o.sample(
+            "idemtop_standby",
+            &[],
+            f64::from(u8::from(s.standby.is_some())),
+        );
+        if let Some(sb) = &s.standby {
+            o.family(
+                "idemtop_standby_replay_lag_seconds",
+                "gauge",
+                "now() - pg_last_xact_replay_timestamp() on a standby (grows while the primary is idle).",
+            );
+            if let Some(l) = sb.replay_lag_secs {
+                o.sample("idemtop_standby_replay_lag_seconds", &[], l);
+            }
+            o.family(
+                "idemtop_standby_receive_replay_gap_bytes",
+                "gauge",
+                "WAL received by the standby but not yet replayed.",
+            );
+            if let Some(g) = sb.receive_replay_gap_bytes {
+                o.sample("idemtop_standby_receive_replay_gap_bytes", &[], g as f64);
+            }
+        }
+        if let Some(h) = &s.vacuum.xmin_horizon {
+            o.family(
+                "idemtop_xmin_horizon_age_xids",
+                "gauge",
+                "Age in transaction ids of the oldest xmin holding back this table's VACUUM, by holder kind (backend, prepared_xact, replication_slot, standby_feedback); absent when nothing holds it.",
+            );
+            o.family_once_samples(h.holder.iter().map(|x| {
+                (
+                    "idemtop_xmin_horizon_age_xids",
+                    x.kind.as_str(),
+                    x.age_xids as f64,
+                )
+            }));
+            o.family(
+                "idemtop_xmin_horizon_age_seconds",
+                "gauge",
+                "Transaction age in seconds of the oldest xmin holder (backends and prepared transactions; slots and standbys have no start time).",
+            );
+            o.family_once_samples(h.holder.iter().filter_map(|x| {
+                x.age_secs
+                    .map(|a| ("idemtop_xmin_horizon_age_seconds", x.kind.as_str(), a))
+            }));
+            o.family(
+                "idemtop_xmin_horizon_unremovable_dead_tuples",
+                "gauge",
+                "Estimated dead tuples of the table that VACUUM cannot remove yet because of the xmin holder (absent on a standby).",
+            );
+            if let Some(n) = h.unremovable {
+                o.sample(
+                    "idemtop_xmin_horizon_unremovable_dead_tuples",
+                    &[],
+                    n as f64,
+                );
+            }
+        }
         o.family(
             "idemtop_cleanup_lag_seconds",
             "gauge",
@@ -457,7 +529,11 @@ pub fn render(
             "gauge",
             "Unix time of the last VACUUM or autovacuum of the table (absent when never).",
         );
-        if let Some(t) = s.vacuum.last_any_vacuum() {
+        if let Some(t) = s
+            .vacuum
+            .last_any_vacuum()
+            .filter(|_| s.counters_maintained())
+        {
             o.sample(
                 "idemtop_last_vacuum_timestamp_seconds",
                 &[],

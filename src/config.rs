@@ -51,6 +51,24 @@ pub struct Thresholds {
     pub replay_rate: ReplayRate,
     pub indexes: Indexes,
     pub xmin_horizon: XminHorizonAge,
+    pub free_space: FreeSpace,
+}
+
+/// Free space in the heap (measured with pgstattuple, `B` on the Health screen) above which a
+/// rewrite is advised: VACUUM keeps free space for reuse, it does not give it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FreeSpace {
+    /// Percent of the heap.
+    pub rewrite_percent: f64,
+}
+
+impl Default for FreeSpace {
+    fn default() -> Self {
+        Self {
+            rewrite_percent: 30.0,
+        }
+    }
 }
 
 /// How long something may hold the xmin horizon back (the oldest transaction, prepared
@@ -564,6 +582,9 @@ unused_after_inserts = {ix_unused}
 # (hot_standby_feedback) may hold the xmin horizon back, keeping VACUUM from removing dead
 # rows. By transaction age in seconds (backends and prepared transactions) and by age in
 # transaction ids (every holder: slots and standbys have no start time).
+[thresholds.free_space]       # B on Health: advise a rewrite (pg_repack / VACUUM FULL) above
+rewrite_percent = {fs_rw}
+
 [thresholds.xmin_horizon]
 warning_secs = {xh_ws}
 critical_secs = {xh_cs}
@@ -607,6 +628,7 @@ accent = "{c_accent}"
             rr_low = float(t.replay_rate.low),
             rr_high = float(t.replay_rate.high),
             ix_unused = t.indexes.unused_after_inserts,
+            fs_rw = t.free_space.rewrite_percent,
             xh_ws = float(t.xmin_horizon.warning_secs),
             xh_cs = float(t.xmin_horizon.critical_secs),
             xh_wx = float(t.xmin_horizon.warning_xids),

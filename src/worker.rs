@@ -110,6 +110,9 @@ pub struct Worker {
     pub panic_for_test: AtomicBool,
 }
 
+/// How long `B` (pgstattuple, which reads the whole heap) may take.
+const SPACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long one refresh (and, separately, what the screens on show need besides it) may take
 /// before the server counts as not responding. A healthy refresh takes milliseconds; its slowest
 /// parts are bounded on the server (the exact pass and the retention sample by 2 s, lock waits
@@ -405,6 +408,26 @@ impl Worker {
                         id,
                         result: Err(error),
                     })
+                });
+            }
+            Request::MeasureSpace => {
+                let work = async move {
+                    let result = async {
+                        let mut conn = me.pool.acquire().await?;
+                        crate::db::bloat::report(
+                            &mut conn,
+                            &me.table,
+                            me.config.thresholds.free_space.rewrite_percent,
+                            SPACE_TIMEOUT,
+                        )
+                        .await
+                    }
+                    .await
+                    .map_err(|e| db_error(&e));
+                    let _ = me.events.send(DbEvent::Space(result));
+                };
+                self.spawn_reporting("measuring the free space", work, move |_, error| {
+                    Some(DbEvent::Space(Err(error)))
                 });
             }
             Request::StopCleanup => {

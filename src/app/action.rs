@@ -119,6 +119,8 @@ pub enum Action {
     CancelHolder,
     /// `T`: terminate the backend holding the xmin horizon (confirmed).
     TerminateHolder,
+    /// `B` (Health): measure the table's free space exactly with pgstattuple.
+    MeasureSpace,
     /// In the text prompt: Enter, Ctrl-U, Backspace.
     Submit,
     ClearInput,

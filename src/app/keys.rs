@@ -198,6 +198,13 @@ pub static BINDINGS: &[Binding] = &[
     b(&[K::Up, K::Char('k')], C::Health, Action::Up, "", "previous check"),
     b(&[K::Down, K::Char('j')], C::Health, Action::Down, "", "next check"),
     b(&[K::Enter], C::Health, Action::Open, "explain", "explain the check and what to do"),
+    b(
+        &[K::Char('B')],
+        C::Health,
+        Action::MeasureSpace,
+        "space",
+        "measure free space exactly (pgstattuple; reads the whole table, bounded by a timeout)",
+    ),
     b(&[K::Up, K::Char('k')], C::Partitions, Action::Up, "", "previous partition"),
     b(&[K::Down, K::Char('j')], C::Partitions, Action::Down, "", "next partition"),
     // `y` only: Enter, pressed out of habit (it opens things everywhere else), must never

@@ -42,6 +42,8 @@ pub enum Request {
     Run(Maintenance),
     /// Stop the running cleanup between batches.
     StopCleanup,
+    /// Measure the table's heap with pgstattuple (`B` on Health).
+    MeasureSpace,
     LoadPage(PageRequest),
     LoadRecord(Uuid),
 }
@@ -102,6 +104,8 @@ pub enum DbEvent {
         lock: Box<crate::db::locks::TableLock>,
     },
     Progress(Progress),
+    /// What `B` measured: the heap's free space (pgstattuple).
+    Space(Result<crate::db::bloat::SpaceReport, DbError>),
     Cron(Result<crate::db::cron::CronStatus, DbError>),
     Checks(Result<Vec<crate::checks::CheckResult>, DbError>),
     Partitions(Result<Vec<crate::db::partitions::PartitionInfo>, DbError>),
@@ -282,6 +286,16 @@ pub struct HealthState {
     pub selected: usize,
     /// Enter: explain the selected check.
     pub expanded: bool,
+    /// `B`: the free space measured on demand (None: not asked).
+    pub space: Option<SpaceState>,
+}
+
+/// The on-demand measurement of the table's free space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpaceState {
+    Measuring,
+    Measured(crate::db::bloat::SpaceReport),
+    Failed(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -333,6 +347,7 @@ pub struct App {
     /// Inserts after which a never-scanned index counts as unused
     /// ([`crate::checks::index_unused`]; config `thresholds.indexes.unused_after_inserts`).
     pub unused_index_after_inserts: i64,
+
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub conn: ConnState,
@@ -895,6 +910,14 @@ impl App {
             Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Home => {
                 out.extend(self.on_move(action))
             }
+            Action::MeasureSpace => {
+                if self.health.space == Some(SpaceState::Measuring) {
+                    self.say("the free space is being measured");
+                } else {
+                    self.health.space = Some(SpaceState::Measuring);
+                    out.push(Request::MeasureSpace);
+                }
+            }
             Action::Open => match self.screen {
                 Screen::Dashboard => {
                     if let Some(op) = self.dash.selected_operation().map(str::to_owned) {
@@ -1223,6 +1246,13 @@ impl App {
                 self.dash.lock_at = Some(self.now);
                 self.dash.lock = Some(*lock);
                 self.refresh.due = self.now + self.refresh.interval;
+                Vec::new()
+            }
+            DbEvent::Space(result) => {
+                self.health.space = Some(match result {
+                    Ok(f) => SpaceState::Measured(f),
+                    Err(e) => SpaceState::Failed(e.message),
+                });
                 Vec::new()
             }
             DbEvent::Progress(p) => {

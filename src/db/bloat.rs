@@ -25,6 +25,37 @@ pub struct BloatFigures {
     pub free_percent: f64,
 }
 
+/// What `B` reports: the figures, and the rewrite advice when the free space is above the
+/// configured threshold (`thresholds.free_space.rewrite_percent`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpaceReport {
+    pub figures: BloatFigures,
+    pub advice: Option<String>,
+}
+
+/// Measure (exactly, bounded by `timeout`) and judge against `threshold_percent`.
+pub async fn report(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    threshold_percent: f64,
+    timeout: Duration,
+) -> Result<SpaceReport> {
+    let figures = measure(conn, table, false, timeout).await?;
+    let (database, version): (String, i32) = sqlx::query_as(
+        "SELECT current_database()::text, current_setting('server_version_num')::int",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let advice = rewrite_advice(
+        &figures,
+        threshold_percent,
+        table,
+        &database,
+        &(version / 10_000).to_string(),
+    );
+    Ok(SpaceReport { figures, advice })
+}
+
 /// Whether `pgstattuple` is installed in this database.
 pub async fn available(conn: &mut PgConnection) -> Result<bool> {
     Ok(sqlx::query_scalar(

@@ -262,9 +262,12 @@ if plain | grep -q 'the cleanup job is not scheduled'; then
 fi
 capture activity
 
-# The demo's own server (the newest throwaway cluster): its port, for the two shots below.
-DEMO_DATA=$(ls -dt "${TMPDIR:-/tmp}"/idemtop-pg-*/data 2>/dev/null | head -1)
-[ -n "$DEMO_DATA" ] || fail "cannot find the demo's server directory"
+# The demo's own server, for the two shots below: the throwaway cluster's directory is named
+# after the process that owns it (the pane's process, idemtop itself).
+PANE_PID=$("${T[@]}" display-message -p -t shots '#{pane_pid}')
+DEMO_DATA=$(ls -d "${TMPDIR:-/tmp}"/idemtop-pg-"$PANE_PID"-*/data 2>/dev/null | head -1)
+[ -n "$DEMO_DATA" ] && [ -f "$DEMO_DATA/postmaster.pid" ] \
+    || fail "cannot find the demo's server directory (idemtop-pg-$PANE_PID-*)"
 DEMO_PORT=$(sed -n 4p "$DEMO_DATA/postmaster.pid")
 PSQL=$(pg_bin_dir)/psql
 [ -x "$PSQL" ] || PSQL=psql
@@ -284,9 +287,25 @@ kill "$LOCKER" 2>/dev/null || true
 wait "$LOCKER" 2>/dev/null || true
 wait_gone 'LOCKED' 40
 
+# 7b. a session idle in transaction holds the xmin horizon: the dashboard names it, with the
+# dead rows it keeps and the C/T keys (psql reads the script from a pipe that stays open)
+( printf '%s\n' "SET application_name = 'billing-worker';" \
+      "BEGIN ISOLATION LEVEL REPEATABLE READ;" \
+      "SELECT count(*) FROM idempotency_records;"
+  sleep 40
+  printf '%s\n' "COMMIT;" ) \
+    | "$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -q >/dev/null 2>&1 &
+HOLDER=$!
+key r
+wait_for 'xmin horizon' 30
+sleep 3
+capture horizon
+kill "$HOLDER" 2>/dev/null || true
+wait "$HOLDER" 2>/dev/null || true
+
 # 8. the server goes away: disconnected, retrying, the last figures kept and marked stale
 DEMO_PID=$(head -1 "$DEMO_DATA/postmaster.pid")
-kill -TERM "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)"
+kill -INT "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)" # fast shutdown
 wait_for 'disconnected' 30
 sleep 3
 capture disconnected
@@ -307,6 +326,7 @@ say "rendering"
     "$RAW/help.ansi" "$OUT/help.png" \
     "$RAW/activity.ansi" "$OUT/activity.png" \
     "$RAW/locked.ansi" "$OUT/locked.png" \
+    "$RAW/horizon.ansi" "$OUT/horizon.png" \
     "$RAW/disconnected.ansi" "$OUT/disconnected.png"
 cp "$OUT"/*.png "$HERE"/
 say "done: $(cd "$HERE" && ls ./*.png | tr '\n' ' ')"

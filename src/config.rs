@@ -50,6 +50,49 @@ pub struct Thresholds {
     pub cached_failures: CachedFailures,
     pub replay_rate: ReplayRate,
     pub indexes: Indexes,
+    pub xmin_horizon: XminHorizonAge,
+    pub free_space: FreeSpace,
+}
+
+/// Free space in the heap (measured with pgstattuple, `B` on the Health screen) above which a
+/// rewrite is advised: VACUUM keeps free space for reuse, it does not give it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FreeSpace {
+    /// Percent of the heap.
+    pub rewrite_percent: f64,
+}
+
+impl Default for FreeSpace {
+    fn default() -> Self {
+        Self {
+            rewrite_percent: 30.0,
+        }
+    }
+}
+
+/// How long something may hold the xmin horizon back (the oldest transaction, prepared
+/// transaction, slot or standby that keeps VACUUM from removing dead rows). By the holder's
+/// transaction age in seconds when known (backends, prepared transactions), and by its age in
+/// transaction ids for every holder (slots and standbys have no start time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XminHorizonAge {
+    pub warning_secs: f64,
+    pub critical_secs: f64,
+    pub warning_xids: f64,
+    pub critical_xids: f64,
+}
+
+impl Default for XminHorizonAge {
+    fn default() -> Self {
+        Self {
+            warning_secs: 3600.0,
+            critical_secs: 6.0 * 3600.0,
+            warning_xids: 10_000_000.0,
+            critical_xids: 100_000_000.0,
+        }
+    }
 }
 
 /// Age of the oldest expired row, relative to how often cleanup is meant to run.
@@ -410,6 +453,16 @@ impl Config {
                 t.cached_failures.critical,
             ),
             (
+                "thresholds.xmin_horizon (secs)",
+                t.xmin_horizon.warning_secs,
+                t.xmin_horizon.critical_secs,
+            ),
+            (
+                "thresholds.xmin_horizon (xids)",
+                t.xmin_horizon.warning_xids,
+                t.xmin_horizon.critical_xids,
+            ),
+            (
                 "thresholds.replay_rate",
                 t.replay_rate.low,
                 t.replay_rate.high,
@@ -525,6 +578,19 @@ high = {rr_high}
 [thresholds.indexes]
 unused_after_inserts = {ix_unused}
 
+# xmin_horizon: how long a transaction, prepared transaction, replication slot or standby
+# (hot_standby_feedback) may hold the xmin horizon back, keeping VACUUM from removing dead
+# rows. By transaction age in seconds (backends and prepared transactions) and by age in
+# transaction ids (every holder: slots and standbys have no start time).
+[thresholds.free_space]       # B on Health: advise a rewrite (pg_repack / VACUUM FULL) above
+rewrite_percent = {fs_rw}
+
+[thresholds.xmin_horizon]
+warning_secs = {xh_ws}
+critical_secs = {xh_cs}
+warning_xids = {xh_wx}
+critical_xids = {xh_cx}
+
 # The retention policy (the guide's TTLs): hours a stored result may live, per operation;
 # every other operation gets default_hours. The retention check flags rows kept longer.
 [retention]
@@ -562,6 +628,11 @@ accent = "{c_accent}"
             rr_low = float(t.replay_rate.low),
             rr_high = float(t.replay_rate.high),
             ix_unused = t.indexes.unused_after_inserts,
+            fs_rw = t.free_space.rewrite_percent,
+            xh_ws = float(t.xmin_horizon.warning_secs),
+            xh_cs = float(t.xmin_horizon.critical_secs),
+            xh_wx = float(t.xmin_horizon.warning_xids),
+            xh_cx = float(t.xmin_horizon.critical_xids),
             ret_default = float(d.retention.default_hours),
             c_ok = d.colors.ok,
             c_warn = d.colors.warning,

@@ -112,6 +112,7 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
             vacuum_count: 0,
             autovacuum_count: 7,
             running: None,
+            xmin_horizon: None,
         },
         counters: Counters {
             n_tup_ins: inserted,
@@ -127,5 +128,6 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
         indexes,
         cleanup_function: true,
         blocked_by: None,
+        standby: None,
     }
 }

@@ -303,6 +303,62 @@ impl TempPostgres {
 
     /// Start a cluster. Blocks for about a second (initdb, then server start).
     pub fn start_with(opts: TempPgOptions) -> Result<Self> {
+        Self::start_from(opts, |pg, bins, who| pg.init(bins, who))
+    }
+
+    /// Start a hot standby of `primary` (same binaries): a base backup taken with
+    /// `pg_basebackup -R` (so it streams from the primary), started with `hot_standby=on` and
+    /// `opts` (e.g. `hot_standby_feedback=on`) on a port of its own; stopped and removed on
+    /// drop like any other. The primary needs `wal_level` replica or logical (the default) and
+    /// a free WAL sender; initdb's pg_hba already trusts replication connections on loopback.
+    pub fn start_standby(primary: &TempPostgres, opts: TempPgOptions) -> Result<Self> {
+        let opts = TempPgOptions {
+            settings: [("hot_standby".to_string(), "on".to_string())]
+                .into_iter()
+                .chain(opts.settings)
+                .collect(),
+            ..opts
+        };
+        let port = primary.port;
+        Self::start_from(opts, move |pg, bins, who| {
+            let mut cmd = Command::new(bins.tool("pg_basebackup"));
+            cmd.arg("-D")
+                .arg(pg.data_dir())
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args([
+                    "-U",
+                    "postgres",
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync",
+                    "-c",
+                    "fast",
+                ])
+                .stdin(Stdio::null())
+                .current_dir(&pg.dir);
+            as_server_user(&mut cmd, who);
+            let out = cmd
+                .output()
+                .with_context(|| format!("running {}", bins.tool("pg_basebackup").display()))?;
+            if !out.status.success() {
+                bail!(
+                    "pg_basebackup failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            pg.version = fs::read_to_string(pg.data_dir().join("PG_VERSION"))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default();
+            Ok(())
+        })
+    }
+
+    fn start_from(
+        opts: TempPgOptions,
+        make: impl FnOnce(&mut TempPostgres, &PgBinaries, Option<(u32, u32)>) -> Result<()>,
+    ) -> Result<Self> {
         let bins = PgBinaries::find()?;
         let who = server_identity()?;
         let dir = std::env::temp_dir().join(format!(
@@ -331,7 +387,7 @@ impl TempPostgres {
             keep: opts.keep,
             opts: opts.clone(),
         };
-        pg.init(&bins, who)?;
+        make(&mut pg, &bins, who)?;
         pg.spawn_watchdog()?;
         // A port can be taken between our probe and the server's bind: retry a few times.
         let mut last_err = None;

@@ -110,6 +110,9 @@ pub struct Worker {
     pub panic_for_test: AtomicBool,
 }
 
+/// How long `B` (pgstattuple, which reads the whole heap) may take.
+const SPACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long one refresh (and, separately, what the screens on show need besides it) may take
 /// before the server counts as not responding. A healthy refresh takes milliseconds; its slowest
 /// parts are bounded on the server (the exact pass and the retention sample by 2 s, lock waits
@@ -407,6 +410,26 @@ impl Worker {
                     })
                 });
             }
+            Request::MeasureSpace => {
+                let work = async move {
+                    let result = async {
+                        let mut conn = me.pool.acquire().await?;
+                        crate::db::bloat::report(
+                            &mut conn,
+                            &me.table,
+                            me.config.thresholds.free_space.rewrite_percent,
+                            SPACE_TIMEOUT,
+                        )
+                        .await
+                    }
+                    .await
+                    .map_err(|e| db_error(&e));
+                    let _ = me.events.send(DbEvent::Space(result));
+                };
+                self.spawn_reporting("measuring the free space", work, move |_, error| {
+                    Some(DbEvent::Space(Err(error)))
+                });
+            }
             Request::StopCleanup => {
                 if let Some(token) = self.cleanup_cancel.lock().ok().and_then(|g| g.clone()) {
                     token.cancel();
@@ -559,6 +582,34 @@ impl Worker {
                         format!("there was no job '{}'", cron::JOB_NAME)
                     },
                 })
+            }
+            M::CancelBackend(t) | M::TerminateBackend(t) => {
+                use crate::db::horizon::{signal, SignalOutcome};
+                let terminate = matches!(what, M::TerminateBackend(_));
+                let mut conn = self.pool.acquire().await?;
+                match signal(&mut conn, t, terminate).await? {
+                    SignalOutcome::Signalled => Ok(Finished {
+                        rows: None,
+                        detail: format!(
+                            "pid {} {}",
+                            t.pid,
+                            if terminate {
+                                "terminated; VACUUM can now remove the dead rows it kept"
+                            } else {
+                                "had its query cancelled (an idle transaction stays open: T ends it)"
+                            }
+                        ),
+                    }),
+                    SignalOutcome::Gone => Ok(Finished {
+                        rows: None,
+                        detail: format!("pid {} had already ended; nothing sent", t.pid),
+                    }),
+                    SignalOutcome::Changed => Err(anyhow::anyhow!(
+                        "pid {} is no longer the backend or transaction shown (it ended, or began \
+                         another transaction); nothing sent; press r to look again",
+                        t.pid
+                    )),
+                }
             }
             M::DeleteRecord(version) => {
                 let mut conn = self.pool.acquire().await?;

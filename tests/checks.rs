@@ -143,7 +143,8 @@ async fn a_fresh_healthy_table_passes_every_check() {
         lines[0].starts_with("OK: public.idempotency_records at 20"),
         "{text}"
     );
-    assert!(lines[0].ends_with("0 critical, 0 warning, 0 unknown, 10 ok"));
+    assert!(lines[0].ends_with("0 critical, 0 warning, 0 unknown, 11 ok"));
+    assert_eq!(find(&results, "xmin_horizon").value, "not held");
     assert!(lines[1].starts_with("OK "), "{text}");
     assert!(lines[1].contains("  — "), "{text}");
 }
@@ -1417,7 +1418,30 @@ async fn the_metrics_endpoint_answers_prometheus_text() {
     assert_eq!(status, 404);
     let (status, head, _) = http(addr, "POST", "/metrics").await;
     assert_eq!(status, 405);
-    assert!(head.contains("Allow: GET"), "{head}");
+    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+
+    // HEAD: the headers of a scrape, no body.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert!(raw.ends_with("\r\n\r\n"), "no body after the head: {raw}");
+
+    // Fifty scrapes at once are all answered, each a complete exposition (they share the
+    // collections that run while they wait, instead of queueing one query round each).
+    let scrapes: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(async move { http(addr, "GET", "/metrics").await }))
+        .collect();
+    for s in scrapes {
+        let (status, _, body) = s.await.unwrap();
+        assert_eq!(status, 200);
+        let (samples, _, _) = parse_exposition(&body);
+        assert_eq!(value_of(&samples, "idemtop_up", &[]), Some(1.0));
+    }
 
     shutdown.cancel();
     server.await.unwrap().unwrap();

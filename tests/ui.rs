@@ -767,7 +767,7 @@ fn read_only_footer_says_writes_are_disabled() {
     a.flash = None;
     let screen = render(&a, 100, 20);
     assert!(
-        screen.contains("read-only: c a v S U d disabled"),
+        screen.contains("read-only: c a v S U C T d disabled"),
         "{screen}"
     );
     assert!(screen.contains("? help"), "{screen}");

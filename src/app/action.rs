@@ -54,6 +54,11 @@ pub enum Maintenance {
     /// Delete exactly this row version (the one the operator was shown), never "whatever row
     /// holds the key now".
     DeleteRecord(crate::db::records::RowVersion),
+    /// Cancel the query of the backend holding the xmin horizon, only if it is still the
+    /// backend, in the transaction, the operator saw.
+    CancelBackend(crate::db::horizon::SignalTarget),
+    /// Terminate the backend holding the xmin horizon (same check first).
+    TerminateBackend(crate::db::horizon::SignalTarget),
 }
 
 impl Maintenance {
@@ -65,6 +70,8 @@ impl Maintenance {
             Maintenance::ScheduleCron => "schedule pg_cron job",
             Maintenance::UnscheduleCron => "unschedule pg_cron job",
             Maintenance::DeleteRecord(_) => "delete record",
+            Maintenance::CancelBackend(_) => "cancel query",
+            Maintenance::TerminateBackend(_) => "terminate backend",
         }
     }
 }
@@ -108,6 +115,12 @@ pub enum Action {
     End,
     /// `Y`: copy the selected record's request_id (OSC 52) and show it whole.
     CopyKey,
+    /// `C`: cancel the query of the backend holding the xmin horizon (confirmed).
+    CancelHolder,
+    /// `T`: terminate the backend holding the xmin horizon (confirmed).
+    TerminateHolder,
+    /// `B` (Health): measure the table's free space exactly with pgstattuple.
+    MeasureSpace,
     /// In the text prompt: Enter, Ctrl-U, Backspace.
     Submit,
     ClearInput,

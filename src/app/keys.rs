@@ -173,6 +173,8 @@ pub static BINDINGS: &[Binding] = &[
     b(&[K::Up, K::Char('k')], C::Dashboard, Action::Up, "", "select previous operation"),
     b(&[K::Down, K::Char('j')], C::Dashboard, Action::Down, "", "select next operation"),
     b(&[K::Enter], C::Dashboard, Action::Open, "records", "open records of the selected operation"),
+    w(&[K::Char('C')], C::Dashboard, Action::CancelHolder, "", "cancel the xmin holder's query"),
+    w(&[K::Char('T')], C::Dashboard, Action::TerminateHolder, "", "terminate the xmin holder"),
     b(&[K::Up, K::Char('k')], C::Records, Action::Up, "", "previous record"),
     b(&[K::Down, K::Char('j')], C::Records, Action::Down, "", "next record"),
     b(&[K::Char('n'), K::PageDown], C::Records, Action::PageDown, "next page", "next page"),
@@ -196,6 +198,13 @@ pub static BINDINGS: &[Binding] = &[
     b(&[K::Up, K::Char('k')], C::Health, Action::Up, "", "previous check"),
     b(&[K::Down, K::Char('j')], C::Health, Action::Down, "", "next check"),
     b(&[K::Enter], C::Health, Action::Open, "explain", "explain the check and what to do"),
+    b(
+        &[K::Char('B')],
+        C::Health,
+        Action::MeasureSpace,
+        "space",
+        "measure free space exactly (pgstattuple; reads the whole table, bounded by a timeout)",
+    ),
     b(&[K::Up, K::Char('k')], C::Partitions, Action::Up, "", "previous partition"),
     b(&[K::Down, K::Char('j')], C::Partitions, Action::Down, "", "next partition"),
     // `y` only: Enter, pressed out of habit (it opens things everywhere else), must never
@@ -563,7 +572,7 @@ mod tests {
         assert_eq!(key_for(Action::GoTo(Screen::Health)).as_deref(), Some("4"));
         assert_eq!(key_for(Action::ScheduleCron).as_deref(), Some("S"));
         assert_eq!(key_for(Action::CopyKey).as_deref(), Some("Y"));
-        assert_eq!(write_keys(), vec!["c", "a", "v", "S", "U", "d"]);
+        assert_eq!(write_keys(), vec!["c", "a", "v", "S", "U", "C", "T", "d"]);
     }
 
     #[test]

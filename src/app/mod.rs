@@ -42,6 +42,8 @@ pub enum Request {
     Run(Maintenance),
     /// Stop the running cleanup between batches.
     StopCleanup,
+    /// Measure the table's heap with pgstattuple (`B` on Health).
+    MeasureSpace,
     LoadPage(PageRequest),
     LoadRecord(Uuid),
 }
@@ -102,6 +104,8 @@ pub enum DbEvent {
         lock: Box<crate::db::locks::TableLock>,
     },
     Progress(Progress),
+    /// What `B` measured: the heap's free space (pgstattuple).
+    Space(Result<crate::db::bloat::SpaceReport, DbError>),
     Cron(Result<crate::db::cron::CronStatus, DbError>),
     Checks(Result<Vec<crate::checks::CheckResult>, DbError>),
     Partitions(Result<Vec<crate::db::partitions::PartitionInfo>, DbError>),
@@ -282,6 +286,16 @@ pub struct HealthState {
     pub selected: usize,
     /// Enter: explain the selected check.
     pub expanded: bool,
+    /// `B`: the free space measured on demand (None: not asked).
+    pub space: Option<SpaceState>,
+}
+
+/// The on-demand measurement of the table's free space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpaceState {
+    Measuring,
+    Measured(crate::db::bloat::SpaceReport),
+    Failed(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -333,6 +347,7 @@ pub struct App {
     /// Inserts after which a never-scanned index counts as unused
     /// ([`crate::checks::index_unused`]; config `thresholds.indexes.unused_after_inserts`).
     pub unused_index_after_inserts: i64,
+
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub conn: ConnState,
@@ -554,7 +569,128 @@ impl App {
             }
             Maintenance::UnscheduleCron => "Unschedule pg_cron job 'cleanup-idempotency'?".into(),
             Maintenance::DeleteRecord(_) => format!("Delete this record from {table}?"),
+            Maintenance::CancelBackend(t) => format!(
+                "Cancel the current query of pid {}? Its transaction stays open if it is idle in one.",
+                t.pid
+            ),
+            Maintenance::TerminateBackend(t) => format!(
+                "Terminate pid {}? Its session ends and its open transaction is rolled back.",
+                t.pid
+            ),
         }
+    }
+
+    /// The backend holding the xmin horizon as last shown.
+    pub fn horizon_holder(&self) -> Option<&crate::db::horizon::Holder> {
+        self.dash
+            .current
+            .as_ref()?
+            .vacuum
+            .xmin_horizon
+            .as_ref()?
+            .holder
+            .as_ref()
+    }
+
+    /// `C` / `T`: ask to signal the holder when it is a backend; for a slot, a prepared
+    /// transaction or a standby, say what the operator can run instead (never run here).
+    fn ask_signal(&mut self, terminate: bool) {
+        let Some(h) = self.horizon_holder().cloned() else {
+            self.say("nothing holds the xmin horizon back: no backend to signal");
+            return;
+        };
+        let Some(target) = h.signal_target() else {
+            let what = crate::sanitize::line(&h.describe());
+            let text = match h.operator_sql() {
+                Some(sql) => format!(
+                    "{what} holds the horizon; idemtop never does this itself, run it if you are sure: {sql}"
+                ),
+                None => format!(
+                    "{what} holds the horizon: end the query on that standby (or turn its hot_standby_feedback off)"
+                ),
+            };
+            self.say(text);
+            return;
+        };
+        let what = if terminate {
+            Maintenance::TerminateBackend(target)
+        } else {
+            Maintenance::CancelBackend(target)
+        };
+        if !self.refusal(&what) {
+            return;
+        }
+        let question = self.confirm_question(&what);
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        let mut details = vec![
+            ("pid".to_string(), target.pid.to_string()),
+            ("user".to_string(), opt(&h.user)),
+            ("app".to_string(), opt(&h.application)),
+            ("client".to_string(), opt(&h.client)),
+            ("state".to_string(), opt(&h.state)),
+        ];
+        if let Some(x) = h.xact_start {
+            let age = h
+                .age_secs
+                .map(|a| format!(" ({} ago)", crate::format::duration_secs(a.max(0.0))))
+                .unwrap_or_default();
+            details.push((
+                "began".to_string(),
+                format!("{}{age}", x.format("%Y-%m-%d %H:%M:%S UTC")),
+            ));
+        }
+        details.push(("query".to_string(), opt(&h.query)));
+        if let Some(n) = self
+            .dash
+            .current
+            .as_ref()
+            .and_then(|s| s.vacuum.xmin_horizon.as_ref())
+            .and_then(|x| x.unremovable)
+        {
+            details.push((
+                "keeps".to_string(),
+                format!("~{} dead rows from VACUUM", crate::format::count(n)),
+            ));
+        }
+        self.overlay = Some(Overlay::Confirm(ConfirmDialog {
+            what,
+            question,
+            details,
+            warning: Some(
+                "Only if it is still this backend in this transaction (checked before the signal); \
+                 the application sees an error."
+                    .to_string(),
+            ),
+        }));
+    }
+
+    /// Whether a write may be asked for now; if not, says why in the footer and returns false.
+    fn refusal(&mut self, what: &Maintenance) -> bool {
+        if self.session.read_only {
+            self.say(format!("read-only mode: {} is disabled", what.verb()));
+            return false;
+        }
+        if self
+            .dash
+            .current
+            .as_ref()
+            .is_some_and(|s| s.standby.is_some())
+        {
+            self.say(format!(
+                "{} is disabled: {}",
+                what.verb(),
+                crate::db::horizon::STANDBY_REFUSAL
+            ));
+            return false;
+        }
+        if let Some(r) = &self.running {
+            self.say(format!(
+                "{} is still running: one maintenance action at a time",
+                r.what.verb()
+            ));
+            return false;
+        }
+        true
     }
 
     /// The server's clock now: its newest reading (the records page's or the last refresh's)
@@ -631,15 +767,7 @@ impl App {
     }
 
     fn ask(&mut self, what: Maintenance) {
-        if self.session.read_only {
-            self.say(format!("read-only mode: {} is disabled", what.verb()));
-            return;
-        }
-        if let Some(r) = &self.running {
-            self.say(format!(
-                "{} is still running: one maintenance action at a time",
-                r.what.verb()
-            ));
+        if !self.refusal(&what) {
             return;
         }
         let question = self.confirm_question(&what);
@@ -770,6 +898,8 @@ impl App {
             Action::Vacuum => self.ask(Maintenance::Vacuum),
             Action::ScheduleCron => self.ask(Maintenance::ScheduleCron),
             Action::UnscheduleCron => self.ask(Maintenance::UnscheduleCron),
+            Action::CancelHolder => self.ask_signal(false),
+            Action::TerminateHolder => self.ask_signal(true),
             Action::Lookup => self.input = Some(Input::new(InputKind::Lookup, String::new())),
             Action::FilterOperation => {
                 self.input = Some(Input::new(
@@ -779,6 +909,14 @@ impl App {
             }
             Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Home => {
                 out.extend(self.on_move(action))
+            }
+            Action::MeasureSpace => {
+                if self.health.space == Some(SpaceState::Measuring) {
+                    self.say("the free space is being measured");
+                } else {
+                    self.health.space = Some(SpaceState::Measuring);
+                    out.push(Request::MeasureSpace);
+                }
             }
             Action::Open => match self.screen {
                 Screen::Dashboard => {
@@ -1108,6 +1246,13 @@ impl App {
                 self.dash.lock_at = Some(self.now);
                 self.dash.lock = Some(*lock);
                 self.refresh.due = self.now + self.refresh.interval;
+                Vec::new()
+            }
+            DbEvent::Space(result) => {
+                self.health.space = Some(match result {
+                    Ok(f) => SpaceState::Measured(f),
+                    Err(e) => SpaceState::Failed(e.message),
+                });
                 Vec::new()
             }
             DbEvent::Progress(p) => {

@@ -4,7 +4,8 @@
 //! database cannot be reached the answer is still 200, with `idemtop_up 0`.
 //!
 //! The HTTP side is a deliberately small HTTP/1.1 responder: one request per connection
-//! (`Connection: close`), `GET /metrics` only (404 for other paths, 405 for other methods).
+//! (`Connection: close`), `GET` and `HEAD /metrics` only (404 for other paths, 405 for other
+//! methods). Concurrent scrapes share one collection.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -86,6 +87,9 @@ pub struct Exporter {
     cfg: Config,
     /// Its own session, kept between scrapes (with the last snapshot, for rates).
     state: Mutex<RefreshSession>,
+    /// The last answer and when it was finished: scrapes that were waiting while it was being
+    /// made get it too (one query round for a burst of concurrent scrapes, not one each).
+    last: std::sync::Mutex<Option<(Instant, Arc<String>)>>,
 }
 
 impl Exporter {
@@ -95,14 +99,34 @@ impl Exporter {
             table,
             cfg,
             state: Mutex::new(RefreshSession::default()),
+            last: std::sync::Mutex::new(None),
         }
     }
 
     /// One scrape: the exposition text (with `idemtop_up 0` when the database failed).
     pub async fn scrape(&self) -> String {
-        let started = Instant::now();
+        self.scrape_shared().await.as_ref().clone()
+    }
+
+    /// One scrape, shared with every scrape that arrived while it was being made.
+    pub async fn scrape_shared(&self) -> Arc<String> {
+        let arrived = Instant::now();
         let mut state = self.state.lock().await;
-        let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(&mut state)).await;
+        if let Some((done, text)) = self.last.lock().ok().and_then(|l| l.clone()) {
+            if done >= arrived {
+                return text;
+            }
+        }
+        let text = Arc::new(self.collect_and_render(&mut state).await);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), text.clone()));
+        }
+        text
+    }
+
+    async fn collect_and_render(&self, state: &mut RefreshSession) -> String {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(SCRAPE_TIMEOUT, self.collect(state)).await;
         let mut locked = None;
         let ok = match outcome {
             Ok(Ok(found)) => Some(found),
@@ -185,6 +209,8 @@ pub async fn serve(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Metrics,
+    /// `HEAD /metrics`: the headers of a scrape, no body.
+    MetricsHead,
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -206,10 +232,11 @@ pub fn route(head: &str) -> Route {
     if path != "/metrics" {
         return Route::NotFound;
     }
-    if method != "GET" {
-        return Route::MethodNotAllowed;
+    match method {
+        "GET" => Route::Metrics,
+        "HEAD" => Route::MetricsHead,
+        _ => Route::MethodNotAllowed,
     }
-    Route::Metrics
 }
 
 async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
@@ -240,8 +267,14 @@ async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
     };
     let response = match route {
         Route::Metrics => {
-            let body = exporter.scrape().await;
+            let body = exporter.scrape_shared().await;
             response("200 OK", CONTENT_TYPE, &[], &body)
+        }
+        Route::MetricsHead => {
+            let body = exporter.scrape_shared().await;
+            let mut head = response("200 OK", CONTENT_TYPE, &[], &body);
+            head.truncate(head.len() - body.len());
+            head
         }
         Route::NotFound => response(
             "404 Not Found",
@@ -252,7 +285,7 @@ async fn handle(mut stream: TcpStream, exporter: &Exporter) -> Result<()> {
         Route::MethodNotAllowed => response(
             "405 Method Not Allowed",
             "text/plain; charset=utf-8",
-            &[("Allow", "GET")],
+            &[("Allow", "GET, HEAD")],
             "method not allowed: use GET\n",
         ),
         Route::BadRequest => response(
@@ -289,6 +322,9 @@ fn response(status: &str, content_type: &str, headers: &[(&str, &str)], body: &s
 
 /// A label value escaped for the exposition format: backslash, double quote, newline.
 pub fn escape_label(v: &str) -> String {
+    // Text from the database first loses its control characters (ESC, BEL, CR, C1...: shown
+    // visibly, as everywhere else): `curl /metrics` in a terminal must not run escape sequences.
+    let v = crate::sanitize::text(v);
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
@@ -318,6 +354,13 @@ impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    /// Samples `(name, holder kind, value)`, each labelled `holder`.
+    fn family_once_samples<'a>(&mut self, samples: impl Iterator<Item = (&'a str, &'a str, f64)>) {
+        for (name, holder, v) in samples {
+            self.sample(name, &[("holder", holder)], v);
+        }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -407,9 +450,74 @@ pub fn render(
         o.family(
             "idemtop_dead_tuples",
             "gauge",
-            "Dead tuples (pg_stat_user_tables.n_dead_tup).",
+            "Dead tuples (pg_stat_user_tables.n_dead_tup; absent on a standby, which does not maintain it).",
         );
-        o.sample("idemtop_dead_tuples", &[], s.vacuum.n_dead_tup as f64);
+        if s.counters_maintained() {
+            o.sample("idemtop_dead_tuples", &[], s.vacuum.n_dead_tup as f64);
+        }
+        o.family(
+            "idemtop_standby",
+            "gauge",
+            "1 when the server is a hot standby (in recovery): nothing can be written, and the table's activity counters are not maintained (their metrics are absent).",
+        );
+        o.sample(
+            "idemtop_standby",
+            &[],
+            f64::from(u8::from(s.standby.is_some())),
+        );
+        if let Some(sb) = &s.standby {
+            o.family(
+                "idemtop_standby_replay_lag_seconds",
+                "gauge",
+                "now() - pg_last_xact_replay_timestamp() on a standby (grows while the primary is idle).",
+            );
+            if let Some(l) = sb.replay_lag_secs {
+                o.sample("idemtop_standby_replay_lag_seconds", &[], l);
+            }
+            o.family(
+                "idemtop_standby_receive_replay_gap_bytes",
+                "gauge",
+                "WAL received by the standby but not yet replayed.",
+            );
+            if let Some(g) = sb.receive_replay_gap_bytes {
+                o.sample("idemtop_standby_receive_replay_gap_bytes", &[], g as f64);
+            }
+        }
+        if let Some(h) = &s.vacuum.xmin_horizon {
+            o.family(
+                "idemtop_xmin_horizon_age_xids",
+                "gauge",
+                "Age in transaction ids of the oldest xmin holding back this table's VACUUM, by holder kind (backend, prepared_xact, replication_slot, standby_feedback); absent when nothing holds it.",
+            );
+            o.family_once_samples(h.holder.iter().map(|x| {
+                (
+                    "idemtop_xmin_horizon_age_xids",
+                    x.kind.as_str(),
+                    x.age_xids as f64,
+                )
+            }));
+            o.family(
+                "idemtop_xmin_horizon_age_seconds",
+                "gauge",
+                "Transaction age in seconds of the oldest xmin holder (backends and prepared transactions; slots and standbys have no start time).",
+            );
+            o.family_once_samples(h.holder.iter().filter_map(|x| {
+                x.age_secs
+                    .map(|a| ("idemtop_xmin_horizon_age_seconds", x.kind.as_str(), a))
+            }));
+            o.family(
+                "idemtop_xmin_horizon_unremovable_dead_tuples",
+                "gauge",
+                "Estimated dead tuples of the table that VACUUM cannot remove yet because of the xmin holder (absent on a standby).",
+            );
+            if let Some(n) = h.unremovable {
+                o.sample(
+                    "idemtop_xmin_horizon_unremovable_dead_tuples",
+                    &[],
+                    n as f64,
+                );
+            }
+        }
         o.family(
             "idemtop_cleanup_lag_seconds",
             "gauge",
@@ -421,7 +529,11 @@ pub fn render(
             "gauge",
             "Unix time of the last VACUUM or autovacuum of the table (absent when never).",
         );
-        if let Some(t) = s.vacuum.last_any_vacuum() {
+        if let Some(t) = s
+            .vacuum
+            .last_any_vacuum()
+            .filter(|_| s.counters_maintained())
+        {
             o.sample(
                 "idemtop_last_vacuum_timestamp_seconds",
                 &[],
@@ -514,6 +626,7 @@ mod tests {
         );
         assert_eq!(route("GET /metrics?x=1 HTTP/1.0"), Route::Metrics);
         assert_eq!(route("POST /metrics HTTP/1.1"), Route::MethodNotAllowed);
+        assert_eq!(route("HEAD /metrics HTTP/1.1"), Route::MetricsHead);
         assert_eq!(route("GET / HTTP/1.1"), Route::NotFound);
         assert_eq!(route("garbage"), Route::BadRequest);
     }
@@ -521,6 +634,9 @@ mod tests {
     #[test]
     fn escapes_labels() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        // No raw control character reaches a terminal running `curl /metrics`.
+        let hostile = escape_label("op\u{1b}]52;c;aGk=\u{7}\r\u{9b}x");
+        assert!(!hostile.chars().any(char::is_control), "{hostile:?}");
     }
 
     #[test]

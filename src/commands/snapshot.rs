@@ -42,7 +42,7 @@ pub async fn run(global: &Global, format: Format, exact: bool) -> Result<i32> {
         }
     };
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&snap)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&snap.to_json())?),
         Format::Text => print!("{}", render_text(&snap)),
     }
     Ok(0)

@@ -16,8 +16,10 @@ macro_rules! access_exclusive_locks_sql {
     };
 }
 
+pub mod bloat;
 pub mod connect;
 pub mod cron;
+pub mod horizon;
 pub mod locks;
 pub mod maintenance;
 pub mod migrate;

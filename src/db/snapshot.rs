@@ -74,7 +74,54 @@ pub struct Snapshot {
     pub cleanup_function: bool,
     /// Some(description) when an AccessExclusive lock kept idemtop from probing the table.
     pub blocked_by: Option<String>,
+    /// Some on a hot standby: nothing can be written, and `pg_stat_user_tables` counters are
+    /// not maintained there (see [`Snapshot::counters_maintained`]).
+    pub standby: Option<crate::db::horizon::Standby>,
 }
+
+impl Snapshot {
+    /// The table's activity counters (`n_live_tup`, `n_dead_tup`, vacuum times, ...) are kept
+    /// by this server: false on a standby, where replay does not update them.
+    pub fn counters_maintained(&self) -> bool {
+        self.standby.is_none()
+    }
+
+    /// The JSON of `idemtop snapshot --format json`: the fields as serialized, except that on
+    /// a standby the counters it does not maintain are null and `vacuum.counters` says why.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if !self.counters_maintained() {
+            if let Some(vac) = v.get_mut("vacuum").and_then(|x| x.as_object_mut()) {
+                for k in NOT_MAINTAINED_ON_STANDBY {
+                    vac.insert(k.to_string(), serde_json::Value::Null);
+                }
+                vac.insert("counters".into(), NA_ON_STANDBY.into());
+            }
+            if let Some(c) = v.get_mut("counters").and_then(|x| x.as_object_mut()) {
+                for (_, x) in c.iter_mut() {
+                    *x = serde_json::Value::Null;
+                }
+            }
+        }
+        v
+    }
+}
+
+/// What a figure that is not maintained on a standby reads as.
+pub const NA_ON_STANDBY: &str = "n/a on a standby";
+
+/// The `vacuum` fields that replay does not maintain on a standby.
+pub const NOT_MAINTAINED_ON_STANDBY: [&str; 9] = [
+    "n_live_tup",
+    "n_dead_tup",
+    "n_mod_since_analyze",
+    "last_vacuum",
+    "last_autovacuum",
+    "last_analyze",
+    "last_autoanalyze",
+    "vacuum_count",
+    "autovacuum_count",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Sizes {
@@ -139,6 +186,9 @@ pub struct Vacuum {
     pub autovacuum_count: i64,
     /// A VACUUM (manual or auto) running on the table now.
     pub running: Option<VacuumRunning>,
+    /// The oldest xmin that keeps VACUUM from removing this table's dead rows, and who holds
+    /// it (None when it could not be read).
+    pub xmin_horizon: Option<crate::db::horizon::XminHorizon>,
 }
 
 impl Vacuum {
@@ -268,6 +318,23 @@ async fn take_inner(
         }
     }
     let probe = blocked_by.is_none();
+    let standby = crate::db::horizon::standby(conn)
+        .await
+        .context("reading whether the server is a standby")?;
+    let mut stats = stats;
+    {
+        let (holders, hidden) = crate::db::horizon::read(conn)
+            .await
+            .context("reading who holds the xmin horizon")?;
+        let dead = standby.is_none().then_some(stats.vacuum.n_dead_tup);
+        stats.vacuum.xmin_horizon = Some(crate::db::horizon::XminHorizon::judge(
+            holders,
+            hidden,
+            dead,
+            stats.vacuum.last_any_vacuum(),
+            stats.now,
+        ));
+    }
 
     let sizes = if probe {
         sizes(conn, oid).await.context("reading sizes")?
@@ -390,6 +457,7 @@ async fn take_inner(
         expected_indexes,
         cleanup_function,
         blocked_by,
+        standby,
     };
     snap.refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(snap)
@@ -578,7 +646,8 @@ fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats
             }
         })
     };
-    ops.iter()
+    let mut out: Vec<OperationStats> = ops
+        .iter()
         .map(|o| {
             let live = scale(o.live, sum_live, live);
             let expired = scale(o.expired, sum_expired, expired);
@@ -590,7 +659,10 @@ fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats
                 ..o.clone()
             }
         })
-        .collect()
+        .collect();
+    // Largest first, as every breakdown is (a cleanup changes the order).
+    out.sort_by(|a, b| b.total.cmp(&a.total).then(a.operation.cmp(&b.operation)));
+    out
 }
 
 fn scaled_horizon(h: Horizon, live: i64) -> Horizon {
@@ -698,6 +770,7 @@ async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
             vacuum_count: r.vacuum_count.unwrap_or(0),
             autovacuum_count: r.autovacuum_count.unwrap_or(0),
             running,
+            xmin_horizon: None,
         },
         counters: Counters {
             n_tup_ins: r.n_tup_ins.unwrap_or(0),

@@ -94,12 +94,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     } else {
         0
     };
-    let [top, middle, bottom_area] = Layout::vertical([
+    let horizon = snap.vacuum.xmin_horizon.as_ref();
+    let strip_h = super::horizon::height(app, horizon, area.width, t);
+    // The strip only when every panel keeps its room.
+    let strip_h = if area.height >= 8 + 6 + strip_h {
+        strip_h
+    } else {
+        0
+    };
+    let [top, strip, middle, bottom_area] = Layout::vertical([
         Constraint::Length(8),
+        Constraint::Length(strip_h),
         Constraint::Min(6),
         Constraint::Length(bottom_h),
     ])
     .areas(area);
+    if let (Some(h), true) = (horizon, strip_h > 0) {
+        super::horizon::draw(frame, strip, app, h, t);
+    }
     if area.height < 8 + 6 {
         // Too short for every panel (a lock or an outage takes room above): the main figures
         // only, whole, rather than every panel squeezed to its borders.
@@ -350,6 +362,22 @@ fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
 
 fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
     let v = &s.vacuum;
+    if !s.counters_maintained() {
+        // Replay does not maintain pg_stat_user_tables on a standby: its zeros mean nothing.
+        let na = crate::db::snapshot::NA_ON_STANDBY;
+        let mut lines: Vec<Line> = ["live tup ", "dead tup ", "vacuum   ", "analyze  "]
+            .into_iter()
+            .map(|l| Line::from(vec![Span::styled(l, t.label()), Span::styled(na, t.dim())]))
+            .collect();
+        if let Some(h) = v.xmin_horizon.as_ref().and_then(|h| h.holder.as_ref()) {
+            lines.push(Line::from(vec![
+                Span::styled("xmin     ", t.label()),
+                Span::styled(sanitize::line(&holder_short(h)), t.warn()),
+            ]));
+        }
+        frame.render_widget(Paragraph::new(lines).block(block("Vacuum", t)), area);
+        return;
+    }
     let ratio = v.dead_ratio();
     let ratio_style = if ratio > 0.2 {
         t.crit()
@@ -389,6 +417,21 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
             ),
         ]),
     ];
+    if let Some(x) = &v.xmin_horizon {
+        if let Some(h) = &x.holder {
+            let kept = x
+                .unremovable
+                .map(|n| format!(" ~{}", format::compact(n)))
+                .unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled("xmin     ", t.label()),
+                Span::styled(
+                    format!("{}{kept}", sanitize::line(&holder_short(h))),
+                    t.warn(),
+                ),
+            ]));
+        }
+    }
     if let Some(r) = &v.running {
         lines.push(Line::from(vec![
             Span::styled("RUNNING  ", t.warn()),
@@ -400,6 +443,18 @@ fn draw_vacuum(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
         ]));
     }
     frame.render_widget(Paragraph::new(lines).block(block("Vacuum", t)), area);
+}
+
+/// The holder in a few words: `pid 4242`, `slot 's'`, `2PC 'gid'`, `standby 'name'`.
+fn holder_short(h: &crate::db::horizon::Holder) -> String {
+    use crate::db::horizon::HolderKind as K;
+    let name = h.name.as_deref().unwrap_or("");
+    match h.kind {
+        K::Backend => format!("pid {}", h.pid.unwrap_or(0)),
+        K::PreparedXact => format!("2PC '{name}'"),
+        K::ReplicationSlot => format!("slot '{name}'"),
+        K::StandbyFeedback => format!("standby '{}'", h.application.as_deref().unwrap_or("")),
+    }
 }
 
 fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {

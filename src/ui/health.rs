@@ -33,6 +33,15 @@ pub fn draw_screen(frame: &mut Frame, area: Rect, app: &crate::app::App, t: &The
     } else {
         ""
     };
+    let area = match &h.space {
+        Some(space) => {
+            let [checks_area, space_area] =
+                Layout::vertical([Constraint::Min(5), Constraint::Length(8)]).areas(area);
+            draw_space(frame, space_area, space, t);
+            checks_area
+        }
+        None => area,
+    };
     draw_marked(
         frame,
         area,
@@ -160,4 +169,78 @@ fn draw_marked(
             detail_area,
         );
     }
+}
+
+/// `B`: the free space measured with pgstattuple, and whether a rewrite is advised.
+fn draw_space(frame: &mut Frame, area: Rect, space: &crate::app::SpaceState, t: &Theme) {
+    use crate::app::SpaceState;
+    use crate::format::bytes;
+    let why = Line::from(Span::styled(
+        "VACUUM makes dead rows' space reusable by new rows but gives it back to the system only \
+         from the table's end; a rewrite compacts it: pg_repack online (a brief ACCESS EXCLUSIVE \
+         lock), or VACUUM FULL (ACCESS EXCLUSIVE for the whole rewrite: the application waits).",
+        t.dim(),
+    ));
+    let lines = match space {
+        SpaceState::Measuring => vec![
+            Line::from(Span::styled(
+                "measuring with pgstattuple (reads the whole table, at most 30 s)…",
+                t.dim(),
+            )),
+            why,
+        ],
+        SpaceState::Failed(e) => vec![Line::from(Span::styled(sanitize::line(e), t.crit())), why],
+        SpaceState::Measured(r) => {
+            let f = &r.figures;
+            let pct = |n: i64| {
+                if f.table_len > 0 {
+                    n as f64 * 100.0 / f.table_len as f64
+                } else {
+                    0.0
+                }
+            };
+            let mut lines = vec![Line::from(vec![
+                Span::styled("heap ", t.label()),
+                Span::styled(bytes(f.table_len), t.value()),
+                Span::raw(format!(
+                    "  live {} rows ({:.1}%)  dead {} ({:.1}%)  ",
+                    crate::format::count(f.tuple_count),
+                    pct(f.tuple_len),
+                    crate::format::count(f.dead_tuple_count),
+                    pct(f.dead_tuple_len),
+                )),
+                Span::styled("free ", t.label()),
+                Span::styled(
+                    format!("{} ({:.1}%)", bytes(f.free_space), f.free_percent),
+                    if r.advice.is_some() {
+                        t.warn()
+                    } else {
+                        t.value()
+                    },
+                ),
+                Span::styled(format!("  by {}", f.method), t.dim()),
+            ])];
+            match &r.advice {
+                Some(a) => lines.push(Line::from(vec![
+                    Span::styled("What to do: ", t.key()),
+                    Span::raw(sanitize::line(a)),
+                ])),
+                None => lines.push(Line::from(Span::styled(
+                    "below the rewrite threshold: VACUUM's reuse of the free space is enough",
+                    t.ok(),
+                ))),
+            }
+            lines.push(why);
+            lines
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(super::panel(
+                " Free space (B: measure again) ".to_string(),
+                t,
+            )),
+        area,
+    );
 }

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod clipboard;
 pub mod dashboard;
 pub mod health;
+pub mod horizon;
 pub mod overlay;
 pub mod partitions;
 pub mod records;
@@ -197,6 +198,15 @@ fn header(app: &App, t: &Theme) -> Vec<Line<'static>> {
     if app.session.read_only {
         line1.push(Span::styled("  READ-ONLY", t.warn()));
     }
+    if let Some(sb) = snap.and_then(|s| s.standby.as_ref()) {
+        line1.push(Span::styled(
+            format!(
+                "  STANDBY ({})",
+                sb.describe().trim_start_matches("standby, ")
+            ),
+            t.warn(),
+        ));
+    }
     let mut lines = vec![Line::from(line1)];
 
     // The state, and whether it needs a line of its own (anything but plainly connected).
@@ -330,12 +340,27 @@ fn footer(app: &App, t: &Theme, width: u16) -> Vec<Line<'static>> {
     }
     let mut spans = Vec::new();
     let mut room = width;
-    if app.session.read_only {
-        let text = format!("read-only: {} disabled  ", keys::write_keys().join(" "));
+    let standby = app
+        .dash
+        .current
+        .as_ref()
+        .is_some_and(|s| s.standby.is_some());
+    if app.session.read_only || standby {
+        let why = if app.session.read_only {
+            "read-only"
+        } else {
+            "standby"
+        };
+        let text = format!("{why}: {} disabled  ", keys::write_keys().join(" "));
         room = room.saturating_sub(format::width(&text));
         spans.push(Span::styled(text, t.warn()));
     }
-    spans.extend(hint_spans(&hints, app.session.read_only, t, room));
+    spans.extend(hint_spans(
+        &hints,
+        app.session.read_only || standby,
+        t,
+        room,
+    ));
     vec![Line::from(spans)]
 }
 

@@ -219,6 +219,36 @@ impl PgBinaries {
         self.client("psql")
     }
 
+    /// A client program that works with a server of major version `server_major`, for those
+    /// (such as `pg_basebackup`) that refuse a server newer than themselves: this
+    /// installation's, else the first on `PATH`, else the newest Debian one, whichever reports
+    /// (`--version`) a major at least `server_major`. None when there is none.
+    pub fn client_for(&self, name: &str, server_major: u32) -> Option<PathBuf> {
+        let mut candidates = vec![self.bin.join(name)];
+        if let Some(path) = std::env::var_os("PATH") {
+            candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
+        }
+        if let Some(dir) = newest_debian_bin(Path::new("/usr/lib/postgresql")) {
+            candidates.push(dir.join(name));
+        }
+        candidates.into_iter().filter(|p| p.is_file()).find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .ok()
+                .and_then(|out| {
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let version = text.split("(PostgreSQL) ").nth(1)?.to_owned();
+                    version
+                        .split(|c: char| !c.is_ascii_digit())
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .is_some_and(|major| major >= server_major)
+        })
+    }
+
     /// `SHAREDIR` of this installation (extension control files live in `SHAREDIR/extension`).
     pub fn share_dir(&self) -> Option<PathBuf> {
         let out = Command::new(self.tool("pg_config"))
@@ -307,7 +337,8 @@ impl TempPostgres {
     }
 
     /// Start a hot standby of `primary` (same binaries): a base backup taken with
-    /// `pg_basebackup -R` (so it streams from the primary), started with `hot_standby=on` and
+    /// `pg_basebackup -R` (so it streams from the primary; the installation's own, else one at
+    /// least as new as the server, see [`PgBinaries::client_for`]), started with `hot_standby=on` and
     /// `opts` (e.g. `hot_standby_feedback=on`) on a port of its own; stopped and removed on
     /// drop like any other. The primary needs `wal_level` replica or logical (the default) and
     /// a free WAL sender; initdb's pg_hba already trusts replication connections on loopback.
@@ -320,8 +351,19 @@ impl TempPostgres {
             ..opts
         };
         let port = primary.port;
-        Self::start_from(opts, move |pg, bins, who| {
-            let mut cmd = Command::new(bins.tool("pg_basebackup"));
+        let major: u32 = primary.version.parse().unwrap_or(0);
+        let basebackup = primary
+            .binaries()
+            .client_for("pg_basebackup", major)
+            .ok_or_else(|| {
+                anyhow!(
+                    "no pg_basebackup for PostgreSQL {major}: {} has none, and none on PATH is as new \
+                     as the server",
+                    primary.bin.display()
+                )
+            })?;
+        Self::start_from(opts, move |pg, _bins, who| {
+            let mut cmd = Command::new(&basebackup);
             cmd.arg("-D")
                 .arg(pg.data_dir())
                 .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -340,7 +382,7 @@ impl TempPostgres {
             as_server_user(&mut cmd, who);
             let out = cmd
                 .output()
-                .with_context(|| format!("running {}", bins.tool("pg_basebackup").display()))?;
+                .with_context(|| format!("running {}", basebackup.display()))?;
             if !out.status.success() {
                 bail!(
                     "pg_basebackup failed ({}): {}",
@@ -351,6 +393,18 @@ impl TempPostgres {
             pg.version = fs::read_to_string(pg.data_dir().join("PG_VERSION"))
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_default();
+            // -R writes every connection option its own libpq knows (sslsni since 14, ...); a
+            // pg_basebackup newer than the server would leave options the server's walreceiver
+            // rejects, and the standby would never stream. The last setting in the file wins.
+            let auto = pg.data_dir().join("postgresql.auto.conf");
+            let mut conf = fs::OpenOptions::new()
+                .append(true)
+                .open(&auto)
+                .with_context(|| format!("opening {}", auto.display()))?;
+            writeln!(
+                conf,
+                "primary_conninfo = 'host=127.0.0.1 port={port} user=postgres'"
+            )?;
             Ok(())
         })
     }

@@ -112,7 +112,12 @@ async fn delete_and_vacuum(url: &str, n: i64) {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // This session's pending counters first (a rolled-back insert counts a dead tuple), so
+    // that VACUUM's count is the last word; then VACUUM's own report, which reaches other
+    // sessions at once on 15+ and through the statistics collector on 13 and 14.
+    common::flush_stats(&mut conn).await;
     conn.execute("VACUUM idempotency_records").await.unwrap();
+    common::flush_stats(&mut conn).await;
 }
 
 fn key(c: char) -> Event {
@@ -284,7 +289,12 @@ async fn an_idle_transaction_is_named_counted_and_terminated_from_the_dashboard(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // This session's pending counters first (a rolled-back insert counts a dead tuple), so
+    // that VACUUM's count is the last word; then VACUUM's own report, which reaches other
+    // sessions at once on 15+ and through the statistics collector on 13 and 14.
+    common::flush_stats(&mut conn).await;
     conn.execute("VACUUM idempotency_records").await.unwrap();
+    common::flush_stats(&mut conn).await;
     let snap = snapshot(&url).await;
     assert_eq!(snap.vacuum.n_dead_tup, 0);
     let h = snap.vacuum.xmin_horizon.unwrap();
@@ -454,7 +464,12 @@ async fn a_prepared_transaction_is_named_with_the_sql_to_end_it() {
     conn.execute("ROLLBACK PREPARED 'it''s-stuck'")
         .await
         .unwrap();
+    // This session's pending counters first (a rolled-back insert counts a dead tuple), so
+    // that VACUUM's count is the last word; then VACUUM's own report, which reaches other
+    // sessions at once on 15+ and through the statistics collector on 13 and 14.
+    common::flush_stats(&mut conn).await;
     conn.execute("VACUUM idempotency_records").await.unwrap();
+    common::flush_stats(&mut conn).await;
     let snap = snapshot(&url).await;
     assert_eq!(snap.vacuum.n_dead_tup, 0);
 }

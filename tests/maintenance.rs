@@ -222,7 +222,7 @@ async fn cleanup_deletes_exactly_the_expired_rows_while_live_rows_arrive() {
     assert!(seen.windows(2).all(|w| w[0].deleted <= w[1].deleted));
     let last = seen.last().unwrap();
     assert_eq!(last.deleted, 20_000);
-    assert_eq!(last.remaining_estimate, 0);
+    assert_eq!(last.remaining_estimate, Some(0));
     assert_eq!(last.batches, summary.batches);
     assert!(seen.iter().all(|p| p.method == method));
     if method == Method::Sweep {

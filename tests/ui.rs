@@ -203,7 +203,7 @@ fn confirm_dialog_and_cleanup_progress() {
         &mut a,
         Event::Db(DbEvent::Progress(Progress {
             deleted: 12_000,
-            remaining: 10_000,
+            remaining: Some(10_000),
             batches: 6,
             rows_per_sec: 8_500.0,
             elapsed: Duration::from_millis(1_400),
@@ -221,7 +221,7 @@ fn confirm_dialog_and_cleanup_progress() {
         &mut a,
         Event::Db(DbEvent::Progress(Progress {
             deleted: 30_000,
-            remaining: 20_000,
+            remaining: Some(20_000),
             batches: 400,
             rows_per_sec: 900_000.0,
             elapsed: Duration::from_millis(2_000),

@@ -74,7 +74,8 @@ pub struct DbError {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Progress {
     pub deleted: u64,
-    pub remaining: u64,
+    /// `None`: the backlog was not counted.
+    pub remaining: Option<u64>,
     pub batches: u64,
     pub rows_per_sec: f64,
     pub elapsed: Duration,

@@ -194,9 +194,12 @@ pub fn render_progress(p: &CleanupProgress) -> String {
         _ => String::new(),
     };
     format!(
-        "deleted {} (~{} left), {} {}, last batch {} rows in {} ms, {:.0} rows/s, {:.1} s{pages}",
+        "deleted {} ({}), {} {}, last batch {} rows in {} ms, {:.0} rows/s, {:.1} s{pages}",
         p.deleted,
-        p.remaining_estimate,
+        match p.remaining_estimate {
+            Some(n) => format!("~{n} left"),
+            None => "backlog not counted".to_string(),
+        },
         p.batches,
         plural(p.batches, "batch", "batches"),
         p.batch_size,
@@ -358,6 +361,28 @@ mod tests {
             render_summary(&left, Format::Text),
             "deleted 1234 expired rows in 5 batches (index walk), 0.42 s (incomplete: 1 expired row left behind, locked by other sessions; the next run takes them)"
         );
+    }
+
+    #[test]
+    fn progress_never_shows_an_uncounted_backlog_as_zero() {
+        let mut p = CleanupProgress {
+            deleted: 12_000,
+            batches: 6,
+            remaining_estimate: Some(8_000),
+            elapsed: Duration::from_millis(300),
+            rows_per_sec: 41_000.0,
+            batch_size: 4_000,
+            last_batch: Duration::from_millis(95),
+            method: Method::Walk,
+            pages_done: None,
+            pages_total: None,
+        };
+        assert_eq!(
+            render_progress(&p),
+            "deleted 12000 (~8000 left), 6 batches, last batch 4000 rows in 95 ms, 41000 rows/s, 0.3 s"
+        );
+        p.remaining_estimate = None;
+        assert!(render_progress(&p).starts_with("deleted 12000 (backlog not counted), "));
     }
 
     #[test]

@@ -140,7 +140,9 @@ pub struct CleanupProgress {
     /// Batches run so far.
     pub batches: u64,
     /// Expired rows counted at the start (capped at [`COUNT_CAP`]) minus those deleted.
-    pub remaining_estimate: u64,
+    /// `None` when the backlog could not be counted at the start (never a 0 that was not
+    /// counted).
+    pub remaining_estimate: Option<u64>,
     #[serde(rename = "elapsed_ms", serialize_with = "ser_ms")]
     pub elapsed: Duration,
     /// Rows deleted per second since the first batch started.
@@ -401,10 +403,7 @@ pub async fn cleanup(
         }
     };
     reporter.flush();
-    let (mut deleted, batches, mut stopped) = outcome?;
-    if method == Method::Sweep {
-        deleted += dropped_rows;
-    }
+    let (deleted, batches, mut stopped) = outcome?;
     // What is left of the expired rows (as of the cutoff) was skipped: locked by another
     // session, being deleted by another cleanup, or written during the run. Counted, never
     // assumed zero.
@@ -494,7 +493,7 @@ impl Run<'_> {
         CleanupProgress {
             deleted,
             batches,
-            remaining_estimate: self.expired_at_start.unwrap_or(0).saturating_sub(deleted),
+            remaining_estimate: self.expired_at_start.map(|n| n.saturating_sub(deleted)),
             elapsed: self.started.elapsed(),
             rows_per_sec: match deleting.elapsed().as_secs_f64() {
                 secs if secs > 0.0 => deleted as f64 / secs,

@@ -194,7 +194,7 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let (ratio, label, text) = match (&app.running, vac) {
         (Some(r), _) if r.what == Maintenance::Cleanup => {
             let p = r.progress.clone().unwrap_or_default();
-            let total = p.deleted + p.remaining;
+            let total = p.remaining.map(|r| p.deleted + r).unwrap_or(0);
             // A sweep knows exactly how far through the table it is; a walk estimates by rows.
             let (ratio, how) = match p.pages {
                 Some((done, all)) if all > 0 => (
@@ -220,11 +220,19 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
             };
             (
                 ratio,
-                format!("cleanup {}", format::percent(ratio)),
+                // Without a counted backlog a walk has no denominator: no percentage then.
+                if p.pages.is_some() || p.remaining.is_some() {
+                    format!("cleanup {}", format::percent(ratio))
+                } else {
+                    "cleanup".to_string()
+                },
                 format!(
-                    "deleted {} · left ~{} · {} rows/s · {how} · {:.1} s{}",
+                    "deleted {} · {} · {} rows/s · {how} · {:.1} s{}",
                     count(p.deleted as i64),
-                    count(p.remaining as i64),
+                    match p.remaining {
+                        Some(r) => format!("left ~{}", count(r as i64)),
+                        None => "backlog not counted".to_string(),
+                    },
                     count(p.rows_per_sec.round() as i64),
                     p.elapsed.as_secs_f64(),
                     if r.stopping {

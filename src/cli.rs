@@ -116,8 +116,17 @@ pub enum Command {
         #[arg(long)]
         exact: bool,
     },
-    /// Measure idemtop against the guide's naive queries on a throwaway server it fills itself.
-    Bench(crate::commands::bench::BenchArgs),
+    /// Measure idemtop against the guide's naive queries on a throwaway server it fills itself
+    /// (runs the separate `idemtop-bench` binary with these arguments; `idemtop bench --help`).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// A throwaway PostgreSQL with live synthetic traffic, and the dashboard on it.
     Demo(crate::commands::demo::DemoArgs),
     /// Run every health check once; exit 0 ok, 1 warning, 2 critical, 3 unknown (Nagios).
@@ -131,9 +140,26 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
         /// `partitioned`: the optional layout of migrations/partitioned (range on expires_at).
-        #[arg(long, value_enum, default_value_t = crate::db::migrate::Layout::Plain, global = true)]
-        layout: crate::db::migrate::Layout,
+        #[arg(long, value_enum, default_value_t = MigrateLayout::Plain, global = true)]
+        layout: MigrateLayout,
     },
+}
+
+/// `migrate --layout`: which migration set ([`crate::db::migrate::Layout`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum MigrateLayout {
+    #[default]
+    Plain,
+    Partitioned,
+}
+
+impl From<MigrateLayout> for crate::db::migrate::Layout {
+    fn from(l: MigrateLayout) -> Self {
+        match l {
+            MigrateLayout::Plain => Self::Plain,
+            MigrateLayout::Partitioned => Self::Partitioned,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]

@@ -1,23 +1,21 @@
-//! idemtop: a terminal dashboard for PostgreSQL idempotency-key tables.
+//! idemtop: a terminal dashboard for PostgreSQL idempotency-key tables (the binary's library).
 //!
-//! Layers: [`db`] talks SQL and returns typed structs; [`app`] holds state and the pure
-//! `update(state, event)`; [`ui`] draws state and never does I/O; [`worker`] runs database
-//! requests on tasks and reports back over channels.
+//! Layers (see ARCHITECTURE.md): `idemtop-core` ([`db`], [`checks`], [`config`], ...) knows
+//! nothing of the screen; this crate holds [`app`] (state and the pure `update(state, event)`),
+//! [`ui`] (draws state, never does I/O), [`worker`] (runs database requests on tasks and
+//! reports back over channels), [`cli`] and [`commands`].
+//!
+//! The modules of the lower crates are re-exported under their old paths so that the binary
+//! and the tests name them in one way (`idemtop::db::...`).
 
 pub mod app;
-pub mod bench;
-pub mod checks;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod db;
-#[doc(hidden)]
-pub mod fixtures;
-pub mod format;
-pub mod ident;
-pub mod pgtemp;
-pub mod sanitize;
-pub mod store;
 pub mod ui;
 pub mod worker;
-pub mod workload;
+
+pub use idemtop_core::{checks, config, db, format, guide, ident, refresh, sanitize};
+pub use idemtop_store as store;
+#[doc(hidden)]
+pub use idemtop_testkit::fixtures;
+pub use idemtop_testkit::{pgtemp, workload};

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate { action, layout }) => {
-                commands::migrate::run(&cli.global, action, layout).await
+                commands::migrate::run(&cli.global, action, layout.into()).await
             }
             Some(Command::Snapshot { format, exact }) => {
                 commands::snapshot::run(&cli.global, format, exact)
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             Some(Command::Metrics(args)) => commands::metrics::run(&cli.global, &config, &args)
                 .await
                 .map(exit),
-            Some(Command::Bench(args)) => commands::bench::run(&cli.global, &args).await,
+            Some(Command::Bench { args }) => commands::bench::run(&args).map(exit),
             Some(Command::Demo(args)) => commands::demo::run(&cli.global, &config, &args).await,
             Some(Command::Watch) | None => commands::watch::run(&cli.global, &config).await,
         }

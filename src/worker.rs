@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use futures::FutureExt;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
@@ -21,77 +21,11 @@ use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
 use crate::db::partitions;
 use crate::db::records;
-use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions};
-use crate::db::table;
+use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::db::table::TableInfo;
 use crate::ident::TableRef;
 use crate::sanitize;
-
-/// The refreshes' own session, made again after the server went away, with the sampler that
-/// carries exact figures between exact passes and the previous snapshot (for rates in checks).
-#[derive(Default)]
-pub struct RefreshSession {
-    conn: Option<PgConnection>,
-    /// The table model, read once on this connection ([`RefreshSession::model`]).
-    info: Option<TableInfo>,
-    sampler: Sampler,
-    /// The last snapshot taken on this session.
-    pub previous: Option<Snapshot>,
-}
-
-impl RefreshSession {
-    /// The session's connection, made when there is none (first use, or after it was lost).
-    pub async fn connection(&mut self, connect: &ConnectConfig) -> Result<&mut PgConnection> {
-        connected(&mut self.conn, connect).await
-    }
-
-    /// Drop the connection (lost, or possibly mid-query): the next use connects afresh and
-    /// reads the table model again.
-    pub fn disconnect(&mut self) {
-        self.conn = None;
-        self.info = None;
-    }
-
-    /// The table model: read once per connection, and again when `reread` (the operator's `r`,
-    /// after an action), when the table no longer has the oid it was read with (dropped and
-    /// recreated), or after a query failed on an undefined table or column
-    /// ([`RefreshSession::forget_model_on`]).
-    pub async fn model(
-        &mut self,
-        connect: &ConnectConfig,
-        table: &TableRef,
-        reread: bool,
-    ) -> Result<TableInfo> {
-        let conn = connected(&mut self.conn, connect).await?;
-        if let (Some(info), false) = (&self.info, reread) {
-            let oid: Option<i64> = sqlx::query_scalar(
-                "SELECT c.oid::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE n.nspname = $1 AND c.relname = $2",
-            )
-            .bind(table.schema.as_str())
-            .bind(table.table.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            if oid == Some(i64::from(info.oid)) {
-                return Ok(info.clone());
-            }
-        }
-        let info = table::resolve(conn, table).await?;
-        self.info = Some(info.clone());
-        Ok(info)
-    }
-
-    /// After a failed query: an undefined table or column (42P01, 42703) means the model is
-    /// out of date.
-    pub fn forget_model_on(&mut self, e: &anyhow::Error) {
-        if matches!(
-            crate::db::connect::sqlstate(e).as_deref(),
-            Some("42P01" | "42703")
-        ) {
-            self.info = None;
-        }
-    }
-}
+pub use idemtop_core::refresh::{connected, refresh, RefreshSession};
 
 pub struct Worker {
     /// For maintenance actions, each on its own connection.
@@ -149,16 +83,6 @@ fn panic_error(doing: &str, payload: &(dyn Any + Send)) -> DbError {
     }
 }
 
-async fn connected<'a>(
-    conn: &'a mut Option<PgConnection>,
-    connect: &ConnectConfig,
-) -> Result<&'a mut PgConnection> {
-    if conn.is_none() {
-        *conn = Some(connect.connect().await?);
-    }
-    Ok(conn.as_mut().expect("connected above"))
-}
-
 /// An error as one readable line, and whether the connection is gone.
 pub fn db_error(e: &anyhow::Error) -> DbError {
     let message = format!("{e:#}");
@@ -166,16 +90,6 @@ pub fn db_error(e: &anyhow::Error) -> DbError {
         message: sanitize::line(message.lines().next().unwrap_or("")),
         connection_lost: is_connection_lost(e),
     }
-}
-
-/// One refresh: resolve the table (it may have been recreated) and take a snapshot.
-pub async fn refresh(
-    conn: &mut PgConnection,
-    table: &TableRef,
-    opts: SnapshotOptions,
-) -> Result<Snapshot> {
-    let info = table::resolve(conn, table).await?;
-    snapshot::take(conn, table, &info, opts).await
 }
 
 impl Worker {

@@ -957,7 +957,7 @@ async fn expiry_orders_walk_the_expiry_index_without_sorting_or_offset() {
 #[test]
 fn the_module_never_updates_and_never_uses_offset() {
     // SQL keywords are written in upper case in the module; prose never is.
-    let src = include_str!("../src/db/records.rs");
+    let src = include_str!("../crates/idemtop-core/src/db/records.rs");
     assert!(!src.contains("UPDATE"), "records are immutable");
     assert!(!src.contains("OFFSET"), "keyset pagination only");
     assert!(

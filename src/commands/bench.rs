@@ -1,107 +1,41 @@
-//! `idemtop bench`: a throwaway server, a generated data set, and the measurements of the
-//! issue in one run (see [`crate::bench`]). Prints one table; `--json FILE` writes the report.
+//! `idemtop bench ARGS...`: runs the benchmark, which is its own binary (`idemtop-bench`, crate
+//! `crates/idemtop-bench`) so that it does not ship inside `idemtop`. Looks for it beside this
+//! executable, then on PATH, and runs it with the same arguments; says how to build it when it
+//! is in neither place.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
+use anyhow::{anyhow, Result};
 
-use crate::bench::{self, BenchConfig, Layout};
-use crate::cli::Global;
+/// The name of the benchmark's binary.
+pub const BENCH_BIN: &str = "idemtop-bench";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LayoutArg {
-    Time,
-    Random,
+/// Where `idemtop-bench` is: beside `exe` (cargo builds both into one directory), else on `path`
+/// (the PATH variable).
+pub fn find_bench(exe: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let beside = exe.and_then(|e| e.parent()).map(|d| d.join(BENCH_BIN));
+    if let Some(b) = beside.filter(|b| b.is_file()) {
+        return Some(b);
+    }
+    std::env::split_paths(path?)
+        .map(|d| d.join(BENCH_BIN))
+        .find(|b| b.is_file())
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Rows of generated history (created_at over the last 48 h: ~60% already expired).
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
-    pub rows: u64,
-    /// Physical order of the rows: `time` (created_at order, as a table filled over time) or
-    /// `random` (the generator's order: expired rows on every page).
-    #[arg(long, value_enum, default_value_t = LayoutArg::Time)]
-    pub layout: LayoutArg,
-    /// Also write the full report as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Skip the cleanup comparison (the longest part: two copies of the data set).
-    #[arg(long)]
-    pub skip_cleanup: bool,
-    /// Single-row inserts per second running during the cleanup comparison.
-    #[arg(long, default_value_t = 200.0, value_name = "N")]
-    pub insert_rate: f64,
-    /// Hours over which created_at is spread (48: ~59.6% expired with the guide's TTLs).
-    #[arg(long, default_value_t = 48.0, value_name = "H", hide = true)]
-    pub spread_hours: f64,
-    /// Seconds of the dashboard memory run.
-    #[arg(long, default_value_t = 20, value_name = "SECS", hide = true)]
-    pub dashboard_secs: u64,
-    /// The idemtop binary to run under tmux for the memory run (default: this executable).
-    #[arg(long, value_name = "PATH", hide = true)]
-    pub dashboard_bin: Option<PathBuf>,
-}
-
-impl BenchArgs {
-    /// The command line that reproduces this run.
-    pub fn command_line(&self) -> String {
-        let mut s = format!(
-            "idemtop bench --rows {} --insert-rate {}",
-            self.rows, self.insert_rate
-        );
-        if self.layout == LayoutArg::Random {
-            s.push_str(" --layout random");
-        }
-        if self.skip_cleanup {
-            s.push_str(" --skip-cleanup");
-        }
-        if let Some(j) = &self.json {
-            s.push_str(&format!(" --json {}", j.display()));
-        }
-        if (self.spread_hours - 48.0).abs() > f64::EPSILON {
-            s.push_str(&format!(" --spread-hours {}", self.spread_hours));
-        }
-        s
-    }
-}
-
-/// The dashboard binary for the tmux run: `--dashboard-bin`, else this executable when it is
-/// idemtop itself (not a test harness).
-fn dashboard_bin(args: &BenchArgs) -> Option<PathBuf> {
-    if let Some(b) = &args.dashboard_bin {
-        return Some(b.clone());
-    }
-    let exe = std::env::current_exe().ok()?;
-    (exe.file_name()?.to_str()? == "idemtop").then_some(exe)
-}
-
-pub async fn run(_global: &Global, args: &BenchArgs) -> Result<()> {
-    if !(args.spread_hours.is_finite() && args.spread_hours >= 25.0) {
-        bail!("--spread-hours must be at least 25 (the longest TTL is 24 h)");
-    }
-    let cfg = BenchConfig {
-        rows: args.rows,
-        layout: match args.layout {
-            LayoutArg::Time => Layout::Time,
-            LayoutArg::Random => Layout::Random,
-        },
-        insert_rate: args.insert_rate,
-        skip_cleanup: args.skip_cleanup,
-        spread: Duration::from_secs_f64(args.spread_hours * 3600.0),
-        dashboard_bin: dashboard_bin(args),
-        dashboard_secs: args.dashboard_secs,
-        command: args.command_line(),
-        ..BenchConfig::default()
-    };
-    let report = bench::run(&cfg).await?;
-    println!("{}", bench::render(&report));
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("idemtop bench: report written to {}", path.display());
-    }
-    Ok(())
+/// Run the benchmark with `args`; its exit code.
+pub fn run(args: &[OsString]) -> Result<i32> {
+    let exe = std::env::current_exe().ok();
+    let bin = find_bench(exe.as_deref(), std::env::var_os("PATH").as_deref()).ok_or_else(|| {
+        anyhow!(
+            "the benchmark is a separate binary, {BENCH_BIN}, found neither beside idemtop nor \
+             on PATH; build it with `cargo build --release -p idemtop-bench` and run \
+             `./target/release/idemtop bench ...` (or `./target/release/idemtop-bench ...`)"
+        )
+    })?;
+    let status = std::process::Command::new(&bin)
+        .args(args)
+        .status()
+        .map_err(|e| anyhow!("cannot run {}: {e}", bin.display()))?;
+    Ok(status.code().unwrap_or(1))
 }

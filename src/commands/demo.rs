@@ -12,10 +12,10 @@ use sqlx::Executor;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SessionInfo;
-use crate::cli::Global;
+use crate::cli::{Global, MigrateLayout};
 use crate::config::Config;
 use crate::db::connect::ConnectConfig;
-use crate::db::migrate::{self, Layout};
+use crate::db::migrate;
 use crate::ident::TableRef;
 use crate::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
 use crate::store::IdempotencyStore;
@@ -36,8 +36,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub no_ui: bool,
     /// Table layout: the guide's plain table, or hourly partitions on expires_at.
-    #[arg(long, value_enum, default_value_t = Layout::Plain)]
-    pub layout: Layout,
+    #[arg(long, value_enum, default_value_t = MigrateLayout::Plain)]
+    pub layout: MigrateLayout,
 }
 
 pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()> {
@@ -72,7 +72,7 @@ pub async fn run(global: &Global, config: &Config, args: &DemoArgs) -> Result<()
         .with_statement_timeout(Duration::ZERO)
         .with_application_name("idemtop demo setup");
     let mut conn = admin.connect().await?;
-    migrate::run_layout(&mut conn, &table.schema, args.layout).await?;
+    migrate::run_layout(&mut conn, &table.schema, args.layout.into()).await?;
     if cron {
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
             .await?;

@@ -28,10 +28,10 @@ impl Theme {
     pub fn from_config(color: bool, colors: &crate::config::Colors) -> Self {
         Self {
             color,
-            ok_color: colors.ok_color(),
-            warn_color: colors.warning_color(),
-            crit_color: colors.critical_color(),
-            accent: colors.accent_color(),
+            ok_color: to_color(colors.ok_color()),
+            warn_color: to_color(colors.warning_color()),
+            crit_color: to_color(colors.critical_color()),
+            accent: to_color(colors.accent_color()),
         }
     }
 
@@ -95,5 +95,31 @@ impl Theme {
     }
     pub fn json_number(&self) -> Style {
         self.fg(Color::Magenta)
+    }
+}
+
+/// A colour of the configuration file as ratatui's.
+pub fn to_color(c: crate::config::ColorSpec) -> Color {
+    use crate::config::ColorSpec as C;
+    match c {
+        C::Reset => Color::Reset,
+        C::Black => Color::Black,
+        C::Red => Color::Red,
+        C::Green => Color::Green,
+        C::Yellow => Color::Yellow,
+        C::Blue => Color::Blue,
+        C::Magenta => Color::Magenta,
+        C::Cyan => Color::Cyan,
+        C::Gray => Color::Gray,
+        C::DarkGray => Color::DarkGray,
+        C::LightRed => Color::LightRed,
+        C::LightGreen => Color::LightGreen,
+        C::LightYellow => Color::LightYellow,
+        C::LightBlue => Color::LightBlue,
+        C::LightMagenta => Color::LightMagenta,
+        C::LightCyan => Color::LightCyan,
+        C::White => Color::White,
+        C::Indexed(i) => Color::Indexed(i),
+        C::Rgb(r, g, b) => Color::Rgb(r, g, b),
     }
 }

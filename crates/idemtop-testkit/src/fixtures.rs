@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::db::snapshot::*;
+use idemtop_core::db::snapshot::*;
 
 /// 2026-01-01 12:00:00 UTC plus `secs`.
 pub fn at(secs: i64) -> DateTime<Utc> {
@@ -84,7 +84,7 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
             toast_bytes: 409_600,
         },
         rows: Rows {
-            basis: crate::db::snapshot::RowsBasis::Statistics,
+            basis: idemtop_core::db::snapshot::RowsBasis::Statistics,
             basis_at: None,
             total,
             live: total - expired,

@@ -8,14 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use ratatui::style::Color;
 use serde::{Deserialize, Serialize};
 
-use crate::store::TtlPolicy;
+use crate::guide::TtlPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -322,28 +320,99 @@ impl Default for Colors {
     }
 }
 
-/// A colour name as ratatui reads it.
-pub fn parse_color(name: &str) -> Result<Color> {
-    Color::from_str(name.trim()).map_err(|_| {
-        anyhow!(
-            "unknown colour {:?} (use a name such as green, lightred, darkgray, or #rrggbb)",
-            crate::sanitize::line(name)
-        )
+/// A colour of the configuration file, as the terminal UI will use it. The names are the ones
+/// ratatui's `Color::from_str` reads (case, spaces, `-` and `_` ignored; `bright` = `light`,
+/// `grey`/`silver` = `gray`), an index `0`..`255`, or `#rrggbb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorSpec {
+    Reset,
+    Black,
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Magenta,
+    Cyan,
+    Gray,
+    DarkGray,
+    LightRed,
+    LightGreen,
+    LightYellow,
+    LightBlue,
+    LightMagenta,
+    LightCyan,
+    White,
+    Indexed(u8),
+    Rgb(u8, u8, u8),
+}
+
+/// A colour name of the configuration file (see [`ColorSpec`]).
+pub fn parse_color(name: &str) -> Result<ColorSpec> {
+    let s = name.trim();
+    let key = s
+        .to_lowercase()
+        .replace([' ', '-', '_'], "")
+        .replace("bright", "light")
+        .replace("grey", "gray")
+        .replace("silver", "gray")
+        .replace("lightblack", "darkgray")
+        .replace("lightwhite", "white")
+        .replace("lightgray", "white");
+    use ColorSpec::*;
+    Ok(match key.as_str() {
+        "reset" => Reset,
+        "black" => Black,
+        "red" => Red,
+        "green" => Green,
+        "yellow" => Yellow,
+        "blue" => Blue,
+        "magenta" => Magenta,
+        "cyan" => Cyan,
+        "gray" => Gray,
+        "darkgray" => DarkGray,
+        "lightred" => LightRed,
+        "lightgreen" => LightGreen,
+        "lightyellow" => LightYellow,
+        "lightblue" => LightBlue,
+        "lightmagenta" => LightMagenta,
+        "lightcyan" => LightCyan,
+        "white" => White,
+        _ => {
+            if let Ok(index) = s.parse::<u8>() {
+                Indexed(index)
+            } else if let Some(rgb) = parse_hex(s) {
+                rgb
+            } else {
+                bail!(
+                    "unknown colour {:?} (use a name such as green, lightred, darkgray, or #rrggbb)",
+                    crate::sanitize::line(name)
+                )
+            }
+        }
     })
 }
 
+fn parse_hex(s: &str) -> Option<ColorSpec> {
+    let hex = s.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.is_ascii() {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some(ColorSpec::Rgb(byte(0)?, byte(2)?, byte(4)?))
+}
+
 impl Colors {
-    pub fn ok_color(&self) -> Color {
-        parse_color(&self.ok).unwrap_or(Color::Green)
+    pub fn ok_color(&self) -> ColorSpec {
+        parse_color(&self.ok).unwrap_or(ColorSpec::Green)
     }
-    pub fn warning_color(&self) -> Color {
-        parse_color(&self.warning).unwrap_or(Color::Yellow)
+    pub fn warning_color(&self) -> ColorSpec {
+        parse_color(&self.warning).unwrap_or(ColorSpec::Yellow)
     }
-    pub fn critical_color(&self) -> Color {
-        parse_color(&self.critical).unwrap_or(Color::Red)
+    pub fn critical_color(&self) -> ColorSpec {
+        parse_color(&self.critical).unwrap_or(ColorSpec::Red)
     }
-    pub fn accent_color(&self) -> Color {
-        parse_color(&self.accent).unwrap_or(Color::Cyan)
+    pub fn accent_color(&self) -> ColorSpec {
+        parse_color(&self.accent).unwrap_or(ColorSpec::Cyan)
     }
 }
 

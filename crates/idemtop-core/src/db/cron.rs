@@ -21,7 +21,7 @@ pub const HOURLY: &str = "0 * * * *";
 pub fn command(table: &TableRef) -> String {
     format!(
         "SELECT {}()",
-        table.sibling(&crate::store::cleanup_function())
+        table.sibling(&crate::guide::cleanup_function())
     )
 }
 
@@ -271,14 +271,14 @@ pub async fn schedule_hourly(conn: &mut PgConnection, table: &TableRef) -> Resul
 /// names the table, and its `search_path` is pinned to the table's schema (so that a job run
 /// with pg_cron's search_path cannot clean a same-named table elsewhere). One sentence when not.
 pub async fn check_cleanup_function(conn: &mut PgConnection, table: &TableRef) -> Result<()> {
-    let func = table.sibling(&crate::store::cleanup_function());
+    let func = table.sibling(&crate::guide::cleanup_function());
     let found: Option<(String, Option<Vec<String>>)> = sqlx::query_as(
         "SELECT p.prosrc, p.proconfig
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 0",
     )
     .bind(table.schema.as_str())
-    .bind(crate::store::cleanup_function().as_str())
+    .bind(crate::guide::cleanup_function().as_str())
     .fetch_optional(&mut *conn)
     .await?;
     let db: String = sqlx::query_scalar("SELECT current_database()::text")

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::ident::TableRef;
-use crate::store::{IdempotencyStore, RecordOutcome, TtlPolicy};
+use idemtop_core::ident::TableRef;
+use idemtop_store::{IdempotencyStore, RecordOutcome, TtlPolicy};
 
 /// The operation mix: name and relative weight, Zipf-like (most common first).
 static OPERATIONS: [(&str, f64); 12] = [

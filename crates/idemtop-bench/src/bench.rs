@@ -22,20 +22,20 @@ use sqlx::{Executor, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::{self, App, DbEvent, Event, Request, SessionInfo};
-use crate::db::connect::ConnectConfig;
-use crate::db::records::{self, Cursor, RecordFilter, Sort};
-use crate::db::snapshot::SnapshotOptions;
-use crate::db::{maintenance, migrate};
-use crate::ident::{Ident, TableRef};
-use crate::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
-use crate::ui::{self, Theme};
-use crate::worker::Worker;
+use idemtop::app::{self, App, DbEvent, Event, Request, SessionInfo};
+use idemtop::ui::{self, Theme};
+use idemtop::worker::Worker;
+use idemtop_core::db::connect::ConnectConfig;
+use idemtop_core::db::records::{self, Cursor, RecordFilter, Sort};
+use idemtop_core::db::snapshot::SnapshotOptions;
+use idemtop_core::db::{maintenance, migrate};
+use idemtop_core::ident::{Ident, TableRef};
+use idemtop_testkit::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
 
 /// The role whose statements are counted as "server time" (pg_stat_statements.userid).
 const PROBE_ROLE: &str = "idemtop_bench";
 /// Rows per records page (the dashboard's page size).
-const PAGE_ROWS: u32 = crate::app::records::PAGE_SIZE;
+const PAGE_ROWS: u32 = idemtop::app::records::PAGE_SIZE;
 
 /// The guide's "Monitoring" and "Performance Issues" queries, verbatim.
 pub const GUIDE_QUERIES: [(&str, &str); 6] = [
@@ -700,8 +700,8 @@ fn check_disk(cfg: &BenchConfig) -> Result<()> {
             bail!(
                 "not enough disk in {}: {} free, about {} needed for {} rows (set TMPDIR to a larger disk)",
                 dir.display(),
-                crate::format::bytes(free as i64),
-                crate::format::bytes(need as i64),
+                idemtop_core::format::bytes(free as i64),
+                idemtop_core::format::bytes(need as i64),
                 cfg.rows
             );
         }
@@ -819,7 +819,7 @@ async fn run_on(
             "data set: {} rows, {:.1}% expired, {} total",
             data.rows,
             data.expired_share * 100.0,
-            crate::format::bytes(data.total_bytes)
+            idemtop_core::format::bytes(data.total_bytes)
         ),
     );
 
@@ -858,7 +858,7 @@ async fn run_on(
     if cfg.rows < 10_000_000 {
         notes.push(format!(
             "the targets are stated for 10M rows; this run has {} rows",
-            crate::format::count(data.rows)
+            idemtop_core::format::count(data.rows)
         ));
     }
     let targets = targets(
@@ -930,7 +930,9 @@ async fn build_data(cfg: &BenchConfig, env: &Env, started: Instant) -> Result<Da
         let table = target.clone();
         let spread = cfg.spread;
         let seed = cfg.seed.wrapping_add(i * 1_000_003);
-        tasks.spawn(async move { crate::workload::backfill(&pool, &table, n, spread, seed).await });
+        tasks.spawn(async move {
+            idemtop_testkit::workload::backfill(&pool, &table, n, spread, seed).await
+        });
     }
     let mut inserted = 0;
     while let Some(r) = tasks.join_next().await {
@@ -1077,7 +1079,8 @@ async fn measure_refresh(env: &Env, data: &DataSet) -> Result<RefreshReport> {
                 let last = Arc::clone(&last);
                 Box::pin(async move {
                     let snap =
-                        crate::worker::refresh(conn, &table, SnapshotOptions::default()).await?;
+                        idemtop_core::refresh::refresh(conn, &table, SnapshotOptions::default())
+                            .await?;
                     if let Ok(mut g) = last.lock() {
                         *g = Some(snap);
                     }
@@ -1107,7 +1110,7 @@ async fn measure_refresh(env: &Env, data: &DataSet) -> Result<RefreshReport> {
                     exact_pass: true,
                     ..SnapshotOptions::default()
                 };
-                crate::worker::refresh(conn, &table, opts).await?;
+                idemtop_core::refresh::refresh(conn, &table, opts).await?;
                 Ok(())
             })
         },
@@ -1671,7 +1674,7 @@ async fn drive(
         cfg.clone(),
         pool.clone(),
         env.table.clone(),
-        crate::config::Config::default(),
+        idemtop_core::config::Config::default(),
         tx,
     );
     let session = SessionInfo {
@@ -2208,7 +2211,7 @@ fn targets(
 }
 
 fn mb(bytes: i64) -> String {
-    crate::format::bytes(bytes)
+    idemtop_core::format::bytes(bytes)
 }
 
 /// The report as a readable table.
@@ -2235,8 +2238,8 @@ pub fn render(r: &Report) -> String {
         s,
         "  data    : {} rows, {} expired ({:.1}%), created_at over {:.0} h, {}, {} operations, \
          payload avg {:.0} B; table {} + indexes {} = {}; built in {:.0} s, VACUUM ANALYZE {:.0} s",
-        crate::format::count(d.rows),
-        crate::format::count(d.expired),
+        idemtop_core::format::count(d.rows),
+        idemtop_core::format::count(d.expired),
         d.expired_share * 100.0,
         d.spread_hours,
         d.layout.describe(),
@@ -2287,8 +2290,8 @@ pub fn render(r: &Report) -> String {
         "   ratio guide/idemtop: server time {:.0}x, server CPU {:.0}x; idemtop estimated {} rows, {} expired{}",
         rf.ratio_server,
         rf.ratio_cpu,
-        crate::format::count(rf.estimate_total),
-        crate::format::count(rf.estimate_expired),
+        idemtop_core::format::count(rf.estimate_total),
+        idemtop_core::format::count(rf.estimate_expired),
         if rf.estimate_expired_exact { " (exact)" } else { " (estimate)" }
     );
     let _ = writeln!(s);
@@ -2308,7 +2311,7 @@ pub fn render(r: &Report) -> String {
             p.server.p95_ms,
             p.client.median_ms,
             p.method,
-            crate::format::count(p.depth_rows)
+            idemtop_core::format::count(p.depth_rows)
         );
     }
     let _ = writeln!(
@@ -2389,7 +2392,7 @@ pub fn render(r: &Report) -> String {
                     s,
                     "   {:<58} {:>10} {:>8.2} {:>10.0} {:>9}  {:>6.1}/{:>6.1}/{:>7.1} ms   {:>5.1}/{:>5.1}/{:>6.1} ms   {:>5.1}x{}",
                     side.what,
-                    crate::format::count(side.deleted as i64),
+                    idemtop_core::format::count(side.deleted as i64),
                     side.duration_secs,
                     side.rows_per_sec,
                     mb(side.wal_bytes),

@@ -19,7 +19,7 @@ use crate::ident::Ident;
 use crate::sanitize;
 
 /// Migrations 045 and 046 from the migration guide, reversible.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
 /// What happened to one migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub struct Status {
 }
 
 /// Which migration set: the guide's plain table, or the optional partitioned layout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Layout {
     #[default]
     Plain,

@@ -28,9 +28,9 @@ use crate::db::connect::is_connection_lost;
 use crate::db::cron::{self, CronStatus};
 use crate::db::snapshot::{Snapshot, SnapshotOptions, EXACT_ROW_LIMIT};
 use crate::format::{self, approx, count};
+use crate::guide::CLEANUP_FUNCTION;
 use crate::ident::TableRef;
 use crate::sanitize;
-use crate::store::CLEANUP_FUNCTION;
 
 /// The bound on each of [`gather`]'s table scans (a local `statement_timeout`).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -634,10 +634,10 @@ pub async fn run_once(
     cfg: &Config,
 ) -> Result<(Snapshot, Vec<CheckResult>)> {
     let started = tokio::time::Instant::now();
-    let first = crate::worker::refresh(conn, table, SnapshotOptions::default()).await?;
+    let first = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
     let extras = gather(conn, table, &first, cfg).await?;
     tokio::time::sleep_until(started + RATE_WINDOW).await;
-    let snap = crate::worker::refresh(conn, table, SnapshotOptions::default()).await?;
+    let snap = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
     let checks = evaluate(&snap, Some(&first), &extras, cfg);
     Ok((snap, checks))
 }

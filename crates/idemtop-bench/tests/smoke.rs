@@ -1,41 +1,42 @@
-//! `idemtop bench` end to end at a tiny size (ignored: it takes about a minute and needs tmux
-//! for the memory part). Run: cargo test --release --test bench_smoke -- --ignored --nocapture
+//! `idemtop-bench` end to end at a tiny size (ignored: it takes about a minute and needs tmux
+//! for the memory part). Run:
+//! cargo build --release && cargo test --release -p idemtop-bench --test smoke -- --ignored --nocapture
 //! BENCH_ROWS=1000000 runs the default size through the same path; BENCH_LAYOUT=random and
 //! BENCH_SKIP_CLEANUP=1 pass --layout random and --skip-cleanup.
 
-use clap::Parser;
-use idemtop::cli::Cli;
-use idemtop::commands::bench::{run, BenchArgs};
-
-#[derive(Parser)]
-struct Wrap {
-    #[command(flatten)]
-    args: BenchArgs,
+/// The `idemtop` binary beside this test's target directory, when it was built (the bench then
+/// measures the real dashboard in tmux; otherwise in process).
+fn idemtop_bin() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("idemtop");
+    bin.is_file().then_some(bin)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore]
-async fn bench_report_is_complete_at_a_small_size() {
+fn bench_report_is_complete_at_a_small_size() {
     let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "20000".into());
     let json = std::env::temp_dir().join(format!("idemtop-bench-{}.json", std::process::id()));
     let json_s = json.display().to_string();
-    let mut argv = vec![
-        "bench",
-        "--rows",
-        rows.as_str(),
-        "--json",
-        json_s.as_str(),
-        "--dashboard-bin",
-        env!("CARGO_BIN_EXE_idemtop"),
+    let mut argv: Vec<String> = vec![
+        "--rows".into(),
+        rows.clone(),
+        "--json".into(),
+        json_s.clone(),
     ];
-    let layout = std::env::var("BENCH_LAYOUT").unwrap_or_else(|_| "time".into());
-    argv.extend(["--layout", layout.as_str()]);
-    if std::env::var_os("BENCH_SKIP_CLEANUP").is_some() {
-        argv.push("--skip-cleanup");
+    if let Some(bin) = idemtop_bin() {
+        argv.extend(["--dashboard-bin".into(), bin.display().to_string()]);
     }
-    let args = Wrap::parse_from(argv).args;
-    let global = Cli::parse_from(["idemtop"]).global;
-    run(&global, &args).await.expect("the bench runs");
+    let layout = std::env::var("BENCH_LAYOUT").unwrap_or_else(|_| "time".into());
+    argv.extend(["--layout".into(), layout]);
+    if std::env::var_os("BENCH_SKIP_CLEANUP").is_some() {
+        argv.push("--skip-cleanup".into());
+    }
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_idemtop-bench"))
+        .args(&argv)
+        .status()
+        .expect("idemtop-bench runs");
+    assert!(status.success(), "idemtop-bench failed: {status}");
 
     let text = std::fs::read_to_string(&json).expect("the JSON report");
     let _ = std::fs::remove_file(&json);

@@ -346,7 +346,7 @@ async fn take_inner(
     let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
         .bind(format!(
             "{}()",
-            table.sibling(&crate::store::cleanup_function())
+            table.sibling(&crate::guide::cleanup_function())
         ))
         .fetch_one(&mut *conn)
         .await?;

@@ -21,7 +21,7 @@ use crate::sanitize;
 
 /// The partitioned layout's migrations 045 and 046 (`migrations/partitioned/`), reversible. An
 /// alternative to [`crate::db::migrate::MIGRATOR`], never applied together with it.
-pub static PARTITIONED_MIGRATOR: Migrator = sqlx::migrate!("./migrations/partitioned");
+pub static PARTITIONED_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/partitioned");
 
 /// A partition whose heap is at most this big is counted exactly (`count(*)`); a bigger one is
 /// estimated from the statistics (`n_live_tup`, else `reltuples`).

@@ -7,8 +7,7 @@
 //! INSERT and DELETE (records are immutable; the store never UPDATEs). Expiry is always judged
 //! by the server's clock (`now()`), never by the application's.
 
-use crate::db::ts::Ts;
-use std::collections::BTreeMap;
+use idemtop_core::db::ts::Ts;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,72 +18,18 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::ident::{Ident, TableRef};
+use idemtop_core::ident::TableRef;
 
-/// Migration 046's cleanup function.
-pub const CLEANUP_FUNCTION: &str = "cleanup_expired_idempotency_records";
-
-/// [`CLEANUP_FUNCTION`] as an identifier, to qualify with the table's schema
-/// ([`TableRef::sibling`]).
-pub fn cleanup_function() -> Ident {
-    Ident::new(CLEANUP_FUNCTION).expect("the function's name is a valid identifier")
-}
+pub use idemtop_core::guide::{
+    cleanup_function, TtlPolicy, CLEANUP_FUNCTION, DEFAULT_CLEANUP_INTERVAL,
+};
 
 /// The table name migration 046's function deletes from (unqualified).
 const GUIDE_TABLE: &str = "idempotency_records";
 
-/// The guide's application-level cleanup interval.
-pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// How often [`IdempotencyStore::record`] re-examines a key whose row keeps changing under it
 /// (deleted by cleanup, replaced by a concurrent request) before giving up.
 const MAX_RECORD_ATTEMPTS: usize = 8;
-
-/// How long a stored result stays valid, per operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TtlPolicy {
-    pub default: Duration,
-    pub per_operation: BTreeMap<String, Duration>,
-}
-
-impl Default for TtlPolicy {
-    /// The guide's retention: 24 hours, 1 hour for the sensitive `payment` and `transfer`.
-    fn default() -> Self {
-        let hour = Duration::from_secs(3600);
-        Self {
-            default: 24 * hour,
-            per_operation: [
-                ("payment".to_string(), hour),
-                ("transfer".to_string(), hour),
-            ]
-            .into_iter()
-            .collect(),
-        }
-    }
-}
-
-impl TtlPolicy {
-    /// One TTL for every operation.
-    pub fn uniform(ttl: Duration) -> Self {
-        Self {
-            default: ttl,
-            per_operation: BTreeMap::new(),
-        }
-    }
-
-    /// This policy with `operation`'s TTL set to `ttl`.
-    pub fn with(mut self, operation: &str, ttl: Duration) -> Self {
-        self.per_operation.insert(operation.to_string(), ttl);
-        self
-    }
-
-    pub fn ttl_for(&self, operation: &str) -> Duration {
-        self.per_operation
-            .get(operation)
-            .copied()
-            .unwrap_or(self.default)
-    }
-}
 
 /// A result stored for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +162,7 @@ impl IdempotencyStore {
         if ttl < Duration::from_micros(1) {
             bail!(
                 "the TTL for operation {:?} is {ttl:?}; it must be at least 1 µs (expires_at > created_at)",
-                crate::sanitize::line(operation)
+                idemtop_core::sanitize::line(operation)
             );
         }
         let ttl_secs = ttl.as_secs_f64();

@@ -1,0 +1,139 @@
+//! `idemtop-bench` (also reached as `idemtop bench`): a throwaway server, a generated data set,
+//! and the measurements of idemtop against the migration guide's queries in one run (see
+//! [`bench`]). Prints one table; `--json FILE` writes the report.
+//!
+//! The benchmark is its own binary so that it does not ship inside `idemtop`: build it with
+//! `cargo build --release -p idemtop-bench` (then `idemtop bench ...` finds it beside `idemtop`).
+
+mod bench;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use bench::{BenchConfig, Layout};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    Time,
+    Random,
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "idemtop-bench",
+    version,
+    about = "Measure idemtop against the migration guide's queries on a throwaway PostgreSQL"
+)]
+pub struct BenchArgs {
+    /// Rows of generated history (created_at over the last 48 h: ~60% already expired).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub rows: u64,
+    /// Physical order of the rows: `time` (created_at order, as a table filled over time) or
+    /// `random` (the generator's order: expired rows on every page).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Time)]
+    pub layout: LayoutArg,
+    /// Also write the full report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Skip the cleanup comparison (the longest part: two copies of the data set).
+    #[arg(long)]
+    pub skip_cleanup: bool,
+    /// Single-row inserts per second running during the cleanup comparison.
+    #[arg(long, default_value_t = 200.0, value_name = "N")]
+    pub insert_rate: f64,
+    /// Hours over which created_at is spread (48: ~59.6% expired with the guide's TTLs).
+    #[arg(long, default_value_t = 48.0, value_name = "H", hide = true)]
+    pub spread_hours: f64,
+    /// Seconds of the dashboard memory run.
+    #[arg(long, default_value_t = 20, value_name = "SECS", hide = true)]
+    pub dashboard_secs: u64,
+    /// The idemtop binary to run under tmux for the memory run (default: this executable).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub dashboard_bin: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The command line that reproduces this run.
+    pub fn command_line(&self) -> String {
+        let mut s = format!(
+            "idemtop-bench --rows {} --insert-rate {}",
+            self.rows, self.insert_rate
+        );
+        if self.layout == LayoutArg::Random {
+            s.push_str(" --layout random");
+        }
+        if self.skip_cleanup {
+            s.push_str(" --skip-cleanup");
+        }
+        if let Some(j) = &self.json {
+            s.push_str(&format!(" --json {}", j.display()));
+        }
+        if (self.spread_hours - 48.0).abs() > f64::EPSILON {
+            s.push_str(&format!(" --spread-hours {}", self.spread_hours));
+        }
+        s
+    }
+}
+
+/// The dashboard binary for the tmux run: `--dashboard-bin`, else the `idemtop` beside this
+/// executable (cargo builds both into the same directory).
+fn dashboard_bin(args: &BenchArgs) -> Option<PathBuf> {
+    if let Some(b) = &args.dashboard_bin {
+        return Some(b.clone());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let beside = exe.parent()?.join("idemtop");
+    beside.is_file().then_some(beside)
+}
+
+fn main() -> std::process::ExitCode {
+    let args = BenchArgs::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("idemtop-bench: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("idemtop-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(args: &BenchArgs) -> Result<()> {
+    if !(args.spread_hours.is_finite() && args.spread_hours >= 25.0) {
+        bail!("--spread-hours must be at least 25 (the longest TTL is 24 h)");
+    }
+    let cfg = BenchConfig {
+        rows: args.rows,
+        layout: match args.layout {
+            LayoutArg::Time => Layout::Time,
+            LayoutArg::Random => Layout::Random,
+        },
+        insert_rate: args.insert_rate,
+        skip_cleanup: args.skip_cleanup,
+        spread: Duration::from_secs_f64(args.spread_hours * 3600.0),
+        dashboard_bin: dashboard_bin(args),
+        dashboard_secs: args.dashboard_secs,
+        command: args.command_line(),
+        ..BenchConfig::default()
+    };
+    let report = bench::run(&cfg).await?;
+    println!("{}", bench::render(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("idemtop-bench: report written to {}", path.display());
+    }
+    Ok(())
+}

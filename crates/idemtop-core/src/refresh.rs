@@ -1,0 +1,99 @@
+//! One refresh of the watched table, and the session that carries what refreshes share: the
+//! connection, the table model (read once per connection) and the sampler that carries exact
+//! figures between exact passes. Used by the dashboard's worker, `snapshot`, `check` and
+//! `metrics` alike.
+
+use anyhow::Result;
+use sqlx::PgConnection;
+
+use crate::db::connect::ConnectConfig;
+use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions};
+use crate::db::table::{self, TableInfo};
+use crate::ident::TableRef;
+
+/// The refreshes' own session, made again after the server went away, with the sampler that
+/// carries exact figures between exact passes and the previous snapshot (for rates in checks).
+#[derive(Default)]
+pub struct RefreshSession {
+    pub conn: Option<PgConnection>,
+    /// The table model, read once on this connection ([`RefreshSession::model`]).
+    pub info: Option<TableInfo>,
+    pub sampler: Sampler,
+    /// The last snapshot taken on this session.
+    pub previous: Option<Snapshot>,
+}
+
+impl RefreshSession {
+    /// The session's connection, made when there is none (first use, or after it was lost).
+    pub async fn connection(&mut self, connect: &ConnectConfig) -> Result<&mut PgConnection> {
+        connected(&mut self.conn, connect).await
+    }
+
+    /// Drop the connection (lost, or possibly mid-query): the next use connects afresh and
+    /// reads the table model again.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+        self.info = None;
+    }
+
+    /// The table model: read once per connection, and again when `reread` (the operator's `r`,
+    /// after an action), when the table no longer has the oid it was read with (dropped and
+    /// recreated), or after a query failed on an undefined table or column
+    /// ([`RefreshSession::forget_model_on`]).
+    pub async fn model(
+        &mut self,
+        connect: &ConnectConfig,
+        table: &TableRef,
+        reread: bool,
+    ) -> Result<TableInfo> {
+        let conn = connected(&mut self.conn, connect).await?;
+        if let (Some(info), false) = (&self.info, reread) {
+            let oid: Option<i64> = sqlx::query_scalar(
+                "SELECT c.oid::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2",
+            )
+            .bind(table.schema.as_str())
+            .bind(table.table.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if oid == Some(i64::from(info.oid)) {
+                return Ok(info.clone());
+            }
+        }
+        let info = table::resolve(conn, table).await?;
+        self.info = Some(info.clone());
+        Ok(info)
+    }
+
+    /// After a failed query: an undefined table or column (42P01, 42703) means the model is
+    /// out of date.
+    pub fn forget_model_on(&mut self, e: &anyhow::Error) {
+        if matches!(
+            crate::db::connect::sqlstate(e).as_deref(),
+            Some("42P01" | "42703")
+        ) {
+            self.info = None;
+        }
+    }
+}
+
+/// The connection in `conn`, made when there is none.
+pub async fn connected<'a>(
+    conn: &'a mut Option<PgConnection>,
+    connect: &ConnectConfig,
+) -> Result<&'a mut PgConnection> {
+    if conn.is_none() {
+        *conn = Some(connect.connect().await?);
+    }
+    Ok(conn.as_mut().expect("connected above"))
+}
+
+/// One refresh: resolve the table (it may have been recreated) and take a snapshot.
+pub async fn refresh(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    let info = table::resolve(conn, table).await?;
+    snapshot::take(conn, table, &info, opts).await
+}

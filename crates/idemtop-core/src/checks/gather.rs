@@ -1,0 +1,341 @@
+//! The facts a snapshot lacks (grants, the TTL and status distribution per operation,
+//! pg_cron), each cheap and bounded, and one whole `check` run.
+
+use super::*;
+
+/// The facts [`gather`] adds to a snapshot. A fact that could not be read holds why (the
+/// check that needs it is then unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extras {
+    /// The table, named in the advice's statements (`"public"."idempotency_records"`), its
+    /// schema with the functions and indexes the advice names.
+    pub table: TableRef,
+    /// Owner of the table.
+    pub owner: Option<String>,
+    /// Roles other than the owner (and superusers) with privileges on the table.
+    pub grants: Result<Vec<RoleGrant>, String>,
+    /// TTL and status distribution per operation.
+    pub operations: Result<OperationFacts, String>,
+    pub cron: Result<CronStatus, String>,
+}
+
+impl Default for Extras {
+    /// Nothing gathered.
+    fn default() -> Self {
+        let no = || "not gathered".to_string();
+        Self {
+            table: TableRef::default(),
+            owner: None,
+            grants: Err(no()),
+            operations: Err(no()),
+            cron: Err(no()),
+        }
+    }
+}
+
+/// What one role may do with the table. Raw names from the catalogs: sanitize before display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleGrant {
+    /// Role name, or `PUBLIC`.
+    pub role: String,
+    /// Table-level privileges (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`, ...).
+    pub privileges: Vec<String>,
+    /// Columns this role may UPDATE by a column-level grant.
+    pub update_columns: Vec<String>,
+    /// Held through a predefined role (`pg_write_all_data`, `pg_read_all_data`), not a grant.
+    pub via: Option<String>,
+}
+
+impl RoleGrant {
+    pub fn has(&self, privilege: &str) -> bool {
+        self.privileges.iter().any(|p| p == privilege)
+    }
+
+    pub fn can_update(&self) -> bool {
+        self.has("UPDATE") || !self.update_columns.is_empty()
+    }
+
+    /// Every table privilege (`GRANT ALL`).
+    pub fn has_all(&self) -> bool {
+        [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+            "TRIGGER",
+        ]
+        .iter()
+        .all(|p| self.has(p))
+    }
+
+    /// The privileges the guide forbids: UPDATE (also per column) and TRUNCATE.
+    pub fn forbidden(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.has("UPDATE") {
+            out.push("UPDATE".to_string());
+        } else if !self.update_columns.is_empty() {
+            out.push(format!("UPDATE ({})", self.update_columns.join(", ")));
+        }
+        if self.has("TRUNCATE") {
+            out.push("TRUNCATE".to_string());
+        }
+        out
+    }
+}
+
+/// Per-operation facts from one scan of the table (or of a sample of it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationFacts {
+    /// True when only a `TABLESAMPLE SYSTEM` sample was read: counts are of the sample.
+    pub sampled: bool,
+    /// Share of the table's pages read, in percent (100 when not sampled).
+    pub sample_percent: f64,
+    pub operations: Vec<OperationFact>,
+}
+
+impl OperationFacts {
+    /// Multiply a count of the sample by this for an estimate of the whole table.
+    pub fn scale(&self) -> f64 {
+        if self.sampled && self.sample_percent > 0.0 {
+            100.0 / self.sample_percent
+        } else {
+            1.0
+        }
+    }
+
+    /// "exact" or "sampled 1.2 % of the pages".
+    pub fn describe(&self) -> String {
+        if self.sampled {
+            format!("sampled {:.3}% of the table's pages", self.sample_percent)
+        } else {
+            "exact".into()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationFact {
+    /// Raw from the database: sanitize before display.
+    pub operation: String,
+    /// Rows read (of the sample when sampled).
+    pub rows: i64,
+    /// TTL (`expires_at - created_at`) in seconds.
+    pub ttl_min_secs: f64,
+    pub ttl_median_secs: f64,
+    pub ttl_max_secs: f64,
+    /// The operation's TTL policy, seconds.
+    pub policy_secs: f64,
+    /// Rows whose TTL exceeds the policy (plus the configured slack).
+    pub over_policy: i64,
+    /// Rows storing a 5xx status.
+    pub s5xx: i64,
+}
+
+/// Read the facts the snapshot lacks. Each table scan runs in its own transaction under a
+/// local `statement_timeout` ([`GATHER_TIMEOUT`]) and reads a `TABLESAMPLE SYSTEM` sample
+/// when the snapshot's rows are not exact; a fact that fails is kept as its error. Fails only
+/// when the connection itself is lost.
+pub async fn gather(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    snap: &Snapshot,
+    cfg: &Config,
+) -> Result<Extras> {
+    let mut extras = Extras {
+        table: table.clone(),
+        ..Extras::default()
+    };
+    let owner: Result<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(c.relowner)::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(table.qualified())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Into::into);
+    extras.owner = keep(owner)?.ok().flatten();
+
+    extras.grants = keep(grants(conn, table).await)?;
+
+    extras.operations = if let Some(b) = &snap.blocked_by {
+        Err(format!("not read: {}", sanitize::line(b)))
+    } else {
+        keep(operation_facts(conn, table, snap, cfg).await)?
+    };
+
+    extras.cron = keep(cron::status(conn).await)?;
+    Ok(extras)
+}
+
+/// A fact's error as one line, unless the connection is gone (then the whole gather fails).
+pub(super) fn keep<T>(r: Result<T>) -> Result<Result<T, String>> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if is_connection_lost(&e) => Err(e),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let msg = if crate::db::connect::sqlstate(&e).as_deref() == Some("57014") {
+                format!(
+                    "gave up after {} s (statement_timeout)",
+                    GATHER_TIMEOUT.as_secs()
+                )
+            } else {
+                sanitize::line(msg.lines().next().unwrap_or(""))
+            };
+            Ok(Err(msg))
+        }
+    }
+}
+
+type GrantRow = (String, String, Option<String>, Option<String>);
+
+pub(super) async fn grants(conn: &mut PgConnection, table: &TableRef) -> Result<Vec<RoleGrant>> {
+    // Table ACL (NULL = the owner's defaults), column ACLs, and the predefined roles that
+    // imply privileges on every table. The owner and superusers are left out.
+    let rows: Vec<GrantRow> = sqlx::query_as(
+        "WITH t AS (
+             SELECT c.oid, c.relowner, c.relacl FROM pg_class c WHERE c.oid = to_regclass($1)
+         ),
+         acl AS (
+             SELECT a.grantee, a.privilege_type::text AS priv, NULL::text AS col, NULL::text AS via
+               FROM t, aclexplode(coalesce(t.relacl, acldefault('r', t.relowner))) a
+             UNION ALL
+             SELECT a.grantee, a.privilege_type::text, att.attname::text, NULL::text
+               FROM t JOIN pg_attribute att
+                    ON att.attrelid = t.oid AND att.attnum > 0 AND NOT att.attisdropped
+                   AND att.attacl IS NOT NULL,
+                    aclexplode(att.attacl) a
+              WHERE a.privilege_type = 'UPDATE'
+             UNION ALL
+             SELECT m.member, p.priv, NULL::text, r.rolname::text
+               FROM pg_roles r JOIN pg_auth_members m ON m.roleid = r.oid,
+                    unnest(CASE r.rolname WHEN 'pg_write_all_data'
+                                THEN ARRAY['INSERT', 'UPDATE', 'DELETE']
+                                ELSE ARRAY['SELECT'] END) AS p(priv)
+              WHERE r.rolname IN ('pg_write_all_data', 'pg_read_all_data')
+         )
+         SELECT CASE WHEN acl.grantee = 0 THEN 'PUBLIC'
+                     ELSE pg_get_userbyid(acl.grantee)::text END,
+                acl.priv, acl.col, acl.via
+           FROM acl, t
+          WHERE acl.grantee <> t.relowner
+            AND NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = acl.grantee), false)
+          ORDER BY 1, 4 NULLS FIRST, 2, 3",
+    )
+    .bind(table.qualified())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_role: BTreeMap<(String, Option<String>), RoleGrant> = BTreeMap::new();
+    for (role, priv_, col, via) in rows {
+        let g = by_role
+            .entry((role.clone(), via.clone()))
+            .or_insert_with(|| RoleGrant {
+                role,
+                privileges: Vec::new(),
+                update_columns: Vec::new(),
+                via,
+            });
+        match col {
+            Some(c) => {
+                if !g.update_columns.contains(&c) {
+                    g.update_columns.push(c)
+                }
+            }
+            None => {
+                if !g.privileges.contains(&priv_) {
+                    g.privileges.push(priv_)
+                }
+            }
+        }
+    }
+    Ok(by_role.into_values().collect())
+}
+
+type OpRow = (String, i64, f64, f64, f64, f64, i64, i64);
+
+pub(super) async fn operation_facts(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    snap: &Snapshot,
+    cfg: &Config,
+) -> Result<OperationFacts> {
+    let (sampled, percent) = if snap.rows.exact {
+        (false, 100.0)
+    } else {
+        let total = (snap.rows.total as f64).max(EXACT_ROW_LIMIT);
+        let pct = (SAMPLE_ROWS / total * 100.0).clamp(0.0001, 100.0);
+        (pct < 100.0, pct)
+    };
+    let sample = if sampled {
+        format!(" TABLESAMPLE SYSTEM ({percent:.6})")
+    } else {
+        String::new()
+    };
+    let (ops, ttls): (Vec<String>, Vec<f64>) = cfg
+        .retention
+        .per_operation
+        .iter()
+        .map(|(op, h)| (op.clone(), h * 3600.0))
+        .unzip();
+    let sql = format!(
+        "WITH p(op, ttl) AS (SELECT * FROM unnest($1::text[], $2::float8[])),
+              r AS (SELECT operation::text AS operation,
+                           extract(epoch FROM expires_at - created_at)::float8 AS ttl,
+                           status_code
+                      FROM {q}{sample}
+                     -- 'infinity' has no TTL (and subtracting it is an error before 17)
+                     WHERE isfinite(expires_at) AND isfinite(created_at))
+         SELECT r.operation, count(*)::int8,
+                min(r.ttl), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttl), max(r.ttl),
+                coalesce(max(p.ttl), $3::float8),
+                count(*) FILTER (WHERE r.ttl > coalesce(p.ttl, $3::float8) + $4::float8)::int8,
+                count(*) FILTER (WHERE r.status_code BETWEEN 500 AND 599)::int8
+           FROM r LEFT JOIN p ON p.op = r.operation
+          GROUP BY r.operation
+          ORDER BY count(*) DESC, r.operation",
+        q = table.qualified()
+    );
+    let mut tx = crate::db::connect::begin_bounded(&mut *conn, GATHER_TIMEOUT).await?;
+    let rows: Result<Vec<OpRow>, sqlx::Error> = sqlx::query_as(&sql)
+        .bind(&ops)
+        .bind(&ttls)
+        .bind(cfg.retention.default_hours * 3600.0)
+        .bind(cfg.thresholds.retention_excess.slack_secs)
+        .fetch_all(&mut *tx)
+        .await;
+    let _ = tx.rollback().await;
+    let rows = rows?;
+    Ok(OperationFacts {
+        sampled,
+        sample_percent: percent,
+        operations: rows
+            .into_iter()
+            .map(|r| OperationFact {
+                operation: r.0,
+                rows: r.1,
+                ttl_min_secs: r.2,
+                ttl_median_secs: r.3,
+                ttl_max_secs: r.4,
+                policy_secs: r.5,
+                over_policy: r.6,
+                s5xx: r.7,
+            })
+            .collect(),
+    })
+}
+
+/// Two snapshots [`RATE_WINDOW`] apart (so the replay rate is known), the extras, the checks.
+pub async fn run_once(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    cfg: &Config,
+) -> Result<(Snapshot, Vec<CheckResult>)> {
+    let started = tokio::time::Instant::now();
+    let first = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
+    let extras = gather(conn, table, &first, cfg).await?;
+    tokio::time::sleep_until(started + RATE_WINDOW).await;
+    let snap = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
+    let checks = evaluate(&snap, Some(&first), &extras, cfg);
+    Ok((snap, checks))
+}

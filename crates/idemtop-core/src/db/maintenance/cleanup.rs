@@ -1,0 +1,316 @@
+//! One cleanup run: the cutoff, the method chosen, the progress reports and the summary.
+
+use super::*;
+
+/// One batch's outcome.
+pub(super) struct Batch {
+    /// Rows the batch selected (and locked, when it could).
+    pub(super) candidates: u64,
+    /// Rows it deleted.
+    pub(super) deleted: u64,
+    /// Largest `expires_at` it selected: where the next batch starts (`>=`, as several rows
+    /// can share one `expires_at`).
+    pub(super) max_expires: Option<Ts>,
+}
+
+/// Delete every row with `expires_at <= cutoff` (the server's `now()` at the start), in short
+/// batches, until caught up, cancelled or `max_duration` passed, following the plan that
+/// [`crate::db::plan::make`] makes (a dry run returns that plan's figures and does nothing).
+/// `progress` is called after every batch. What was deleted stays deleted when it stops early
+/// or fails.
+pub async fn cleanup(
+    pool: &PgPool,
+    table: &TableRef,
+    opts: &CleanupOptions,
+    cancel: &CancellationToken,
+    mut progress: impl FnMut(&CleanupProgress),
+) -> Result<CleanupSummary> {
+    let started = Instant::now();
+    // --max-duration bounds the whole run: the plan's count gets what is left of it (a count
+    // that does not finish leaves the backlog uncounted, never zero), and the batches stop when
+    // it is over. The client-side bound below only catches a server that answers nothing.
+    let plan = match opts.max_duration {
+        Some(max) => tokio::time::timeout(
+            max + Duration::from_secs(10),
+            crate::db::plan::make(pool, table, opts),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "cleanup stopped before deleting anything: the server did not answer the plan's queries within --max-duration ({} s) + 10 s",
+                max.as_secs_f64()
+            )
+        })??,
+        None => crate::db::plan::make(pool, table, opts).await?,
+    };
+    if opts.dry_run && plan.row_by_row.is_none() {
+        bail!("the dry run could not count the expired rows within its 30 s statement timeout: it has no figure to give (the run itself would start deleting anyway)");
+    }
+    let privs = {
+        let mut conn = pool.acquire().await?;
+        privileges(&mut conn, plan.info.oid).await?
+    };
+    let planned: Vec<PartitionOutcome> = plan
+        .partitions
+        .iter()
+        .map(|p| PartitionOutcome {
+            planned: p.clone(),
+            dropped: None,
+            note: None,
+        })
+        .collect();
+    let expired_at_start = plan.expired();
+    let summary = |deleted, batches, stopped, method, skipped, partitions| CleanupSummary {
+        deleted,
+        batches,
+        duration: started.elapsed(),
+        cutoff: plan.cutoff,
+        stopped,
+        dry_run: opts.dry_run,
+        expired_at_start,
+        method,
+        method_reason: plan.method_reason.clone(),
+        skipped,
+        partitions,
+    };
+    if opts.dry_run {
+        return Ok(summary(0, 0, StopReason::CaughtUp, plan.method, 0, planned));
+    }
+    if plan.info.in_recovery {
+        bail!("the server is a hot standby (in recovery): nothing can be deleted there; run cleanup on the primary");
+    }
+    let mut missing = Vec::new();
+    if !privs.schema_usage {
+        return Err(anyhow!(
+            "permission denied: role {role} lacks USAGE on schema {schema} (GRANT USAGE ON SCHEMA {qs} TO {qr})",
+            role = sanitize::line(&privs.role),
+            schema = sanitize::line(table.schema.as_str()),
+            qs = sql_ident(table.schema.as_str()),
+            qr = sql_ident(&privs.role),
+        ));
+    }
+    if !privs.select {
+        missing.push("SELECT");
+    }
+    if !privs.delete {
+        missing.push("DELETE");
+    }
+    if !missing.is_empty() {
+        return Err(privilege_error(&privs.role, &missing.join(", "), table));
+    }
+    // Partitions that provably hold no live row go whole (DETACH, DROP: no row-by-row DELETE,
+    // almost no WAL); the batches below then see only the rest.
+    let mut partitions = planned;
+    let steps = plan.drop_steps();
+    if !steps.is_empty() {
+        let mut conn = pool.acquire().await?;
+        let done = crate::db::partitions::drop_planned(
+            &mut conn,
+            table,
+            &steps,
+            plan.cutoff,
+            PARTITION_LOCK_TIMEOUT,
+        )
+        .await;
+        // The dedicated settings of drop_planned must not go back into the pool.
+        conn.close_on_drop();
+        for d in done.context("dropping expired partitions")? {
+            if let Some(o) = partitions.iter_mut().find(|o| o.planned.name == d.name) {
+                if let Some(note) = &d.note {
+                    tracing::warn!("partition {}: {note}", d.name);
+                }
+                o.note = d.note.clone();
+                o.dropped = Some(d);
+            }
+        }
+    }
+    if plan.info.partitioned && plan.can_drop {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = crate::db::partitions::ensure_ahead(&mut conn, table, 48).await {
+            tracing::warn!("could not create partitions ahead: {e:#}");
+        }
+    }
+    let dropped_rows: u64 = partitions
+        .iter()
+        .filter_map(|o| o.dropped.as_ref())
+        .filter(|d| d.dropped)
+        .map(|d| d.rows.max(0) as u64)
+        .sum();
+    let run = Run {
+        table,
+        cutoff: plan.cutoff,
+        opts,
+        cancel,
+        started,
+        expired_at_start,
+    };
+    let mut reporter = Reporter::new(&mut progress);
+    let sweeper = if plan.method == Method::Sweep {
+        start_sweep(pool, table, plan.info.oid).await?
+    } else {
+        None
+    };
+    let (outcome, method) = match sweeper {
+        Some(sweeper) => (sweep(sweeper, &run, &mut reporter).await, Method::Sweep),
+        None => {
+            let how = WalkHow {
+                // FOR UPDATE needs UPDATE on some column; without it batches run without row
+                // locks, which is still correct (the DELETE counts only what it deleted), only
+                // concurrent cleanups may then wait for each other's batches.
+                lock_rows: privs.update,
+                by_ctid: !plan.info.partitioned,
+                already_deleted: dropped_rows,
+            };
+            (walk(pool, &run, &how, &mut reporter).await, Method::Walk)
+        }
+    };
+    reporter.flush();
+    let (deleted, batches, mut stopped) = outcome?;
+    // What is left of the expired rows (as of the cutoff) was skipped: locked by another
+    // session, being deleted by another cleanup, or written during the run. Counted, never
+    // assumed zero.
+    let mut skipped = 0;
+    if matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
+        match left_behind(pool, table, plan.cutoff).await {
+            Ok(0) => {}
+            Ok(n) => {
+                skipped = n;
+                stopped = StopReason::Incomplete;
+            }
+            Err(e) => {
+                tracing::warn!("could not count the rows left behind: {e:#}");
+                stopped = StopReason::Incomplete;
+            }
+        }
+    }
+    Ok(summary(
+        deleted, batches, stopped, method, skipped, partitions,
+    ))
+}
+
+/// Expired rows (as of `cutoff`) still there after a cleanup, counted up to [`COUNT_CAP`].
+pub(super) async fn left_behind(pool: &PgPool, table: &TableRef, cutoff: DateTime<Utc>) -> Result<u64> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = crate::db::connect::begin_bounded(&mut conn, Duration::from_secs(30)).await?;
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
+        table.qualified()
+    ))
+    .bind(cutoff)
+    .bind(COUNT_CAP as i64)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(n.max(0) as u64)
+}
+
+/// What both ways of finding the rows share.
+pub(super) struct Run<'a> {
+    pub(super) table: &'a TableRef,
+    pub(super) cutoff: DateTime<Utc>,
+    pub(super) opts: &'a CleanupOptions,
+    pub(super) cancel: &'a CancellationToken,
+    pub(super) started: Instant,
+    pub(super) expired_at_start: Option<u64>,
+}
+
+impl Run<'_> {
+    /// Checked before every batch: cancelled, or `max_duration` passed.
+    pub(super) fn should_stop(&self) -> Option<StopReason> {
+        if self.cancel.is_cancelled() {
+            Some(StopReason::Cancelled)
+        } else if self
+            .opts
+            .max_duration
+            .is_some_and(|max| self.started.elapsed() >= max)
+        {
+            Some(StopReason::MaxDuration)
+        } else {
+            None
+        }
+    }
+
+    /// The pause before the `retries`-th retry of a failed batch (cut short by cancelling).
+    pub(super) async fn retry_pause(&self, retries: u32) {
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200 * u64::from(retries))) => {}
+        }
+    }
+
+    /// A batch failed for good: the readable error, saying what was deleted before it.
+    pub(super) fn failed(&self, e: &sqlx::Error, deleted: u64, batches: u64) -> anyhow::Error {
+        let err = explain_cleanup_error(e, self.table);
+        if deleted > 0 {
+            err.context(format!(
+                "cleanup stopped after deleting {deleted} expired rows in {batches} batches"
+            ))
+        } else {
+            err
+        }
+    }
+
+    /// The progress report after a batch; `deleting` is when the first batch started.
+    pub(super) fn progress(&self, deleted: u64, batches: u64, deleting: Instant) -> CleanupProgress {
+        CleanupProgress {
+            deleted,
+            batches,
+            remaining_estimate: self.expired_at_start.map(|n| n.saturating_sub(deleted)),
+            elapsed: self.started.elapsed(),
+            rows_per_sec: match deleting.elapsed().as_secs_f64() {
+                secs if secs > 0.0 => deleted as f64 / secs,
+                _ => 0.0,
+            },
+            batch_size: 0,
+            last_batch: Duration::ZERO,
+            method: Method::Walk,
+            pages_done: None,
+            pages_total: None,
+        }
+    }
+}
+
+/// Calls the progress callback after every walk batch, and after a sweep batch at most every
+/// [`PROGRESS_EVERY`], always with the latest figures; [`Reporter::flush`] delivers the last.
+pub(super) struct Reporter<'a, F: FnMut(&CleanupProgress)> {
+    pub(super) f: &'a mut F,
+    pub(super) last: Option<Instant>,
+    pub(super) pending: Option<CleanupProgress>,
+}
+
+impl<'a, F: FnMut(&CleanupProgress)> Reporter<'a, F> {
+    pub(super) fn new(f: &'a mut F) -> Self {
+        Self {
+            f,
+            last: None,
+            pending: None,
+        }
+    }
+
+    pub(super) fn report(&mut self, p: CleanupProgress) {
+        let every = match p.method {
+            Method::Walk => Duration::ZERO,
+            Method::Sweep => PROGRESS_EVERY,
+        };
+        if self.last.is_none_or(|t| t.elapsed() >= every) {
+            (self.f)(&p);
+            self.last = Some(Instant::now());
+            self.pending = None;
+        } else {
+            self.pending = Some(p);
+        }
+    }
+
+    pub(super) fn flush(&mut self) {
+        if let Some(p) = self.pending.take() {
+            (self.f)(&p);
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
+/// The auto rule: the expired rows are at least [`SWEEP_MIN_SHARE`] of the table's rows
+/// (which, being an estimate, may be below the exact expired count).
+pub(crate) fn sweep_share_ok(expired: u64, table_rows: f64) -> bool {
+    expired >= SWEEP_MIN_ROWS && expired as f64 >= SWEEP_MIN_SHARE * table_rows.max(expired as f64)
+}

@@ -1,0 +1,223 @@
+//! The sweep: the heap in physical order by TID ranges (PostgreSQL 14+), row by row where a range hits a lock.
+
+use super::*;
+
+/// The DELETE of one sweep batch: the rows of a range of heap pages expired by the cutoff.
+/// `lo`, `hi` (page numbers, `hi` excluded) and `cutoff` are SQL expressions.
+pub(super) fn sweep_sql(table: &TableRef, lo: &str, hi: &str, cutoff: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE ctid >= format('(%s,0)', {lo})::tid AND ctid < format('(%s,0)', {hi})::tid AND expires_at <= {cutoff}",
+        table.qualified()
+    )
+}
+
+/// A connection of its own (session settings, the advisory lock) and the pages to sweep.
+pub(super) struct Sweeper {
+    pub(super) conn: PgConnection,
+    pub(super) pages: u64,
+}
+
+/// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
+/// each other's rows, so a second cleanup walks the index (with `SKIP LOCKED`) instead.
+pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
+    (0x1de7_i64 << 32) | i64::from(oid)
+}
+
+/// Prepare a sweep: `None` (walk instead) when the server cannot range-scan tuple ids (before
+/// PostgreSQL 14 the plan is a sequential scan per batch) or another sweep of the table runs.
+pub(super) async fn start_sweep(pool: &PgPool, table: &TableRef, oid: u32) -> Result<Option<Sweeper>> {
+    let mut conn = pool.acquire().await?.detach();
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("EXPLAIN {}", sweep_sql(table, "0", "1", "now()")))
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| explain_cleanup_error(&e, table))?;
+    if !plan.iter().any(|l| l.contains("Tid Range Scan")) {
+        tracing::info!("no TID range scan on this server: cleanup walks the index");
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(None);
+    }
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(sweep_lock_key(oid))
+        .fetch_one(&mut conn)
+        .await?;
+    if !locked {
+        tracing::info!("another cleanup sweeps {table}: this one walks the index");
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(None);
+    }
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+    )
+    .bind(BATCH_STATEMENT_TIMEOUT)
+    .bind(BATCH_LOCK_TIMEOUT)
+    .execute(&mut conn)
+    .await?;
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8",
+    )
+    .bind(Oid(oid))
+    .fetch_one(&mut conn)
+    .await?;
+    Ok(Some(Sweeper {
+        conn,
+        pages: pages.max(0) as u64,
+    }))
+}
+
+/// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
+/// take about `sweep_batch`. Returns (deleted, batches, why it stopped).
+pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
+    sweeper: Sweeper,
+    run: &Run<'_>,
+    reporter: &mut Reporter<'_, F>,
+) -> Result<(u64, u64, StopReason)> {
+    let Sweeper { mut conn, pages } = sweeper;
+    let sql = sweep_sql(run.table, "$1::int8", "$2::int8", "$3");
+    let deleting = Instant::now();
+    let (mut deleted, mut batches, mut retries) = (0u64, 0u64, 0u32);
+    let mut next = 0u64;
+    let mut size = SWEEP_INITIAL_PAGES;
+    let stopped = loop {
+        if next >= pages {
+            break StopReason::CaughtUp;
+        }
+        if let Some(stopped) = run.should_stop() {
+            break stopped;
+        }
+        let end = next.saturating_add(size).min(pages);
+        let t0 = Instant::now();
+        let done = sqlx::query(&sql)
+            .bind(next as i64)
+            .bind(end as i64)
+            .bind(run.cutoff)
+            .execute(&mut conn)
+            .await;
+        let took = t0.elapsed();
+        let rows = match done {
+            Ok(r) => {
+                retries = 0;
+                r.rows_affected()
+            }
+            // A row of the range is locked by another session past the lock timeout: take the
+            // range row by row, skipping what stays locked (counted as left behind at the end),
+            // the way the walk skips locked rows.
+            Err(e)
+                if db_sqlstate(&e).as_deref() == Some("55P03")
+                    && end - next <= ROW_BY_ROW_MAX_PAGES =>
+            {
+                match sweep_row_by_row(&mut conn, run, next, end).await {
+                    Ok(rows) => {
+                        retries = 0;
+                        size = SWEEP_INITIAL_PAGES;
+                        rows
+                    }
+                    Err(e) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                        return Err(run.failed(&e, deleted, batches));
+                    }
+                }
+            }
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
+                tracing::info!("a row of pages {next}..{end} is locked: narrowing the range");
+                size = ROW_BY_ROW_MAX_PAGES;
+                continue;
+            }
+            Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::warn!("cleanup sweep of pages {next}..{end} failed, retrying: {e}");
+                size = (size / 4).max(1);
+                run.retry_pause(retries).await;
+                continue;
+            }
+            Err(e) => {
+                let _ = sqlx::Connection::close(conn).await;
+                return Err(run.failed(&e, deleted, batches));
+            }
+        };
+        deleted += rows;
+        batches += 1;
+        next = end;
+        reporter.report(CleanupProgress {
+            batch_size: rows.min(u64::from(u32::MAX)) as u32,
+            last_batch: took,
+            method: Method::Sweep,
+            pages_done: Some(next),
+            pages_total: Some(pages),
+            ..run.progress(deleted, batches, deleting)
+        });
+        size = next_sweep_pages(size, took, run.opts.sweep_batch);
+    };
+    // Closing ends the session, which releases the advisory lock.
+    let _ = sqlx::Connection::close(conn).await;
+    Ok((deleted, batches, stopped))
+}
+
+/// A sweep range that hits a locked row is taken row by row when it is at most this many pages
+/// (a larger one is first narrowed to this).
+pub(super) const ROW_BY_ROW_MAX_PAGES: u64 = 64;
+/// How long the row-by-row pass waits for one row's lock before it skips the row.
+pub(super) const ROW_LOCK_TIMEOUT: &str = "100ms";
+
+/// Delete the expired rows of pages `lo..hi` one at a time, each in its own transaction with a
+/// short lock timeout; a row still locked then is skipped. Returns the rows deleted.
+pub(super) async fn sweep_row_by_row(
+    conn: &mut PgConnection,
+    run: &Run<'_>,
+    lo: u64,
+    hi: u64,
+) -> Result<u64, sqlx::Error> {
+    let t = run.table.qualified();
+    let ids: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT ctid::text FROM {t}
+          WHERE ctid >= format('(%s,0)', $1::int8)::tid AND ctid < format('(%s,0)', $2::int8)::tid
+            AND expires_at <= $3"
+    ))
+    .bind(lo as i64)
+    .bind(hi as i64)
+    .bind(run.cutoff)
+    .fetch_all(&mut *conn)
+    .await?;
+    let delete = format!("DELETE FROM {t} WHERE ctid = $1::tid AND expires_at <= $2");
+    let mut deleted = 0;
+    let mut skipped = 0;
+    for id in ids {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(ROW_LOCK_TIMEOUT)
+            .execute(&mut *tx)
+            .await?;
+        match sqlx::query(&delete)
+            .bind(&id)
+            .bind(run.cutoff)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(r) => {
+                tx.commit().await?;
+                deleted += r.rows_affected();
+            }
+            Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
+                tx.rollback().await?;
+                skipped += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!("{skipped} expired rows of pages {lo}..{hi} are locked by another session: left for the next run");
+    }
+    Ok(deleted)
+}
+
+/// The next sweep range: the last range scaled to the target duration, at most twice the last,
+/// within `[1, SWEEP_MAX_PAGES]`.
+pub(super) fn next_sweep_pages(current: u64, took: Duration, target: Duration) -> u64 {
+    let grown = current.saturating_mul(2);
+    let proposed = if took.is_zero() {
+        grown as f64
+    } else {
+        current as f64 * target.as_secs_f64() / took.as_secs_f64()
+    };
+    (proposed.min(grown as f64).round() as u64).clamp(1, SWEEP_MAX_PAGES)
+}

@@ -35,10 +35,10 @@ use crate::sanitize;
 mod advice;
 mod gather;
 
+pub use advice::quote_ident;
 use advice::*;
 pub use gather::{gather, run_once, Extras, OperationFact, OperationFacts, RoleGrant};
 pub use xmin_horizon::xmin_horizon;
-pub use advice::quote_ident;
 
 /// The bound on each of [`gather`]'s table scans (a local `statement_timeout`).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -150,7 +150,6 @@ pub fn index_unused(i: &crate::db::snapshot::IndexStats, n_tup_ins: i64, min_ins
 pub fn worst(checks: &[CheckResult]) -> Level {
     Level::worst(checks.iter().filter(|c| !c.pending).map(|c| c.level))
 }
-
 
 pub(super) fn result(
     id: &'static str,

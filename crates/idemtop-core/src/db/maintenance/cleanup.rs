@@ -189,7 +189,11 @@ pub async fn cleanup(
 }
 
 /// Expired rows (as of `cutoff`) still there after a cleanup, counted up to [`COUNT_CAP`].
-pub(super) async fn left_behind(pool: &PgPool, table: &TableRef, cutoff: DateTime<Utc>) -> Result<u64> {
+pub(super) async fn left_behind(
+    pool: &PgPool,
+    table: &TableRef,
+    cutoff: DateTime<Utc>,
+) -> Result<u64> {
     let mut conn = pool.acquire().await?;
     let mut tx = crate::db::connect::begin_bounded(&mut conn, Duration::from_secs(30)).await?;
     let n: i64 = sqlx::query_scalar(&format!(
@@ -251,7 +255,12 @@ impl Run<'_> {
     }
 
     /// The progress report after a batch; `deleting` is when the first batch started.
-    pub(super) fn progress(&self, deleted: u64, batches: u64, deleting: Instant) -> CleanupProgress {
+    pub(super) fn progress(
+        &self,
+        deleted: u64,
+        batches: u64,
+        deleting: Instant,
+    ) -> CleanupProgress {
         CleanupProgress {
             deleted,
             batches,

@@ -35,16 +35,16 @@ use crate::ident::{display_quoted as sql_ident, TableRef};
 use crate::sanitize;
 
 mod cleanup;
-mod walk;
-mod sweep;
 mod errors;
+mod sweep;
 mod vacuum;
+mod walk;
 
 pub use cleanup::*;
-use walk::*;
-pub(crate) use sweep::*;
 pub use errors::*;
+pub(crate) use sweep::*;
 pub use vacuum::*;
+use walk::*;
 
 /// `statement_timeout` of one cleanup batch (its own transaction).
 const BATCH_STATEMENT_TIMEOUT: &str = "30s";

@@ -25,7 +25,11 @@ pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
 
 /// Prepare a sweep: `None` (walk instead) when the server cannot range-scan tuple ids (before
 /// PostgreSQL 14 the plan is a sequential scan per batch) or another sweep of the table runs.
-pub(super) async fn start_sweep(pool: &PgPool, table: &TableRef, oid: u32) -> Result<Option<Sweeper>> {
+pub(super) async fn start_sweep(
+    pool: &PgPool,
+    table: &TableRef,
+    oid: u32,
+) -> Result<Option<Sweeper>> {
     let mut conn = pool.acquire().await?.detach();
     let plan: Vec<String> =
         sqlx::query_scalar(&format!("EXPLAIN {}", sweep_sql(table, "0", "1", "now()")))

@@ -170,7 +170,12 @@ pub(super) fn clamp_batch(n: u32, opts: &CleanupOptions) -> u32 {
 
 /// The next batch size: the rate of the last batch times the target duration, at most twice
 /// the last size, within `[min_batch, max_batch]`. A fixed batch size never changes.
-pub(super) fn next_batch_size(current: u32, rows: u64, took: Duration, opts: &CleanupOptions) -> u32 {
+pub(super) fn next_batch_size(
+    current: u32,
+    rows: u64,
+    took: Duration,
+    opts: &CleanupOptions,
+) -> u32 {
     if let Some(fixed) = opts.fixed_batch {
         return fixed.max(1);
     }

@@ -1,0 +1,149 @@
+//! Estimates from the planner statistics: row counts and the expired share by histogram.
+
+use super::*;
+
+/// What `pg_stats` says about the table (as of its last ANALYZE).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Estimates {
+    /// `expires_at` histogram bounds.
+    pub expires_histogram: Vec<DateTime<Utc>>,
+    pub now: Option<DateTime<Utc>>,
+    /// Share of rows with `expires_at <= now()`.
+    pub expired_fraction: Option<f64>,
+    /// `operation` most common values and their frequencies.
+    pub operation_mcv: Vec<(String, f64)>,
+}
+
+impl Estimates {
+    pub(super) fn fraction_at(&self, t: DateTime<Utc>) -> Option<f64> {
+        histogram_fraction(&self.expires_histogram, t)
+    }
+
+    /// The expiry horizon of the live rows, from the histogram, scaled to `live`.
+    pub fn horizon(&self, total: i64, live: i64) -> Horizon {
+        let Some(now) = self.now else {
+            return Horizon::default();
+        };
+        let at = |h: i64| self.fraction_at(now + chrono::Duration::hours(h));
+        let (Some(f0), Some(f1), Some(f6), Some(f24)) = (at(0), at(1), at(6), at(24)) else {
+            return Horizon {
+                later: live,
+                ..Horizon::default()
+            };
+        };
+        let n = |a: f64, b: f64| ((b - a).max(0.0) * total as f64).round() as i64;
+        let within_1h = n(f0, f1);
+        let within_6h = n(f1, f6);
+        let within_24h = n(f6, f24);
+        Horizon {
+            within_1h,
+            within_6h,
+            within_24h,
+            later: (live - within_1h - within_6h - within_24h).max(0),
+            exact: false,
+        }
+    }
+
+    /// Operations by estimated count; the rest of the table as "(other)".
+    pub fn operations(&self, total: i64) -> Vec<OperationStats> {
+        let mut ops: Vec<OperationStats> = self
+            .operation_mcv
+            .iter()
+            .map(|(op, f)| OperationStats {
+                operation: op.clone(),
+                total: (f * total as f64).round() as i64,
+                live: None,
+                expired: None,
+                avg_payload_bytes: None,
+                status: None,
+                exact: false,
+            })
+            .collect();
+        let covered: i64 = ops.iter().map(|o| o.total).sum();
+        if !ops.is_empty() && total - covered > total / 100 {
+            ops.push(OperationStats {
+                operation: "(other)".into(),
+                total: total - covered,
+                live: None,
+                expired: None,
+                avg_payload_bytes: None,
+                status: None,
+                exact: false,
+            });
+        }
+        ops.sort_by(|a, b| b.total.cmp(&a.total).then(a.operation.cmp(&b.operation)));
+        ops
+    }
+}
+
+/// Share of rows at or below `t`, by linear interpolation in an equi-depth histogram.
+pub fn histogram_fraction(bounds: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<f64> {
+    if bounds.len() < 2 {
+        return None;
+    }
+    let buckets = (bounds.len() - 1) as f64;
+    if t < bounds[0] {
+        return Some(0.0);
+    }
+    if t >= bounds[bounds.len() - 1] {
+        return Some(1.0);
+    }
+    let i = bounds.partition_point(|b| *b <= t) - 1;
+    let (lo, hi) = (bounds[i], bounds[i + 1]);
+    let span = (hi - lo).num_milliseconds() as f64;
+    let within = if span > 0.0 {
+        (t - lo).num_milliseconds() as f64 / span
+    } else {
+        1.0
+    };
+    Some(((i as f64 + within) / buckets).clamp(0.0, 1.0))
+}
+
+pub(super) async fn estimates(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    now: DateTime<Utc>,
+) -> Result<Estimates> {
+    // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
+    // Bounds of a `timestamp` column are read in the session's zone (the database's); an
+    // 'infinity' bound has no place on the time axis and is left out.
+    let hist: Option<Vec<Ts>> = sqlx::query_scalar(
+        "SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
+          WHERE schemaname = $1 AND tablename = $2 AND attname = 'expires_at'
+          ORDER BY inherited DESC LIMIT 1",
+    )
+    .bind(table.schema.as_str())
+    .bind(table.table.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    type Mcv = (Option<Vec<String>>, Option<Vec<f32>>);
+    let mcv: Option<Mcv> = sqlx::query_as(
+        "SELECT most_common_vals::text::text[], most_common_freqs FROM pg_stats
+          WHERE schemaname = $1 AND tablename = $2 AND attname = 'operation'
+          ORDER BY inherited DESC LIMIT 1",
+    )
+    .bind(table.schema.as_str())
+    .bind(table.table.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let operation_mcv = match mcv {
+        Some((Some(vals), Some(freqs))) => vals
+            .into_iter()
+            .zip(freqs.into_iter().map(f64::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut est = Estimates {
+        expires_histogram: hist
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(Ts::finite)
+            .collect(),
+        now: Some(now),
+        expired_fraction: None,
+        operation_mcv,
+    };
+    est.expired_fraction = est.fraction_at(now);
+    Ok(est)
+}

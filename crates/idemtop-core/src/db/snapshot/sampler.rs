@@ -1,0 +1,226 @@
+//! The sampler: exact counts anchored once and carried forward by the insert/delete counters, and when to make the next exact pass.
+
+use super::*;
+
+/// The expired rows from the histogram's share `f` (rows with `expires_at <= now` among those
+/// the last ANALYZE saw), corrected by what the counters say happened since: the share applies
+/// to the rows of the table when its statistics were last taken (`reltuples`, set by ANALYZE or
+/// VACUUM, whichever ran last), not to today's total, and the rows deleted since then (cleanup
+/// deletes expired rows only) are no longer there. Rows inserted since are counted live. Without
+/// this, a cleanup leaves the old share on screen until the next ANALYZE, and steady inserts
+/// inflate the expired count by the share of the new rows.
+pub(super) fn expired_by_counters(f: f64, stats: &StatsRow, total: i64) -> i64 {
+    let basis = stats.reltuples.max(0.0);
+    let t = stats.n_live_tup as f64;
+    let analyzed_last = match (
+        stats.vacuum.last_any_analyze(),
+        stats.vacuum.last_any_vacuum(),
+    ) {
+        (Some(a), Some(v)) => a >= v,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let deleted_since = if analyzed_last {
+        // Since ANALYZE: inserts I and deletes D with I + D = n_mod_since_analyze and
+        // I - D = n_live_tup - reltuples.
+        let m = stats.vacuum.n_mod_since_analyze as f64;
+        ((m - (t - basis)) / 2.0).clamp(0.0, m.max(0.0))
+    } else {
+        // Since VACUUM: D = reltuples + inserts since - n_live_tup.
+        (basis + stats.n_ins_since_vacuum as f64 - t).max(0.0)
+    };
+    ((f * basis - deleted_since).round() as i64).clamp(0, total.max(0))
+}
+
+/// Takes snapshots one after another. It keeps the last exact counts (small tables: every
+/// refresh; large ones: the periodic exact pass) as an anchor and carries them forward between
+/// exact passes: total = anchor + inserts - deletes (the counters, which count every row),
+/// expired = anchor + rows that expired since (counted exactly on the `expires_at` index: only
+/// the rows of the last seconds) - deletes (cleanup deletes expired rows). So the figures
+/// account for every action at once, do not drift between ANALYZEs, and do not alternate
+/// between an estimate and the exact pass. The per-operation breakdown of the exact pass is
+/// carried along, scaled to those totals, so the Rows and Operations panels agree.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    pub(super) anchor: Option<Anchor>,
+    /// When the last exact pass on a large table ran and what the refresh with it cost.
+    pub(super) last_exact_cost: Option<(std::time::Instant, Duration)>,
+}
+
+/// The last exact counts and the counters at that moment.
+#[derive(Debug, Clone)]
+pub(super) struct Anchor {
+    pub(super) at: DateTime<Utc>,
+    pub(super) total: i64,
+    pub(super) expired: i64,
+    pub(super) ins: i64,
+    pub(super) del: i64,
+    pub(super) operations: Vec<OperationStats>,
+    pub(super) horizon: Horizon,
+}
+
+/// The exact pass may use at most 1/EXACT_PASS_BUDGET of the server's time: after one that
+/// took 1 s, the next waits at least this many seconds.
+pub(super) const EXACT_PASS_BUDGET: u32 = 60;
+
+/// At most this many rows that expired since the anchor are counted; past it the anchor is
+/// too old to carry forward cheaply (the next exact pass makes a new one).
+pub(super) const EXPIRED_SINCE_CAP: i64 = 200_000;
+
+impl Sampler {
+    pub async fn take(
+        &mut self,
+        conn: &mut PgConnection,
+        table: &TableRef,
+        info: &TableInfo,
+        opts: SnapshotOptions,
+        keep: Duration,
+    ) -> Result<Snapshot> {
+        let mut opts = opts;
+        if let (true, Some((at, cost))) = (opts.exact_pass, self.last_exact_cost) {
+            if at.elapsed() < cost * EXACT_PASS_BUDGET {
+                opts.exact_pass = false;
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut snap = take(conn, table, info, opts).await?;
+        if opts.exact_pass {
+            self.last_exact_cost = Some((started, started.elapsed()));
+        }
+        if snap.rows.exact && snap.operations_exact {
+            self.anchor = Some(Anchor {
+                at: snap.taken_at,
+                total: snap.rows.total,
+                expired: snap.rows.expired,
+                ins: snap.counters.n_tup_ins,
+                del: snap.counters.n_tup_del,
+                operations: snap.operations.clone(),
+                horizon: snap.horizon,
+            });
+            return Ok(snap);
+        }
+        let Some(a) = self.anchor.clone() else {
+            return Ok(snap);
+        };
+        let (di, dd) = (
+            snap.counters.n_tup_ins - a.ins,
+            snap.counters.n_tup_del - a.del,
+        );
+        let age = (snap.taken_at - a.at).to_std().unwrap_or(Duration::MAX);
+        // Counters reset (stats reset, a dropped partition's counts gone) or a stale anchor:
+        // the counters no longer describe what happened since; wait for the next exact pass.
+        if di < 0 || dd < 0 || age > keep.max(Duration::from_secs(3600)) {
+            self.anchor = None;
+            return Ok(snap);
+        }
+        let Some(expired_since) = expired_between(conn, table, a.at).await? else {
+            self.anchor = None;
+            return Ok(snap);
+        };
+        let total = (a.total + di - dd).max(0);
+        let expired = if snap.rows.expired_exact {
+            snap.rows.expired
+        } else {
+            (a.expired + expired_since - dd).clamp(0, total)
+        };
+        let total = total.max(expired);
+        snap.rows.total = total;
+        snap.rows.expired = expired;
+        snap.rows.live = total - expired;
+        snap.rows.basis = RowsBasis::CountedSince;
+        snap.rows.basis_at = Some(a.at);
+        snap.operations = scaled(&a.operations, snap.rows.live, expired);
+        snap.operations_exact = false;
+        snap.operations_as_of = Some(a.at);
+        if !snap.horizon.exact {
+            snap.horizon = scaled_horizon(a.horizon, snap.rows.live);
+        }
+        Ok(snap)
+    }
+}
+
+/// Rows with `anchor < expires_at <= now()`, counted on the index; `None` past
+/// [`EXPIRED_SINCE_CAP`] (or when the count is refused: a lock, a timeout).
+pub(super) async fn expired_between(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    anchor: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at > $1 AND expires_at <= now() LIMIT $2) s",
+        table.qualified()
+    ))
+    .bind(anchor)
+    .bind(EXPIRED_SINCE_CAP)
+    .fetch_one(&mut *conn)
+    .await;
+    match n {
+        Ok(n) if n < EXPIRED_SINCE_CAP => Ok(Some(n)),
+        Ok(_) => Ok(None),
+        Err(e)
+            if matches!(
+                crate::db::connect::db_sqlstate(&e).as_deref(),
+                Some("55P03" | "57014")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context("counting the rows expired since the exact pass"))
+        }
+    }
+}
+
+/// The exact pass's breakdown scaled so that its live and expired columns sum to `live` and
+/// `expired` (each operation keeps its share of each).
+pub(super) fn scaled(ops: &[OperationStats], live: i64, expired: i64) -> Vec<OperationStats> {
+    let sum_live: i64 = ops.iter().filter_map(|o| o.live).sum();
+    let sum_expired: i64 = ops.iter().filter_map(|o| o.expired).sum();
+    let scale = |v: Option<i64>, sum: i64, to: i64| {
+        v.map(|v| {
+            if sum > 0 {
+                (v as f64 * to as f64 / sum as f64).round() as i64
+            } else {
+                0
+            }
+        })
+    };
+    let mut out: Vec<OperationStats> = ops
+        .iter()
+        .map(|o| {
+            let live = scale(o.live, sum_live, live);
+            let expired = scale(o.expired, sum_expired, expired);
+            OperationStats {
+                total: live.unwrap_or(0) + expired.unwrap_or(0),
+                live,
+                expired,
+                exact: false,
+                ..o.clone()
+            }
+        })
+        .collect();
+    // Largest first, as every breakdown is (a cleanup changes the order).
+    out.sort_by(|a, b| b.total.cmp(&a.total).then(a.operation.cmp(&b.operation)));
+    out
+}
+
+pub(super) fn scaled_horizon(h: Horizon, live: i64) -> Horizon {
+    let sum = h.within_1h + h.within_6h + h.within_24h + h.later;
+    if sum <= 0 {
+        return Horizon {
+            later: live,
+            exact: false,
+            ..Horizon::default()
+        };
+    }
+    let f = live as f64 / sum as f64;
+    let n = |v: i64| (v as f64 * f).round() as i64;
+    let (a, b, c) = (n(h.within_1h), n(h.within_6h), n(h.within_24h));
+    Horizon {
+        within_1h: a,
+        within_6h: b,
+        within_24h: c,
+        later: (live - a - b - c).max(0),
+        exact: false,
+    }
+}

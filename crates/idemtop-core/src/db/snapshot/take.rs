@@ -1,0 +1,190 @@
+//! One snapshot: every figure of the table read in one pass, with how each was measured.
+
+use super::*;
+
+/// Take one snapshot. `conn` should be a session with a short `statement_timeout`. A missing
+/// privilege is said in one sentence naming the role and the GRANT that fixes it.
+pub async fn take(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    match take_inner(conn, table, info, opts).await {
+        Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
+            Err(crate::db::connect::permission_error(conn, &e, "SELECT", table).await)
+        }
+        other => other,
+    }
+}
+
+pub(super) async fn take_inner(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    let started = Instant::now();
+    // Never queue behind a lock for long, whatever the checks below miss.
+    conn.execute("SET lock_timeout = '500ms'").await?;
+    let oid = info.oid as i64;
+
+    let stats = stats_row(conn, oid)
+        .await
+        .context("reading table statistics")?;
+    let blocked_by = stats.blocked_by.clone();
+    if blocked_by.is_some() {
+        // Every figure below would queue behind the lock or come out as a zero that was never
+        // measured: report who holds it instead (gone meanwhile: measure as usual).
+        if let Some(lock) = crate::db::locks::table_lock(conn, info.oid)
+            .await
+            .context("reading who locks the table")?
+        {
+            return Err(crate::db::locks::TableLocked(lock).into());
+        }
+    }
+    let probe = blocked_by.is_none();
+    let standby = crate::db::horizon::standby(conn)
+        .await
+        .context("reading whether the server is a standby")?;
+    let mut stats = stats;
+    {
+        let (holders, hidden) = crate::db::horizon::read(conn)
+            .await
+            .context("reading who holds the xmin horizon")?;
+        let dead = standby.is_none().then_some(stats.vacuum.n_dead_tup);
+        stats.vacuum.xmin_horizon = Some(crate::db::horizon::XminHorizon::judge(
+            holders,
+            hidden,
+            dead,
+            stats.vacuum.last_any_vacuum(),
+            stats.now,
+        ));
+    }
+
+    let sizes = if probe {
+        sizes(conn, oid).await.context("reading sizes")?
+    } else {
+        Sizes::default()
+    };
+    let indexes = indexes(conn, oid, probe).await.context("reading indexes")?;
+    let expected_indexes = expected(&indexes);
+    let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
+        .bind(format!(
+            "{}()",
+            table.sibling(&crate::guide::cleanup_function())
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+
+    let estimated_total = if stats.n_live_tup > 0 || stats.reltuples < 0.0 {
+        stats.n_live_tup as f64
+    } else {
+        stats.reltuples
+    };
+    let small = estimated_total <= EXACT_ROW_LIMIT;
+
+    let mut rows = Rows::default();
+    let mut horizon = Horizon::default();
+    let mut operations = Vec::new();
+    let mut operations_exact = false;
+    if probe {
+        let q = table.qualified();
+        // Statistics first (pg_stats: no table access). When they already put the backlog far
+        // above the cap, the capped count would only burn the cap's worth of index reads.
+        let est = if small {
+            None
+        } else {
+            Some(estimates(conn, table, stats.now).await?)
+        };
+        let est_expired = est
+            .as_ref()
+            .and_then(|e| e.expired_fraction)
+            .map(|f| expired_by_counters(f, &stats, estimated_total.round() as i64) as f64);
+        let count_cap = match est_expired {
+            Some(n) if n > 4.0 * EXPIRED_COUNT_CAP as f64 => 0,
+            _ => EXPIRED_COUNT_CAP,
+        };
+        // `-infinity` rows are expired but have no age: the oldest finite expiry gives the lag.
+        let (oldest, expired_capped): (Option<Ts>, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT min(expires_at) FROM {q} WHERE expires_at > '-infinity')::timestamptz,
+                    (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE expires_at <= now() LIMIT $1) s)"
+        ))
+        .bind(count_cap)
+        .fetch_one(&mut *conn)
+        .await
+        .context("counting expired rows")?;
+        let expired_counted = count_cap > 0 && expired_capped < count_cap;
+        rows.oldest_expired_at = oldest.and_then(Ts::finite).filter(|t| *t <= stats.now);
+        rows.cleanup_lag_secs = rows
+            .oldest_expired_at
+            .map(|t| (stats.now - t).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+
+        let exact = if small || opts.exact_pass {
+            exact_breakdown(conn, table, small, opts.exact_timeout).await?
+        } else {
+            None
+        };
+        match exact {
+            Some((ops, h)) => {
+                rows.total = ops.iter().map(|o| o.total).sum();
+                rows.expired = ops.iter().filter_map(|o| o.expired).sum();
+                rows.live = rows.total - rows.expired;
+                rows.exact = true;
+                rows.expired_exact = true;
+                rows.basis = RowsBasis::Exact;
+                rows.basis_at = Some(stats.now);
+                horizon = h;
+                operations = ops;
+                operations_exact = true;
+            }
+            None => {
+                let est = match est {
+                    Some(e) => e,
+                    None => estimates(conn, table, stats.now).await?,
+                };
+                let total = estimated_total.round().max(0.0) as i64;
+                rows.total = total;
+                if expired_counted {
+                    rows.expired = expired_capped;
+                    rows.expired_exact = true;
+                } else {
+                    rows.expired = est
+                        .expired_fraction
+                        .map(|f| expired_by_counters(f, &stats, total))
+                        .unwrap_or(expired_capped)
+                        .max(EXPIRED_COUNT_CAP);
+                }
+                rows.total = rows.total.max(rows.expired);
+                rows.live = rows.total - rows.expired;
+                horizon = est.horizon(total, rows.live);
+                operations = est.operations(total);
+            }
+        }
+    }
+
+    let mut snap = Snapshot {
+        taken_at: stats.now,
+        table: table.to_string(),
+        database: info.database.clone(),
+        server_version: info.server_version.clone(),
+        partitioned: info.partitioned,
+        refresh_ms: 0.0,
+        sizes,
+        rows,
+        horizon,
+        vacuum: stats.vacuum,
+        counters: stats.counters,
+        operations,
+        operations_exact,
+        operations_as_of: operations_exact.then_some(stats.now),
+        indexes,
+        expected_indexes,
+        cleanup_function,
+        blocked_by,
+        standby,
+    };
+    snap.refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(snap)
+}

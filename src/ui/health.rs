@@ -238,7 +238,11 @@ fn draw_space(frame: &mut Frame, area: Rect, space: &crate::app::SpaceState, t: 
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(super::panel(
-                " Free space (B: measure again) ".to_string(),
+                format!(
+                    " Free space ({}: measure again) ",
+                    crate::app::keys::key_for(crate::app::action::Action::MeasureSpace)
+                        .unwrap_or_default()
+                ),
                 t,
             )),
         area,

@@ -1,0 +1,254 @@
+//! The batched cleanup against the guide single DELETE under a concurrent insert load.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// 5. Cleanup under an insert load
+
+/// Inserts at `rate` per second (open loop: each insert starts at its scheduled time on a pool
+/// of connections; latency is measured from the scheduled time) until `stop`. Returns
+/// (scheduled at, latency ms, ok).
+pub(super) async fn insert_load(
+    pool: PgPool,
+    sql: String,
+    rate: f64,
+    stop: CancellationToken,
+) -> Vec<(Instant, f64, bool)> {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let sql = Arc::new(sql);
+    loop {
+        let at = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            at = ticker.tick() => at.into_std(),
+        };
+        let pool = pool.clone();
+        let sql = Arc::clone(&sql);
+        tasks.spawn(async move {
+            let ok = sqlx::query(sql.as_str()).execute(&pool).await.is_ok();
+            (at, at.elapsed().as_secs_f64() * 1000.0, ok)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(x) = r {
+            out.push(x);
+        }
+    }
+    out
+}
+
+pub(super) fn latency_of(samples: &[(Instant, f64, bool)], from: Instant, to: Instant) -> Latency {
+    let window: Vec<&(Instant, f64, bool)> = samples
+        .iter()
+        .filter(|s| s.0 >= from && s.0 <= to)
+        .collect();
+    let ok: Vec<f64> = window.iter().filter(|s| s.2).map(|s| s.1).collect();
+    let st = Stats::of(&ok);
+    Latency {
+        n: window.len(),
+        failed: window.iter().filter(|s| !s.2).count(),
+        p50_ms: st.median_ms,
+        p99_ms: st.p99_ms,
+        max_ms: st.max_ms,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Variant {
+    Guide,
+    Idemtop,
+}
+
+pub(super) async fn measure_cleanup(
+    cfg: &BenchConfig,
+    env: &Env,
+    started: Instant,
+) -> Result<CleanupReport> {
+    let guide = cleanup_variant(cfg, env, Variant::Guide, started).await?;
+    let idemtop = cleanup_variant(cfg, env, Variant::Idemtop, started).await?;
+    Ok(CleanupReport {
+        insert_rate: cfg.insert_rate,
+        throughput_ratio: if guide.rows_per_sec > 0.0 {
+            idemtop.rows_per_sec / guide.rows_per_sec
+        } else {
+            f64::NAN
+        },
+        guide,
+        idemtop,
+    })
+}
+
+pub(super) async fn cleanup_variant(
+    cfg: &BenchConfig,
+    env: &Env,
+    variant: Variant,
+    started: Instant,
+) -> Result<CleanupSide> {
+    let schema_name = match variant {
+        Variant::Guide => "bench_guide",
+        Variant::Idemtop => "bench_idemtop",
+    };
+    let schema = Ident::new(schema_name).map_err(|e| anyhow!("{e}"))?;
+    let table = TableRef::new(schema_name, "idempotency_records").map_err(|e| anyhow!("{e}"))?;
+    let q = table.qualified();
+    let mut admin = env.admin().await?;
+    admin
+        .execute(
+            format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE; CREATE SCHEMA {}",
+                schema.quoted(),
+                schema.quoted()
+            )
+            .as_str(),
+        )
+        .await?;
+    {
+        // The table, its indexes and migration 046's function, in that schema.
+        let mut m = env.admin().await?;
+        migrate::run(&mut m, &schema).await?;
+    }
+    log(started, &format!("  copying the data set into {q}"));
+    let t0 = Instant::now();
+    admin
+        .execute(format!("INSERT INTO {q} SELECT * FROM {}", env.table.qualified()).as_str())
+        .await?;
+    let copy_secs = t0.elapsed().as_secs_f64();
+    admin
+        .execute(format!("VACUUM ANALYZE {q}").as_str())
+        .await?;
+    admin.execute("CHECKPOINT").await?;
+
+    let inserter = ConnectConfig::from_url(env.admin_url.clone())
+        .with_statement_timeout(Duration::ZERO)
+        .with_application_name("bench inserts")
+        .pool(16)
+        .await?;
+    let insert_sql = GUIDE_INSERT.replace("{table}", &q);
+    // Warm the pool and the plan cache, then measure idle latency.
+    {
+        let stop = CancellationToken::new();
+        let h = tokio::spawn(insert_load(
+            inserter.clone(),
+            insert_sql.clone(),
+            cfg.insert_rate,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.cancel();
+        let _ = h.await;
+    }
+    // Let the checkpoint's writes settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    log(
+        started,
+        &format!("  idle insert latency ({} s)", cfg.idle_secs),
+    );
+    let stop = CancellationToken::new();
+    let h = tokio::spawn(insert_load(
+        inserter.clone(),
+        insert_sql.clone(),
+        cfg.insert_rate,
+        stop.clone(),
+    ));
+    let i0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(cfg.idle_secs.max(1))).await;
+    let i1 = Instant::now();
+    stop.cancel();
+    let idle_samples = h.await.context("insert task")?;
+    let idle = latency_of(&idle_samples, i0, i1);
+
+    let what = match variant {
+        Variant::Guide => "guide: SELECT * FROM cleanup_expired_idempotency_records()",
+        Variant::Idemtop => "idemtop: maintenance::cleanup (default options)",
+    };
+    log(started, &format!("  cleanup: {what}"));
+    let lsn0: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&mut admin)
+        .await?;
+    let stop = CancellationToken::new();
+    let h = tokio::spawn(insert_load(
+        inserter.clone(),
+        insert_sql,
+        cfg.insert_rate,
+        stop.clone(),
+    ));
+    // Let the load settle into its schedule.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c0 = Instant::now();
+    let (deleted, batches, method) = match variant {
+        Variant::Guide => {
+            let mut conn = env
+                .probe_cfg("bench guide cleanup", Duration::ZERO)
+                .connect()
+                .await?;
+            conn.execute(format!("SET search_path TO {}", schema.quoted()).as_str())
+                .await?;
+            let n: i64 = sqlx::query_scalar("SELECT * FROM cleanup_expired_idempotency_records()")
+                .fetch_one(&mut conn)
+                .await?;
+            (n.max(0) as u64, None, None)
+        }
+        Variant::Idemtop => {
+            let pool = env
+                .probe_cfg("idemtop cleanup", Duration::from_secs(5))
+                .pool(4)
+                .await?;
+            let token = CancellationToken::new();
+            let s = maintenance::cleanup(
+                &pool,
+                &table,
+                &maintenance::CleanupOptions::default(),
+                &token,
+                |_| {},
+            )
+            .await?;
+            pool.close().await;
+            (
+                s.deleted,
+                Some(s.batches),
+                Some(s.method.as_str().to_string()),
+            )
+        }
+    };
+    let c1 = Instant::now();
+    let wal: i64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::int8")
+            .bind(&lsn0)
+            .fetch_one(&mut admin)
+            .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let samples = h.await.context("insert task")?;
+    let during = latency_of(&samples, c0, c1);
+    inserter.close().await;
+    admin
+        .execute(format!("DROP SCHEMA {} CASCADE", schema.quoted()).as_str())
+        .await?;
+    admin.execute("CHECKPOINT").await?;
+    let duration_secs = (c1 - c0).as_secs_f64();
+    Ok(CleanupSide {
+        what: what.into(),
+        copy_secs,
+        deleted,
+        duration_secs,
+        rows_per_sec: if duration_secs > 0.0 {
+            deleted as f64 / duration_secs
+        } else {
+            0.0
+        },
+        wal_bytes: wal,
+        batches,
+        method,
+        p99_vs_idle: if idle.p99_ms > 0.0 {
+            during.p99_ms / idle.p99_ms
+        } else {
+            f64::NAN
+        },
+        idle,
+        during,
+    })
+}

@@ -1,0 +1,234 @@
+//! The report as a table for the terminal.
+
+use super::*;
+
+pub(super) fn mb(bytes: i64) -> String {
+    idemtop_core::format::bytes(bytes)
+}
+
+/// The report as a readable table.
+pub fn render(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let d = &r.data;
+    let _ = writeln!(s, "idemtop bench");
+    let _ = writeln!(s, "  command : {}", r.command);
+    let _ = writeln!(
+        s,
+        "  server  : PostgreSQL {} on {} cores, {:.0} GB RAM; {}",
+        r.server.version,
+        r.server.cores,
+        r.server.memory_gb,
+        r.server
+            .settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let _ = writeln!(
+        s,
+        "  data    : {} rows, {} expired ({:.1}%), created_at over {:.0} h, {}, {} operations, \
+         payload avg {:.0} B; table {} + indexes {} = {}; built in {:.0} s, VACUUM ANALYZE {:.0} s",
+        idemtop_core::format::count(d.rows),
+        idemtop_core::format::count(d.expired),
+        d.expired_share * 100.0,
+        d.spread_hours,
+        d.layout.describe(),
+        d.operations,
+        d.avg_payload_bytes,
+        mb(d.table_bytes),
+        mb(d.index_bytes),
+        mb(d.total_bytes),
+        d.backfill_secs,
+        d.vacuum_analyze_secs
+    );
+    let _ = writeln!(
+        s,
+        "  timing  : {}; CPU: {}",
+        r.server.server_time_source, r.server.cpu_source
+    );
+    let _ = writeln!(s);
+
+    let rf = &r.refresh;
+    let _ = writeln!(s, "1. Refresh cost (warm, per refresh)          server median   p95        client median   server CPU");
+    for side in [&rf.guide, &rf.idemtop, &rf.idemtop_exact_pass] {
+        let _ = writeln!(
+            s,
+            "   {:<40} {:>10.2} ms {:>8.2} ms {:>10.2} ms {:>10.2} ms   ({} reps{})",
+            side.what,
+            side.server.median_ms,
+            side.server.p95_ms,
+            side.client.median_ms,
+            side.cpu_ms,
+            side.reps,
+            if side.statements > 0 {
+                format!(", {} statements", side.statements)
+            } else {
+                String::new()
+            }
+        );
+    }
+    for st in rf.idemtop.breakdown.iter().take(3) {
+        let _ = writeln!(
+            s,
+            "     idemtop statement {:>6.2} ms/refresh: {}",
+            st.ms_per_refresh,
+            st.query.chars().take(90).collect::<String>()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "   ratio guide/idemtop: server time {:.0}x, server CPU {:.0}x; idemtop estimated {} rows, {} expired{}",
+        rf.ratio_server,
+        rf.ratio_cpu,
+        idemtop_core::format::count(rf.estimate_total),
+        idemtop_core::format::count(rf.estimate_expired),
+        if rf.estimate_expired_exact { " (exact)" } else { " (estimate)" }
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(
+        s,
+        "2. Records page ({} rows)                      server median   p95        client median",
+        r.paging.page_rows
+    );
+    for p in &r.paging.pages {
+        let _ = writeln!(
+            s,
+            "   {:<17} {:<22} {:>10.2} ms {:>8.2} ms {:>10.2} ms   ({} at row {})",
+            p.sort,
+            format!("{} {}", p.method.split(' ').next().unwrap_or(""), p.label),
+            p.server.median_ms,
+            p.server.p95_ms,
+            p.client.median_ms,
+            p.method,
+            idemtop_core::format::count(p.depth_rows)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "   keyset page equals the OFFSET page at the same depth: {}",
+        if r.paging.keyset_matches_offset {
+            "yes"
+        } else {
+            "NO"
+        }
+    );
+    let _ = writeln!(s);
+
+    let m = &r.dashboard_memory;
+    let _ = writeln!(
+        s,
+        "3. Dashboard memory: {} for {:.0} s ({} page-downs, {} details, every screen)",
+        m.method, m.secs, m.page_keys, m.details_opened
+    );
+    let _ = writeln!(
+        s,
+        "   VmRSS after start {:.1} MB, at end {:.1} MB, max {:.1} MB, VmHWM {:.1} MB; {}",
+        m.rss_start_kb as f64 / 1024.0,
+        m.rss_end_kb as f64 / 1024.0,
+        m.rss_max_kb as f64 / 1024.0,
+        m.hwm_kb as f64 / 1024.0,
+        m.note
+    );
+    let _ = writeln!(s);
+
+    let u = &r.ui_stall;
+    let _ = writeln!(
+        s,
+        "4. Dashboard while another session holds ACCESS EXCLUSIVE for {:.1} s (in-process, TestBackend 120x36)",
+        u.lock_secs
+    );
+    let _ = writeln!(
+        s,
+        "   key to frame: stall p99 {:.2} ms, max {:.2} ms ({} keys); whole run max {:.2} ms; frame draw max {:.2} ms (stall), {:.2} ms (all, {} frames)",
+        u.key_to_frame_stall.p99_ms,
+        u.key_to_frame_stall.max_ms,
+        u.keys_during_stall,
+        u.key_to_frame_all.max_ms,
+        u.draw_stall.max_ms,
+        u.draw_all.max_ms,
+        u.frames
+    );
+    let _ = writeln!(
+        s,
+        "   refreshes during the stall: {} sent, {} done (max {:.0} ms), {} saw the lock and skipped the probes; \
+         {} due ticks skipped while one was in flight; max in flight {}",
+        u.refreshes_requested_stall,
+        u.refreshes_completed_stall,
+        u.refresh_max_ms_stall,
+        u.blocked_snapshots,
+        u.ticks_skipped_in_flight,
+        u.max_refreshes_in_flight
+    );
+    let _ = writeln!(
+        s,
+        "   record pages asked for during the stall: key to data median {:.0} ms, max {:.0} ms ({} loads; they wait for the lock)",
+        u.page_key_to_data_stall.median_ms,
+        u.page_key_to_data_stall.max_ms,
+        u.page_key_to_data_stall.n
+    );
+    let _ = writeln!(s);
+
+    match &r.cleanup {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "5. Cleanup on a fresh copy each, with {:.0} inserts/s (the guide's INSERT)",
+                c.insert_rate
+            );
+            let _ = writeln!(s, "   {:<58} {:>10} {:>8} {:>10} {:>9}  insert p50/p99/max during   idle p50/p99/max      p99 vs idle", "", "deleted", "secs", "rows/s", "WAL");
+            for side in [&c.guide, &c.idemtop] {
+                let _ = writeln!(
+                    s,
+                    "   {:<58} {:>10} {:>8.2} {:>10.0} {:>9}  {:>6.1}/{:>6.1}/{:>7.1} ms   {:>5.1}/{:>5.1}/{:>6.1} ms   {:>5.1}x{}",
+                    side.what,
+                    idemtop_core::format::count(side.deleted as i64),
+                    side.duration_secs,
+                    side.rows_per_sec,
+                    mb(side.wal_bytes),
+                    side.during.p50_ms,
+                    side.during.p99_ms,
+                    side.during.max_ms,
+                    side.idle.p50_ms,
+                    side.idle.p99_ms,
+                    side.idle.max_ms,
+                    side.p99_vs_idle,
+                    match side.batches {
+                        Some(b) => format!(
+                            "  ({b} batches, {})",
+                            side.method.as_deref().unwrap_or("?")
+                        ),
+                        None => String::new(),
+                    }
+                );
+            }
+            let _ = writeln!(s, "   throughput idemtop/guide: {:.2}x", c.throughput_ratio);
+        }
+        None => {
+            let _ = writeln!(s, "5. Cleanup: skipped (--skip-cleanup)");
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Targets                                         value                         target                 result");
+    for t in &r.targets {
+        let _ = writeln!(
+            s,
+            "  {:<45} {:<29} {:<22} {}",
+            t.name,
+            t.value,
+            t.target,
+            match t.pass {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "-",
+            }
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    let _ = writeln!(s, "total {:.0} s", r.total_secs);
+    s
+}

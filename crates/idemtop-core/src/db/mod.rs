@@ -24,9 +24,11 @@ pub mod locks;
 pub mod maintenance;
 pub mod migrate;
 pub mod partitions;
-pub mod plan;
 pub mod records;
 pub mod session;
 pub mod snapshot;
 pub mod table;
 pub mod ts;
+
+/// The cleanup planner lives with the methods it chooses between ([`maintenance::plan`]).
+pub use maintenance::plan;

@@ -15,7 +15,7 @@ pub(super) struct Batch {
 
 /// Delete every row with `expires_at <= cutoff` (the server's `now()` at the start), in short
 /// batches, until caught up, cancelled or `max_duration` passed, following the plan that
-/// [`crate::db::plan::make`] makes (a dry run returns that plan's figures and does nothing).
+/// [`super::plan::make`] makes (a dry run returns that plan's figures and does nothing).
 /// `progress` is called after every batch. What was deleted stays deleted when it stops early
 /// or fails.
 pub async fn cleanup(
@@ -32,7 +32,7 @@ pub async fn cleanup(
     let plan = match opts.max_duration {
         Some(max) => tokio::time::timeout(
             max + Duration::from_secs(10),
-            crate::db::plan::make(pool, table, opts),
+            super::plan::make(pool, table, opts),
         )
         .await
         .map_err(|_| {
@@ -41,7 +41,7 @@ pub async fn cleanup(
                 max.as_secs_f64()
             )
         })??,
-        None => crate::db::plan::make(pool, table, opts).await?,
+        None => super::plan::make(pool, table, opts).await?,
     };
     if opts.dry_run && plan.row_by_row.is_none() {
         bail!("the dry run could not count the expired rows within its 30 s statement timeout: it has no figure to give (the run itself would start deleting anyway)");

@@ -36,6 +36,7 @@ use crate::sanitize;
 
 mod cleanup;
 mod errors;
+pub mod plan;
 mod sweep;
 mod vacuum;
 mod walk;
@@ -230,7 +231,7 @@ pub struct CleanupSummary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionOutcome {
     #[serde(flatten)]
-    pub planned: crate::db::plan::PlannedPartition,
+    pub planned: super::plan::PlannedPartition,
     #[serde(
         rename = "dropped",
         serialize_with = "ser_dropped",

@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, PgPool};
 
-use crate::db::maintenance::{
+use super::{
     sweep_lock_key, sweep_share_ok, CleanupOptions, Method, MethodChoice, COUNT_CAP, SWEEP_MIN_ROWS,
 };
 use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
@@ -334,7 +334,7 @@ async fn count_row_by_row(
                 return Ok(None);
             }
             Err(e) => {
-                return Err(crate::db::maintenance::explain_write_error_as(
+                return Err(super::explain_write_error_as(
                     &e, "SELECT", table, "cleanup",
                 ))
             }
@@ -404,7 +404,7 @@ async fn choose_method(
         reltuples
     } else {
         // Never analyzed: count, but never past the point where the share is too small.
-        let limit = (expired as f64 / crate::db::maintenance::SWEEP_MIN_SHARE).ceil() as i64 + 1;
+        let limit = (expired as f64 / super::SWEEP_MIN_SHARE).ceil() as i64 + 1;
         let n: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*)::int8 FROM (SELECT 1 FROM {} LIMIT $1) s",
             table.qualified()

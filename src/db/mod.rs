@@ -27,6 +27,7 @@ pub mod partitions;
 pub mod plan;
 pub mod records;
 pub mod session;
+pub mod shape;
 pub mod snapshot;
 pub mod table;
 pub mod ts;

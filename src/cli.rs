@@ -126,6 +126,10 @@ pub enum Command {
     Metrics(crate::commands::metrics::MetricsArgs),
     /// Delete expired rows in short batches (for cron jobs and scripts).
     Cleanup(crate::commands::cleanup::CleanupArgs),
+    /// Detect the table's shape and print its column mapping as a `[[table]]` config section;
+    /// without --table and no guide-shaped table, list the tables that look like idempotency
+    /// tables.
+    Schema(crate::commands::schema::SchemaArgs),
     /// Apply, revert or list the embedded migrations (045 table, 046 cleanup function).
     Migrate {
         #[command(subcommand)]
@@ -134,6 +138,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = crate::db::migrate::Layout::Plain, global = true)]
         layout: crate::db::migrate::Layout,
     },
+}
+
+/// Whether `--table` was given on the command line `args` (as the process received them), rather
+/// than left at its default.
+pub fn table_given<I, T>(args: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return false;
+    };
+    let given = |m: &clap::ArgMatches| m.value_source("table") == Some(ValueSource::CommandLine);
+    given(&m) || m.subcommand().is_some_and(|(_, sub)| given(sub))
 }
 
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
@@ -169,6 +189,20 @@ mod tests {
             ok.global.connect_config().statement_timeout,
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn a_table_given_on_the_command_line_is_told_from_the_default() {
+        assert!(!table_given(["idemtop", "schema"]));
+        assert!(table_given(["idemtop", "schema", "--table", "t"]));
+        assert!(table_given(["idemtop", "--table", "t", "schema"]));
+        assert!(table_given([
+            "idemtop",
+            "--table",
+            "idempotency_records",
+            "schema"
+        ]));
+        assert!(!table_given(["idemtop", "--schema", "s", "schema"]));
     }
 
     #[test]

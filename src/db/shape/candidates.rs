@@ -46,13 +46,11 @@ pub fn looks_like_candidate(table: &str, columns: &[String]) -> bool {
 }
 
 /// Why a detected table is a candidate, if it is one: named like an idempotency table, or a key,
-/// a creation time and a stored response or status were all found (types checked).
-fn reason(d: &Detection, columns: &[String]) -> Option<&'static str> {
+/// a creation time and a stored response or status were all found (types checked). A column
+/// named like an idempotency key is not enough: a table that references the keys has one too.
+fn reason(d: &Detection) -> Option<&'static str> {
     if named_like_idempotency(&d.table) {
         return Some("named like an idempotency table");
-    }
-    if columns.iter().any(|c| named_like_idempotency(c)) {
-        return Some("has a column named like an idempotency key");
     }
     let m = &d.mapping;
     (!m.key_columns().is_empty()
@@ -96,7 +94,7 @@ pub async fn candidates(conn: &mut PgConnection) -> Result<(Vec<Candidate>, bool
             }
         };
         let d = detect(&schema, &name, &info);
-        if let Some(reason) = reason(&d, &columns) {
+        if let Some(reason) = reason(&d) {
             if found.len() == MAX_CANDIDATES {
                 more = true;
                 break;

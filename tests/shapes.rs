@@ -584,7 +584,7 @@ async fn a_bad_mapping_config_is_a_readable_error() {
         (
             "refresh_interval_secs = 2\n\n[[table]]\ntable = \"idempotency_keys\"\nkey = [\"id\"]\n\
              expires = \"created_at\"\nttl = \"72h\"\ncreated = \"created_at\"\n",
-            "[[table]] public.idempotency_keys: contradictory expiry: expires and ttl are all given",
+            "[[table]] public.idempotency_keys: contradictory expiry: expires and ttl are both given",
         ),
         (
             "[[table]]\ntable = \"idempotency_keys\"\nkey = [\"id\"]\nexpirse = \"x\"\n",

@@ -66,7 +66,7 @@ impl Fit {
             Fit::Uuid => "a uuid",
             Fit::Array => "an array",
             Fit::Payload => "text, json, jsonb or bytea",
-            Fit::Scalar => "text, an integer, a uuid or an enum",
+            Fit::Scalar => "text, an integer, a uuid, an enum or another scalar",
         }
     }
 }

@@ -130,9 +130,10 @@ impl TryFrom<MappingFields> for Mapping {
                 .filter_map(|(k, w)| w.then_some(k))
                 .collect();
             return Err(format!(
-                "contradictory expiry: {} are all given; a row expires by a column (expires), \
+                "contradictory expiry: {} are {} given; a row expires by a column (expires), \
                  a TTL from its creation time (ttl) or never (permanent = true): keep one",
-                given.join(" and ")
+                given.join(" and "),
+                if given.len() == 2 { "both" } else { "all" }
             ));
         }
         let expiry = match (f.expires, f.ttl, f.permanent) {

@@ -74,7 +74,7 @@ fn contradictions_are_refused_with_the_keys_named() {
                expires = "e"
                ttl = "1h"
                created = "c""#,
-            "contradictory expiry: expires and ttl are all given",
+            "contradictory expiry: expires and ttl are both given",
         ),
         (
             r#"key = ["k"]

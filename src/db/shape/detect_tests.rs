@@ -84,6 +84,19 @@ fn the_guide_table_is_recognised_with_its_expiry_column() {
 }
 
 #[test]
+fn a_key_unique_only_with_the_partition_key_is_noted() {
+    let mut info = guide();
+    info.primary_key = v(&["request_id", "expires_at"]);
+    info.partitioned = true;
+    let d = detect("public", "idempotency_records", &info);
+    assert_eq!(d.shape, Some(KnownShape::Guide));
+    assert_eq!(d.mapping.key_columns(), ["request_id"]);
+    assert!(d.notes.iter().any(|n| n
+        == "(request_id) is unique only together with the other columns of (request_id, expires_at): \
+            two rows may share a key"), "{:?}", d.notes);
+}
+
+#[test]
 fn stripe_style_gets_a_ttl_its_unique_key_and_the_reference_noted() {
     let mut info = table(
         vec![

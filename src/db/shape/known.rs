@@ -281,10 +281,22 @@ pub(super) fn known(shape: KnownShape, info: &TableInfo, notes: &mut Vec<String>
     }
     let key: Vec<&str> = m.key.iter().map(String::as_str).collect();
     if !has_unique(info, &key) {
-        notes.push(format!(
-            "no primary key or unique constraint on ({}): two rows may share a key",
-            key.join(", ")
-        ));
+        // A partitioned table's keys must include the partition key: the guide's partitioned
+        // layout is unique on (request_id, expires_at) only.
+        let wider = std::iter::once(&info.primary_key)
+            .chain(info.unique_keys.iter())
+            .find(|k| !k.is_empty() && key.iter().all(|c| k.iter().any(|n| n == c)));
+        notes.push(match wider {
+            Some(k) => format!(
+                "({}) is unique only together with the other columns of ({}): two rows may share a key",
+                key.join(", "),
+                k.join(", ")
+            ),
+            None => format!(
+                "no primary key or unique constraint on ({}): two rows may share a key",
+                key.join(", ")
+            ),
+        });
     }
     m
 }

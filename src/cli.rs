@@ -135,6 +135,10 @@ pub enum Command {
     Metrics(crate::commands::metrics::MetricsArgs),
     /// Delete expired rows in short batches (for cron jobs and scripts).
     Cleanup(crate::commands::cleanup::CleanupArgs),
+    /// Detect the table's shape and print its column mapping as a `[[table]]` config section;
+    /// without --table and no guide-shaped table, list the tables that look like idempotency
+    /// tables.
+    Schema(crate::commands::schema::SchemaArgs),
     /// Apply, revert or list the embedded migrations (045 table, 046 cleanup function).
     Migrate {
         #[command(subcommand)]
@@ -160,6 +164,22 @@ impl From<MigrateLayout> for crate::db::migrate::Layout {
             MigrateLayout::Partitioned => Self::Partitioned,
         }
     }
+}
+
+/// Whether `--table` was given on the command line `args` (as the process received them), rather
+/// than left at its default.
+pub fn table_given<I, T>(args: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return false;
+    };
+    let given = |m: &clap::ArgMatches| m.value_source("table") == Some(ValueSource::CommandLine);
+    given(&m) || m.subcommand().is_some_and(|(_, sub)| given(sub))
 }
 
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
@@ -195,6 +215,20 @@ mod tests {
             ok.global.connect_config().statement_timeout,
             Duration::from_millis(250)
         );
+    }
+
+    #[test]
+    fn a_table_given_on_the_command_line_is_told_from_the_default() {
+        assert!(!table_given(["idemtop", "schema"]));
+        assert!(table_given(["idemtop", "schema", "--table", "t"]));
+        assert!(table_given(["idemtop", "--table", "t", "schema"]));
+        assert!(table_given([
+            "idemtop",
+            "--table",
+            "idempotency_records",
+            "schema"
+        ]));
+        assert!(!table_given(["idemtop", "--schema", "s", "schema"]));
     }
 
     #[test]

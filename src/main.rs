@@ -57,6 +57,12 @@ fn main() -> ExitCode {
             Some(Command::Metrics(args)) => commands::metrics::run(&cli.global, &config, &args)
                 .await
                 .map(exit),
+            Some(Command::Schema(args)) => {
+                let table_given = idemtop::cli::table_given(std::env::args_os());
+                commands::schema::run(&cli.global, &config, &args, table_given)
+                    .await
+                    .map(exit)
+            }
             Some(Command::Bench { args }) => commands::bench::run(&args).map(exit),
             Some(Command::Demo(args)) => commands::demo::run(&cli.global, &config, &args).await,
             Some(Command::Watch) | None => commands::watch::run(&cli.global, &config).await,

@@ -6,5 +6,6 @@ pub mod cleanup;
 pub mod demo;
 pub mod metrics;
 pub mod migrate;
+pub mod schema;
 pub mod snapshot;
 pub mod watch;

@@ -1,5 +1,6 @@
 //! idemtop's configuration file: refresh interval, the health checks' thresholds, the retention
-//! policy (the guide's TTLs) and the colours.
+//! policy (the guide's TTLs), the colours, and the column mappings of tables of other shapes
+//! (`[[table]]`, [`crate::db::shape::TableEntry`]).
 //!
 //! Looked up at `--config PATH`, else `$XDG_CONFIG_HOME/idemtop/config.toml`, else
 //! `~/.config/idemtop/config.toml`. Every key is optional (a partial file overrides only what it
@@ -31,6 +32,10 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub retention: Retention,
     pub colors: Colors,
+    /// `[[table]]`: which column of a table plays which role, for tables whose shape differs
+    /// from the guide's (`idemtop schema` prints a section ready to paste).
+    #[serde(rename = "table", skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<crate::db::shape::TableEntry>,
 }
 
 impl Default for Config {
@@ -40,6 +45,7 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             retention: Retention::default(),
             colors: Colors::default(),
+            tables: Vec::new(),
         }
     }
 }
@@ -242,6 +248,7 @@ impl Config {
         ] {
             parse_color(value).map_err(|e| anyhow!("{name}: {e}"))?;
         }
+        crate::db::shape::TableEntry::validate_all(&self.tables).map_err(|e| anyhow!(e))?;
         Ok(())
     }
 
@@ -349,6 +356,15 @@ ok = "{c_ok}"
 warning = "{c_warn}"
 critical = "{c_crit}"
 accent = "{c_accent}"
+
+# A table of another shape than the guide's: one [[table]] section per table says which
+# column plays which role. `idemtop schema --table NAME` prints one ready to paste.
+# [[table]]
+# schema = "public"
+# table = "idempotency_keys"
+# key = ["user_id", "idempotency_key"]
+# created = "created_at"
+# ttl = "72h"
 "##,
             refresh = d.refresh_interval_secs,
             cl_sched = t.cleanup_lag.schedule_secs,

@@ -26,6 +26,7 @@ pub mod migrate;
 pub mod partitions;
 pub mod records;
 pub mod session;
+pub mod shape;
 pub mod snapshot;
 pub mod table;
 pub mod ts;

@@ -1,5 +1,5 @@
 //! idemtop's configuration file: refresh interval, the health checks' thresholds, the retention
-//! policy (the guide's TTLs) and the colours.
+//! policy (the guide's TTLs), the colours, and the fleet of watched tables (`[[target]]`).
 //!
 //! Looked up at `--config PATH`, else `$XDG_CONFIG_HOME/idemtop/config.toml`, else
 //! `~/.config/idemtop/config.toml`. Every key is optional (a partial file overrides only what it
@@ -25,6 +25,10 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub retention: Retention,
     pub colors: Colors,
+    /// The fleet: one `[[target]]` table per watched table, resolved by [`crate::fleet`]. Empty
+    /// means one implicit target from the global flags.
+    #[serde(rename = "target", skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetEntry>,
 }
 
 impl Default for Config {
@@ -34,8 +38,28 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             retention: Retention::default(),
             colors: Colors::default(),
+            targets: Vec::new(),
         }
     }
+}
+
+/// One `[[target]]` entry as written in the file. How it is checked and turned into a
+/// connection and a table is [`crate::fleet::targets`]'s business.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetEntry {
+    /// Its name in `check`'s output, the `target` label of the metrics, `/probe?target=`
+    /// and `--target`.
+    pub name: String,
+    /// A `postgres://` URL (a password in it is allowed, never required: the passfile is read).
+    pub url: Option<String>,
+    /// A libpq service name, looked up in `pg_service.conf`. Neither `url` nor `service`: the
+    /// `PG*` environment.
+    pub service: Option<String>,
+    /// Default `public`.
+    pub schema: Option<String>,
+    /// Default `idempotency_records`.
+    pub table: Option<String>,
 }
 
 /// The health checks' limits. Shares and ratios are fractions (0.25 = 25 %).
@@ -606,6 +630,20 @@ ok = "{c_ok}"
 warning = "{c_warn}"
 critical = "{c_crit}"
 accent = "{c_accent}"
+
+# The fleet: one [[target]] per watched table, for `idemtop check` and `idemtop metrics`
+# (`--target NAME` picks one, for every command). Without any, the one target comes from
+# --database-url / DATABASE_URL / PG*, --schema and --table. A connection is `url`, or
+# `service` (a libpq service in pg_service.conf), or neither (the PG* environment); a
+# password is never needed here: ~/.pgpass or PGPASSFILE is read.
+# [[target]]
+# name = "orders"
+# url = "postgres://monitor@db1.internal/orders"
+# [[target]]
+# name = "billing"
+# service = "billing"
+# schema = "billing"
+# table = "idem_keys"
 "##,
             refresh = d.refresh_interval_secs,
             cl_sched = t.cleanup_lag.schedule_secs,

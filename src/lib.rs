@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod fleet;
 pub mod format;
 pub mod ident;
 pub mod pgtemp;

@@ -1568,6 +1568,7 @@ async fn the_check_runner_exits_like_a_nagios_plugin() {
     let cfg = Config::default();
     let args = check_cmd::CheckArgs {
         format: idemtop::cli::Format::Json,
+        timeout: 15,
     };
     // Cannot connect, no table: unknown (3).
     let code = check_cmd::run(&global("postgres://x:pw@127.0.0.1:1/db"), &cfg, &args)

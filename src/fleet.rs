@@ -91,6 +91,25 @@ pub fn targets(config: &Config, global: &Global) -> Result<Vec<Target>> {
     chosen.into_iter().map(|e| resolve(e, global)).collect()
 }
 
+/// The global flags of a one-table command (the dashboard, `snapshot`, `cleanup`...) with
+/// `--target`'s connection and table in place of `--database-url`, `--schema` and `--table`;
+/// the flags unchanged without `--target`.
+pub fn global_for_target(config: &Config, global: &Global) -> Result<Global> {
+    if global.target.is_none() {
+        return Ok(global.clone());
+    }
+    let mut chosen = targets(config, global)?;
+    let Some(t) = chosen.pop() else {
+        bail!("no target");
+    };
+    Ok(Global {
+        database_url: t.connect.url,
+        schema: t.table.schema.as_str().to_string(),
+        table: t.table.table.as_str().to_string(),
+        ..global.clone()
+    })
+}
+
 /// `"a", "b", "c"` (at most 20 names, then how many more).
 pub fn list_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.collect();

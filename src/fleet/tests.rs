@@ -109,6 +109,43 @@ fn targets_come_from_the_configuration_in_order() {
     assert!(!err.contains('\u{1b}'));
 }
 
+#[test]
+fn target_gives_one_table_commands_its_connection_and_table() {
+    let g = global(&[
+        "--database-url",
+        "postgres://x@elsewhere/y",
+        "--target",
+        "billing-eu",
+    ]);
+    let one = global_for_target(&config(FLEET), &g).unwrap();
+    assert_eq!(
+        one.database_url.as_deref(),
+        Some("postgres://monitor@db2.internal:5433/billing")
+    );
+    assert_eq!(
+        (one.schema.as_str(), one.table.as_str()),
+        ("billing", "idem_keys")
+    );
+    let g = global(&[
+        "--database-url",
+        "postgres://x@elsewhere/y",
+        "--target",
+        "local",
+    ]);
+    assert_eq!(
+        global_for_target(&config(FLEET), &g).unwrap().database_url,
+        None
+    );
+    // Without --target: the flags as given.
+    let g = global(&["--database-url", "postgres://x@elsewhere/y"]);
+    let same = global_for_target(&config(FLEET), &g).unwrap();
+    assert_eq!(
+        same.database_url.as_deref(),
+        Some("postgres://x@elsewhere/y")
+    );
+    assert!(global_for_target(&config(FLEET), &global(&["--target", "nope"])).is_err());
+}
+
 fn config_error(toml: &str) -> String {
     match Config::from_toml_str(toml, "test.toml") {
         Err(e) => e.to_string(),

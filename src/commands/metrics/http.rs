@@ -87,6 +87,21 @@ pub fn route(method: &Method, path: &str, query: Option<&str>) -> Route {
     }
 }
 
+/// How many connections may wait to be accepted (std's and tokio's `bind` allow 128: a burst
+/// of more concurrent scrapes would see SYNs dropped and retried a second later).
+pub const BACKLOG: u32 = 1024;
+
+/// A listener on `addr` with a [`BACKLOG`] of pending connections.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serve `fleet` on `listener` until `shutdown` fires; then stop accepting, let the requests in
 /// flight finish (up to `opts.shutdown_grace`) and return.
 pub async fn serve_with(

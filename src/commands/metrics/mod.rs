@@ -31,7 +31,7 @@ use crate::fleet::{self, Target};
 use crate::ident::TableRef;
 use crate::worker::RefreshSession;
 
-pub use http::{serve_with, ServeOptions};
+pub use http::{bind, serve_with, ServeOptions};
 pub use render::{escape_label, merge, render, render_target, Exposition};
 
 /// The content type of the text exposition format.
@@ -55,9 +55,8 @@ pub struct MetricsArgs {
 
 pub async fn run(global: &Global, config: &Config, args: &MetricsArgs) -> Result<i32> {
     let targets = fleet::targets(config, global)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        http::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     match targets.as_slice() {
         [one] => eprintln!(

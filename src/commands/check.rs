@@ -82,7 +82,7 @@ impl TargetReport {
                 checks
                     .iter()
                     .find(|c| !c.pending && c.level == level)
-                    .map(|c| format!("{} {}", sanitize::line(&c.name), sanitize::line(&c.value)))
+                    .map(|c| format!("{}: {}", sanitize::line(&c.name), sanitize::line(&c.value)))
                     .unwrap_or_default()
             }
             Outcome::Failed { error, .. } => cut(error, 80),
@@ -275,11 +275,16 @@ pub fn render_fleet_text(reports: &[TargetReport]) -> String {
         .map(|r| r.table.chars().count())
         .max()
         .unwrap_or(0);
+    let server_w = reports
+        .iter()
+        .map(|r| r.server.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = fleet_summary(reports);
     out.push('\n');
     for r in &order {
         out.push_str(&format!(
-            "{:<8}  {:<name_w$}  {:<table_w$}  {}  {}\n",
+            "{:<8}  {:<name_w$}  {:<table_w$}  {:<server_w$}  {}\n",
             r.level().label(),
             r.name,
             r.table,

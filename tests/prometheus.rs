@@ -347,6 +347,13 @@ async fn a_real_prometheus_scrapes_idemtop_and_answers_idemtop_rows() {
     assert_eq!(value("live"), Some("3"), "{rows:?}");
     assert_eq!(value("expired"), Some("2"), "{rows:?}");
     assert_eq!(value("total"), Some("5"), "{rows:?}");
+    // Without [[target]], the one target is named after its database and table.
+    let db = url.rsplit('/').next().unwrap();
+    let target = query(prom_port, "idemtop_up", "target").unwrap();
+    assert_eq!(
+        target,
+        [(format!("{db}/public.idempotency_records"), "1".to_string())]
+    );
     let up = query(prom_port, "up{job=\"idemtop\"}", "instance").unwrap();
     assert_eq!(
         up,

@@ -54,7 +54,7 @@ pub enum Outcome {
     /// Nothing could be checked: one sanitized line, and the blocker when the table is locked.
     Failed {
         error: String,
-        locked: Option<TableLock>,
+        locked: Option<Box<TableLock>>,
     },
 }
 
@@ -188,7 +188,7 @@ async fn check_target(
 fn failed(e: &anyhow::Error) -> Outcome {
     Outcome::Failed {
         error: sanitize::line(format!("{e:#}").lines().next().unwrap_or("")),
-        locked: crate::db::locks::locked_in(e).cloned(),
+        locked: crate::db::locks::locked_in(e).cloned().map(Box::new),
     }
 }
 

@@ -73,8 +73,10 @@ pub async fn run(global: &Global, config: &Config, args: &MetricsArgs) -> Result
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("idemtop: stopping: finishing the requests in flight");
+        eprintln!("idemtop: stopping: finishing the requests in flight (again to stop at once)");
         stop.cancel();
+        wait_for_signal().await;
+        std::process::exit(130);
     });
     let scrape_timeout = Duration::from_secs(args.scrape_timeout);
     let fleet = Fleet::new(&targets, config, scrape_timeout);
@@ -119,7 +121,7 @@ pub async fn serve(
 
 /// The exporters of every target.
 pub struct Fleet {
-    exporters: Vec<Exporter>,
+    exporters: Vec<Arc<Exporter>>,
 }
 
 impl Fleet {
@@ -128,7 +130,7 @@ impl Fleet {
         Self {
             exporters: targets
                 .iter()
-                .map(|t| Exporter::for_target(t, Arc::clone(&cfg), timeout))
+                .map(|t| Arc::new(Exporter::for_target(t, Arc::clone(&cfg), timeout)))
                 .collect(),
         }
     }
@@ -141,7 +143,7 @@ impl Fleet {
     /// Every target at once (each under its own deadline), in one exposition.
     pub async fn scrape_all(&self) -> String {
         let parts =
-            futures::future::join_all(self.exporters.iter().map(Exporter::scrape_shared)).await;
+            futures::future::join_all(self.exporters.iter().map(Exporter::scrape_detached)).await;
         merge(parts.iter().map(|p| p.as_ref()))
     }
 
@@ -151,7 +153,7 @@ impl Fleet {
             .exporters
             .iter()
             .find(|e| e.label.as_deref() == Some(name))?;
-        Some(merge([e.scrape_shared().await.as_ref()]))
+        Some(merge([e.scrape_detached().await.as_ref()]))
     }
 }
 
@@ -225,6 +227,20 @@ impl Exporter {
             *last = Some((Instant::now(), found.clone()));
         }
         found
+    }
+
+    /// [`scrape_shared`](Self::scrape_shared) on a task of its own: a client that goes away
+    /// (or a request timeout) does not cancel the collection halfway through a query, and the
+    /// next scrape gets its result. A collection that panics is `idemtop_up 0`.
+    pub async fn scrape_detached(self: &Arc<Self>) -> Arc<Exposition> {
+        let me = Arc::clone(self);
+        match tokio::spawn(async move { me.scrape_shared().await }).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("scrape of target {:?} failed: {e}", self.label);
+                Arc::new(render_target(self.label.as_deref(), None, None, 0.0))
+            }
+        }
     }
 
     async fn collect_and_render(&self, state: &mut RefreshSession) -> Exposition {

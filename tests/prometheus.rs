@@ -598,11 +598,20 @@ async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
     let cut_after = cut_after.expect("the slow client was disconnected");
     println!("slowloris disconnected after {cut_after:?} (header-read timeout 1 s)");
     assert!(cut_after < Duration::from_secs(15), "{cut_after:?}");
-    // ... and so is a connection that never sends anything, while others are served.
+    // ... and so is a connection that never sends anything, while others are served, and a
+    // kept-alive connection that stays idle after its answer.
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (status, _, _) = get_close(addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(closed_within(&mut idle, Duration::from_secs(15)).await);
+    let mut kept = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    kept.get_mut()
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response(&mut kept, false).await.expect("an answer");
+    assert_eq!(status, 200);
+    assert!(closed_within(kept.get_mut(), Duration::from_secs(15)).await);
 
     shutdown.cancel();
     server.await.unwrap().unwrap();

@@ -70,6 +70,11 @@ pub struct Global {
     /// Print the default configuration (TOML, commented) and exit.
     #[arg(long, global = true)]
     pub print_config: bool,
+
+    /// Work on this one of the configuration's [[target]] entries (by its name). Without it,
+    /// `check` and `metrics` cover every target, and the other commands use the flags above.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub target: Option<String>,
 }
 
 impl Global {

@@ -30,10 +30,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use sqlx::postgres::PgConnectOptions;
 
-use crate::cli::Global;
 use crate::config::{Config, TargetEntry};
 use crate::db::connect::{ConnectConfig, NotResponding};
 use crate::ident::TableRef;
+use crate::options::Global;
 use crate::sanitize;
 
 /// The longest target name.

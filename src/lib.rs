@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod fleet;
+pub mod options;
 pub mod ui;
 pub mod worker;
 

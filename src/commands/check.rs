@@ -14,10 +14,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::checks::{self, CheckResult, Level};
-use crate::cli::{Format, Global};
 use crate::config::Config;
 use crate::db::locks::TableLock;
 use crate::fleet::{self, Target};
+use crate::options::{Format, Global};
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -23,12 +23,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::checks::{self, CheckResult};
-use crate::cli::Global;
 use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
 use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::fleet::{self, Target};
 use crate::ident::TableRef;
+use crate::options::Global;
 use crate::worker::RefreshSession;
 
 pub use http::{bind, serve_with, ServeOptions};

@@ -31,16 +31,18 @@ pub fn draw(frame: &mut Frame, o: &Overview, theme: &Theme) {
     let [header_area, body, detail_area, footer_area] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(4),
-        Constraint::Length(2),
+        Constraint::Length(3),
         Constraint::Length(footer_lines.len().clamp(1, 2) as u16),
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(header(o, theme)), header_area);
     table(frame, body, o, theme);
-    frame.render_widget(
-        Paragraph::new(detail(o, theme)).wrap(Wrap { trim: false }),
-        detail_area,
-    );
+    if let Some((who, state)) = detail(o, theme) {
+        let [who_area, state_area] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(detail_area);
+        frame.render_widget(Paragraph::new(who), who_area);
+        frame.render_widget(Paragraph::new(state).wrap(Wrap { trim: false }), state_area);
+    }
     frame.render_widget(
         Paragraph::new(footer_lines).wrap(Wrap { trim: false }),
         footer_area,
@@ -141,9 +143,10 @@ fn worst_cell(r: &Row, t: &Theme) -> (String, Style) {
     }
 }
 
-/// The state and how old the figures are: "ok, 2 s ago", "stale, 40 s: locked ...",
-/// "down (3×, retry in 4 s): connection refused", "connecting…".
-pub fn state_text(o: &Overview, r: &Row) -> String {
+/// The state and how old the figures are: "ok, 2 s ago", "stale (data 40 s old): locked ...",
+/// "down (3×, retry in 4 s): connection refused", "connecting…". `short`: without when the
+/// next retry is ("down 3×: connection refused"), for the table's column.
+pub fn state_text(o: &Overview, r: &Row, short: bool) -> String {
     let old = |r: &Row| {
         r.updated_at
             .map(|at| age(o.now.saturating_duration_since(at)))
@@ -160,6 +163,9 @@ pub fn state_text(o: &Overview, r: &Row) -> String {
                 None => "no data".into(),
             };
             format!("stale ({data}): {}", sanitize::line(reason))
+        }
+        RowState::Down { reason, failures } if short => {
+            format!("down {failures}×: {}", sanitize::line(reason))
         }
         RowState::Down { reason, failures } => {
             let when = match r.in_flight {
@@ -234,7 +240,7 @@ fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
             let worst_style = if measured { worst_style } else { t.dim() };
             cells.push(Cell::from(format::fit(&worst, w(col + 3))).style(worst_style));
             cells.push(
-                Cell::from(format::fit(&state_text(o, r), w(col + 4)))
+                Cell::from(format::fit(&state_text(o, r, true), w(col + 4)))
                     .style(standing_style(standing, t)),
             );
             TableRow::new(cells)
@@ -263,33 +269,31 @@ fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
     }
 }
 
-/// The selected target whole: name, connection, table, and its state with the full reason.
-fn detail(o: &Overview, t: &Theme) -> Vec<Line<'static>> {
-    let Some(r) = o
+/// The selected target whole: name, connection and table (one line, cut at the edge), then
+/// its state with the full reason (wrapped) and what its last refresh cost.
+fn detail(o: &Overview, t: &Theme) -> Option<(Line<'static>, Line<'static>)> {
+    let r = o
         .rows
         .get(o.selected)
-        .filter(|_| o.order.contains(&o.selected))
-    else {
-        return Vec::new();
-    };
-    let took = r
-        .took
-        .map(|d| format!("  last refresh took {} ms", d.as_millis()))
-        .unwrap_or_default();
-    vec![
-        Line::from(vec![
-            Span::styled(sanitize::line(&r.info.name), t.title()),
-            Span::styled("  on ", t.label()),
-            Span::raw(sanitize::line(&r.info.connection)),
-            Span::styled("  table ", t.label()),
-            Span::raw(sanitize::line(&r.info.table)),
-            Span::styled(took, t.dim()),
-        ]),
-        Line::from(Span::styled(
-            state_text(o, r),
-            standing_style(r.standing(), t),
-        )),
-    ]
+        .filter(|_| o.order.contains(&o.selected))?;
+    let who = Line::from(vec![
+        Span::styled(sanitize::line(&r.info.name), t.title()),
+        Span::styled("  on ", t.label()),
+        Span::raw(sanitize::line(&r.info.connection)),
+        Span::styled("  table ", t.label()),
+        Span::raw(sanitize::line(&r.info.table)),
+    ]);
+    let mut state = vec![Span::styled(
+        state_text(o, r, false),
+        standing_style(r.standing(), t),
+    )];
+    if let Some(d) = r.took {
+        state.push(Span::styled(
+            format!("  (last refresh took {} ms)", d.as_millis()),
+            t.dim(),
+        ));
+    }
+    Some((who, Line::from(state)))
 }
 
 /// The filter's prompt while it is open, else a message while it lasts, else the keys.

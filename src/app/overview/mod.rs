@@ -389,7 +389,15 @@ impl Overview {
         }
         r.in_flight = None;
         r.took = Some(res.took);
-        match res.result {
+        // "cannot connect to <the target's connection>: why": the row says whose it is.
+        let res_result = res.result.map_err(|mut e| {
+            let prefix = format!("cannot connect to {}: ", r.info.connection);
+            if let Some(why) = e.message.strip_prefix(&prefix) {
+                e.message = format!("cannot connect: {why}");
+            }
+            e
+        });
+        match res_result {
             Ok(f) => {
                 r.figures = Some(f);
                 r.updated_at = Some(now);

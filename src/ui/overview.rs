@@ -16,9 +16,10 @@ use crate::checks::Level;
 use crate::format;
 use crate::sanitize;
 
-/// Below this width the server and table columns are left out (the selected target's line
-/// under the table names them).
+/// From this width on the server has a column, and from [`WIDEST`] on the table too;
+/// narrower, the selected target's line under the table names them.
 const WIDE: u16 = 110;
+const WIDEST: u16 = 150;
 
 /// Draw the Overview, or the open target's screens.
 pub fn draw(frame: &mut Frame, o: &Overview, theme: &Theme) {
@@ -61,38 +62,38 @@ fn standing_style(s: Standing, t: &Theme) -> Style {
     }
 }
 
-/// "idemtop  fleet of 28 targets: 1 critical  2 down  25 ok", then the interval and the filter.
+/// "idemtop Overview  28 targets, each every 2s ...", then how many stand where, worst first.
 fn header(o: &Overview, t: &Theme) -> Vec<Line<'static>> {
     let mut line1 = vec![
         Span::styled("idemtop ", t.title()),
         Span::styled("Overview", t.value()),
-        Span::styled(format!("  {} targets: ", o.rows.len()), t.label()),
-    ];
-    for (i, (s, n)) in o.counts().into_iter().enumerate() {
-        if i > 0 {
-            line1.push(Span::styled(" · ", t.label()));
-        }
-        line1.push(Span::styled(
-            format!("{n} {}", s.label()),
-            standing_style(s, t),
-        ));
-    }
-    let mut line2 = vec![Span::styled(
-        format!(
-            "each target every {}s, on its own; a target that is down is retried with backoff",
-            o.interval.as_secs()
-        ),
-        t.label(),
-    )];
-    if let Some(f) = &o.filter {
-        line2.push(Span::styled(
+        Span::styled(
             format!(
-                "  filter \"{}\": {} of {} shown",
+                "  {} targets, each every {}s (down ones: retried with backoff)",
+                o.rows.len(),
+                o.interval.as_secs()
+            ),
+            t.label(),
+        ),
+    ];
+    if let Some(f) = &o.filter {
+        line1.push(Span::styled(
+            format!(
+                "  filter \"{}\": {} shown",
                 sanitize::line(f),
-                o.order.len(),
-                o.rows.len()
+                o.order.len()
             ),
             t.warn(),
+        ));
+    }
+    let mut line2 = Vec::new();
+    for (i, (s, n)) in o.counts().into_iter().enumerate() {
+        if i > 0 {
+            line2.push(Span::styled(" · ", t.label()));
+        }
+        line2.push(Span::styled(
+            format!("{n} {}", s.label()),
+            standing_style(s, t),
         ));
     }
     vec![Line::from(line1), Line::from(line2)]
@@ -183,15 +184,23 @@ pub fn state_text(o: &Overview, r: &Row, short: bool) -> String {
 
 fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
     let wide = area.width >= WIDE;
-    let mut constraints = vec![Constraint::Length(14)];
+    let widest = area.width >= WIDEST;
+    let mut constraints = vec![Constraint::Length(if widest { 16 } else { 12 })];
     if wide {
-        constraints.extend([Constraint::Length(22), Constraint::Length(26)]);
+        constraints.push(Constraint::Length(26));
+    }
+    if widest {
+        constraints.push(Constraint::Length(26));
     }
     constraints.extend([
         Constraint::Length(8),
         Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(if wide { 26 } else { 20 }),
+        Constraint::Length(7),
+        Constraint::Length(match (wide, widest) {
+            (_, true) => 30,
+            (true, false) => 22,
+            _ => 16,
+        }),
         Constraint::Fill(1),
     ]);
     // The cells are cut to their columns with a visible ellipsis.
@@ -199,7 +208,10 @@ fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
     let w = |i: usize| widths.get(i).copied().unwrap_or(0);
     let mut head = vec!["TARGET"];
     if wide {
-        head.extend(["SERVER", "TABLE"]);
+        head.push("SERVER");
+    }
+    if widest {
+        head.push("TABLE");
     }
     head.extend([
         "ROWS",
@@ -208,7 +220,15 @@ fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
         "WORST CHECK",
         "STATE / LAST REFRESH",
     ]);
-    let header = TableRow::new(head.into_iter().map(|h| Cell::from(h).style(t.label())));
+    let header = TableRow::new(head.into_iter().map(|h| {
+        let line = match h {
+            "ROWS" | "EXPIRED" | "LAG" => {
+                Line::from(h).alignment(ratatui::layout::Alignment::Right)
+            }
+            _ => Line::from(h),
+        };
+        Cell::from(line).style(t.label())
+    }));
     let rows: Vec<TableRow> = o
         .order
         .iter()
@@ -221,15 +241,14 @@ fn table(frame: &mut Frame, area: Rect, o: &Overview, t: &Theme) {
                 .style(standing_style(standing, t))];
             let mut col = 1;
             if wide {
-                cells.push(Cell::from(format::fit(
-                    &sanitize::line(r.info.server()),
-                    w(1),
-                )));
-                cells.push(Cell::from(format::fit(
-                    &sanitize::line(&r.info.table),
-                    w(2),
-                )));
-                col = 3;
+                let server = sanitize::line(r.info.server());
+                cells.push(Cell::from(format::fit(&server, w(col))));
+                col += 1;
+            }
+            if widest {
+                let table = sanitize::line(&r.info.table);
+                cells.push(Cell::from(format::fit(&table, w(col))));
+                col += 1;
             }
             let [rows, expired, lag] = figures_cells(r);
             for (i, text) in [rows, expired, lag].into_iter().enumerate() {

@@ -389,11 +389,12 @@ impl Overview {
         }
         r.in_flight = None;
         r.took = Some(res.took);
-        // "cannot connect to <the target's connection>: why": the row says whose it is.
+        // "cannot connect to <the target's connection>: why": the row says whose it is, and
+        // "down" says that it could not connect.
         let res_result = res.result.map_err(|mut e| {
             let prefix = format!("cannot connect to {}: ", r.info.connection);
             if let Some(why) = e.message.strip_prefix(&prefix) {
-                e.message = format!("cannot connect: {why}");
+                e.message = why.to_string();
             }
             e
         });

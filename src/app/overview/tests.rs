@@ -4,6 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::app::{DbEvent, Overlay, Request};
+use crate::checks::Level;
 
 fn info(name: &str) -> TargetInfo {
     TargetInfo {

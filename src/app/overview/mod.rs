@@ -325,12 +325,13 @@ impl Overview {
             Action::RefreshNow => {
                 let out = self.refreshes(true);
                 let busy = self.rows.len() - out.len();
+                let n = match out.len() {
+                    1 => "1 target".to_string(),
+                    n => format!("{n} targets"),
+                };
                 self.say(match busy {
-                    0 => format!("refreshing {} targets now", out.len()),
-                    _ => format!(
-                        "refreshing {} targets now ({busy} still in flight)",
-                        out.len()
-                    ),
+                    0 => format!("refreshing {n} now"),
+                    _ => format!("refreshing {n} now ({busy} still in flight)"),
                 });
                 return out;
             }

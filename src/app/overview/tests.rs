@@ -241,7 +241,7 @@ fn r_refreshes_every_target_not_in_flight_now() {
     assert_eq!(refreshes(&reqs), vec![(0, 2)]);
     assert_eq!(
         o.flash_text(),
-        Some("refreshing 1 targets now (1 still in flight)")
+        Some("refreshing 1 target now (1 still in flight)")
     );
 }
 

@@ -173,7 +173,7 @@ async fn make_setup() -> Setup {
         }
         second.push(Target {
             name: db.clone(),
-            connect: ConnectConfig::from_url(&format!(
+            connect: ConnectConfig::from_url(format!(
                 "postgres://monitor:{PASSWORD}@127.0.0.1:{port_b}/{db}"
             )),
             table: TableRef::new("public", "idempotency_records").unwrap(),

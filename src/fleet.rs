@@ -22,6 +22,7 @@
 //! (`--database-url` / `DATABASE_URL` / `PG*`, `--schema`, `--table`), named after its database
 //! and table (`app/public.idempotency_records`). `--target NAME` picks one target either way.
 
+pub mod collect;
 pub mod service;
 
 use std::future::Future;

@@ -16,6 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use idemtop::app::overview::{self, FleetEvent, FleetRequest, Overview, RowState};
+use idemtop::app::Event;
+use idemtop::checks::Level;
 use idemtop::commands::metrics::Fleet;
 use idemtop::config::Config;
 use idemtop::db::connect::ConnectConfig;
@@ -23,6 +26,7 @@ use idemtop::db::migrate;
 use idemtop::fleet::Target;
 use idemtop::ident::{Ident, TableRef};
 use idemtop::pgtemp::{ServerFiles, TempPgOptions, TempPostgres};
+use idemtop::worker::fleet::{info, FleetRunner};
 use sqlx::Executor;
 use tokio::sync::OnceCell;
 
@@ -34,6 +38,11 @@ struct Setup {
     dir: PathBuf,
     /// The 20 targets on the trusting server, for the in-process scaling measure.
     trusted: Vec<Target>,
+    /// The 6 targets on the password server, by URL with the password in it (in-process: no
+    /// passfile in this process's environment).
+    second: Vec<Target>,
+    /// The stopped server's target and the black hole's.
+    dead: Vec<Target>,
     /// Every target's name and what `check` must find there.
     expected: Vec<(String, &'static str)>,
     _password_server: TempPostgres,
@@ -136,6 +145,7 @@ async fn make_setup() -> Setup {
         .await
         .unwrap();
     let mut services = String::new();
+    let mut second = Vec::new();
     for i in 1..=6 {
         let db = format!("b{i:02}");
         admin
@@ -161,6 +171,13 @@ async fn make_setup() -> Setup {
                 "[[target]]\nname = \"{db}\"\nservice = \"svc-{db}\"\n\n"
             ));
         }
+        second.push(Target {
+            name: db.clone(),
+            connect: ConnectConfig::from_url(format!(
+                "postgres://monitor:{PASSWORD}@127.0.0.1:{port_b}/{db}"
+            )),
+            table: TableRef::new("public", "idempotency_records").unwrap(),
+        });
         expected.push((db, "ok"));
     }
     std::fs::write(dir.join("pg_service.conf"), services).unwrap();
@@ -189,10 +206,29 @@ async fn make_setup() -> Setup {
     ));
     expected.push(("stopped".into(), "unknown"));
     expected.push(("black-hole".into(), "unknown"));
+    let dead = [
+        (
+            "stopped",
+            format!("postgres://postgres@127.0.0.1:{port_c}/postgres"),
+        ),
+        (
+            "black-hole",
+            format!("postgres://postgres@127.0.0.1:{port_d}/postgres?sslmode=disable"),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, url)| Target {
+        name: name.into(),
+        connect: ConnectConfig::from_url(&url),
+        table: TableRef::new("public", "idempotency_records").unwrap(),
+    })
+    .collect();
     std::fs::write(dir.join("config.toml"), config).unwrap();
     Setup {
         dir,
         trusted,
+        second,
+        dead,
         expected,
         _password_server: pw_server,
         _stopped: stopped,
@@ -530,4 +566,180 @@ async fn collection_time_from_one_to_twenty_targets() {
     for line in report {
         println!("  {line}");
     }
+}
+
+/// The Overview's state machine driven by the real target tasks over the 28 targets (20 on the
+/// trusting server, 6 on the password server, the stopped server's and the black hole's): every live target gets its figures and the dead ones
+/// show down, each on its own schedule (the black hole answers nothing until its deadline and
+/// holds up nobody). What each refresh cost and how long the fleet took is printed
+/// (information, not asserted).
+#[tokio::test]
+async fn the_overview_refreshes_every_target_on_its_own_task() {
+    let s = setup().await;
+    let mut targets = s.trusted.clone();
+    targets.extend(s.second.iter().cloned());
+    targets.extend(s.dead.iter().cloned());
+    let n = targets.len();
+    assert_eq!(n, 28);
+    let hole = targets.iter().position(|t| t.name == "black-hole").unwrap();
+    let stopped = targets.iter().position(|t| t.name == "stopped").unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let deadline = Duration::from_secs(10);
+    let runner = FleetRunner::start(
+        &targets,
+        std::sync::Arc::new(Config::default()),
+        deadline,
+        tx,
+    );
+    let t0 = Instant::now();
+    let mut o = Overview::new(
+        targets.iter().map(info).collect(),
+        Duration::from_secs(2),
+        false,
+        t0,
+    );
+    let dispatch = |reqs: Vec<FleetRequest>| {
+        for r in reqs {
+            if let FleetRequest::Refresh { index, generation } = r {
+                runner.refresh(index, generation);
+            }
+        }
+    };
+    let live = |o: &Overview| {
+        (0..n)
+            .filter(|i| *i != hole && *i != stopped)
+            .all(|i| o.rows[i].figures.is_some())
+    };
+    // When each target's first result came back, and the slowest `update` call.
+    let mut first: Vec<Option<Duration>> = vec![None; n];
+    let mut first_took: Vec<Option<Duration>> = vec![None; n];
+    let mut slowest_update = Duration::ZERO;
+    let mut step = |o: &mut Overview, ev: FleetEvent| {
+        let started = Instant::now();
+        let reqs = overview::update(o, ev);
+        slowest_update = slowest_update.max(started.elapsed());
+        dispatch(reqs);
+    };
+    step(&mut o, FleetEvent::Ui(Event::Tick(t0)));
+    let give_up = t0 + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            if let FleetEvent::Target(r) = &ev {
+                first[r.index].get_or_insert(t0.elapsed());
+                first_took[r.index].get_or_insert(r.took);
+            }
+            step(&mut o, ev);
+        }
+        step(&mut o, FleetEvent::Ui(Event::Tick(Instant::now())));
+        let hole_down = matches!(o.rows[hole].state, RowState::Down { .. });
+        if live(&o) && hole_down {
+            break;
+        }
+        assert!(Instant::now() < give_up, "the fleet did not settle");
+    }
+    let all = t0.elapsed();
+    // Every live target measured, with the right verdicts.
+    for (i, t) in targets.iter().enumerate() {
+        if i == hole || i == stopped {
+            continue;
+        }
+        let f = o.rows[i].figures.as_ref().unwrap();
+        let rows = if t.name.starts_with('a') { 100 } else { 0 };
+        assert_eq!(f.rows, rows, "{}", t.name);
+        let want = match t.name.as_str() {
+            "a01" => Level::Critical,
+            "a02" => Level::Warning,
+            _ => Level::Ok,
+        };
+        assert_eq!(f.level, want, "{}", t.name);
+    }
+    // The dead ones are down, with why; the black hole's answer (its deadline) came after every
+    // live target's: it held up nobody.
+    for i in [stopped, hole] {
+        match &o.rows[i].state {
+            RowState::Down { reason, .. } => assert!(!reason.is_empty()),
+            other => panic!("{}: {other:?}", targets[i].name),
+        }
+        assert!(o.rows[i].figures.is_none());
+    }
+    let hole_at = first[hole].unwrap();
+    for (i, at) in first.iter().enumerate() {
+        if i != hole && i != stopped {
+            assert!(
+                at.unwrap() < hole_at,
+                "{} waited for the black hole",
+                targets[i].name
+            );
+        }
+    }
+    let names: Vec<&str> = o
+        .order
+        .iter()
+        .map(|i| o.rows[*i].info.name.as_str())
+        .collect();
+    assert_eq!(
+        &names[..4],
+        &["a01", "a02", "black-hole", "stopped"],
+        "worst first"
+    );
+
+    // A second round on the open sessions: `r` refreshes every target not in flight (a live one
+    // may already be in flight, from its own schedule: that refresh counts).
+    let warm = Instant::now();
+    step(
+        &mut o,
+        FleetEvent::Ui(Event::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('r'),
+            crossterm::event::KeyModifiers::NONE,
+        ))),
+    );
+    let awaited: Vec<Option<u64>> = (0..n)
+        .map(|i| (i != hole && i != stopped).then(|| o.rows[i].in_flight.unwrap()))
+        .collect();
+    let mut warm_took = Vec::new();
+    while warm_took.len() < n - 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a result")
+            .expect("the channel");
+        if let FleetEvent::Target(r) = &ev {
+            if awaited[r.index] == Some(r.generation) {
+                warm_took.push((r.index, r.took));
+            }
+        }
+        step(&mut o, ev);
+    }
+    let warm = warm.elapsed();
+
+    println!("Overview of {n} targets (information, not asserted):");
+    for (i, t) in targets.iter().enumerate() {
+        let w = warm_took.iter().find(|(j, _)| *j == i).map(|(_, d)| *d);
+        println!(
+            "  {:<11} first result after {:>6} ms, its refresh (connecting) took {:>6} ms{}",
+            t.name,
+            first[i].map_or(0, |d| d.as_millis()),
+            first_took[i].map_or(0, |d| d.as_millis()),
+            match w {
+                Some(d) => format!("; next, connected: {} ms", d.as_millis()),
+                None => String::new(),
+            }
+        );
+    }
+    let sum: Duration = warm_took.iter().map(|(_, d)| *d).sum();
+    println!(
+        "  every live target measured after {:?} (the black hole cut off at {:?}); a second \
+         round of {} targets took {warm:?} (sum of their refreshes {sum:?}, mean {:?}); \
+         slowest update() {slowest_update:?}",
+        first
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != hole && *i != stopped)
+            .filter_map(|(_, d)| *d)
+            .max()
+            .unwrap_or_default(),
+        hole_at,
+        warm_took.len(),
+        sum / warm_took.len().max(1) as u32,
+    );
+    println!("  whole run until settled: {all:?}");
 }

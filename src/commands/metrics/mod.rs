@@ -22,14 +22,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::{self, CheckResult};
 use crate::config::Config;
-use crate::db::connect::{is_connection_lost, ConnectConfig};
-use crate::db::snapshot::{Snapshot, SnapshotOptions};
+use crate::db::connect::ConnectConfig;
+use crate::fleet::collect::collect_within;
 use crate::fleet::{self, Target};
 use crate::ident::TableRef;
 use crate::options::Global;
-use crate::worker::RefreshSession;
+use crate::refresh::RefreshSession;
 
 pub use http::{bind, serve_with, ServeOptions};
 pub use render::{escape_label, merge, render, render_target, Exposition};
@@ -245,50 +244,20 @@ impl Exporter {
 
     async fn collect_and_render(&self, state: &mut RefreshSession) -> Exposition {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.collect(state)).await;
-        let name = self.label.as_deref().unwrap_or("");
-        let mut locked = None;
-        let ok = match outcome {
-            Ok(Ok(found)) => Some(found),
-            Ok(Err(e)) if crate::db::locks::locked_in(&e).is_some() => {
-                locked = crate::db::locks::locked_in(&e).cloned();
-                None
-            }
-            Ok(Err(e)) => {
-                if is_connection_lost(&e) {
-                    state.disconnect();
-                }
-                tracing::warn!("scrape of target \"{name}\" failed: {e:#}");
-                None
-            }
-            Err(_) => {
-                // The connection may be mid-query: drop it, connect afresh next time.
-                state.disconnect();
-                tracing::warn!(
-                    "scrape of target \"{name}\" timed out after {} s",
-                    self.timeout.as_secs_f64()
-                );
-                None
-            }
-        };
+        let outcome =
+            collect_within(state, &self.connect, &self.table, &self.cfg, self.timeout).await;
         let elapsed = started.elapsed().as_secs_f64();
         let label = self.label.as_deref();
-        match ok {
-            Some((snap, checks)) => {
-                let found = render_target(label, Some((&snap, &checks)), None, elapsed);
-                state.previous = Some(snap);
-                found
+        match outcome {
+            Ok((snap, checks)) => render_target(label, Some((&snap, &checks)), None, elapsed),
+            Err(e) => {
+                let locked = crate::db::locks::locked_in(&e).cloned();
+                if locked.is_none() {
+                    tracing::warn!("scrape of target \"{}\" failed: {e:#}", label.unwrap_or(""));
+                }
+                render_target(label, None, locked.as_ref(), elapsed)
             }
-            None => render_target(label, None, locked.as_ref(), elapsed),
         }
-    }
-
-    async fn collect(&self, state: &mut RefreshSession) -> Result<(Snapshot, Vec<CheckResult>)> {
-        let conn = state.connection(&self.connect).await?;
-        let snap = crate::worker::refresh(conn, &self.table, SnapshotOptions::default()).await?;
-        let extras = checks::gather(conn, &self.table, &snap, &self.cfg).await?;
-        let results = checks::evaluate(&snap, state.previous.as_ref(), &extras, &self.cfg);
-        Ok((snap, results))
     }
 }
 

@@ -334,7 +334,7 @@ fn every_key_hint_comes_from_the_key_table() {
     let mut files = Vec::new();
     rust_files(&root().join("src/ui"), &mut files);
     rust_files(&root().join("src/app"), &mut files);
-    files.push(root().join("src/commands/watch.rs"));
+    rust_files(&root().join("src/commands/watch"), &mut files);
     let mut found = Vec::new();
     for f in files {
         let path = f.display().to_string();

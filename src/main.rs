@@ -48,9 +48,9 @@ fn main() -> ExitCode {
                     .await
                     .map(exit)
             }
-            Some(Command::Cleanup(args)) => {
-                commands::cleanup::run(&cli.global, &args).await.map(exit)
-            }
+            Some(Command::Cleanup(args)) => commands::cleanup::run(&cli.global, &config, &args)
+                .await
+                .map(exit),
             Some(Command::Check(args)) => commands::check::run(&cli.global, &config, &args)
                 .await
                 .map(exit),

@@ -39,7 +39,10 @@ impl Worker {
                 let result = maintenance::cleanup(
                     &pool,
                     &self.table,
-                    &maintenance::CleanupOptions::default(),
+                    &maintenance::CleanupOptions {
+                        tables: self.config.tables.clone(),
+                        ..maintenance::CleanupOptions::default()
+                    },
                     &token,
                     |p| {
                         let _ = events.send(DbEvent::Progress(Progress {

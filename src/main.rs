@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                 commands::migrate::run(&cli.global, action, layout.into()).await
             }
             Some(Command::Snapshot { format, exact }) => {
-                commands::snapshot::run(&cli.global, format, exact)
+                commands::snapshot::run(&cli.global, &config, format, exact)
                     .await
                     .map(exit)
             }

@@ -162,7 +162,12 @@ impl App {
         use crate::checks::Level;
         let counts = self.health.checks.as_ref().map(|checks| {
             // A pending check (no data yet) is shown on Health but judged nowhere.
-            let n = |l: Level| checks.iter().filter(|c| c.level == l && !c.pending).count();
+            let n = |l: Level| {
+                checks
+                    .iter()
+                    .filter(|c| c.level == l && c.counted())
+                    .count()
+            };
             (n(Level::Critical), n(Level::Warning), n(Level::Unknown))
         });
         let last = counts.map(|(c, w, _)| (c, w));

@@ -51,7 +51,11 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
         Ok(t) => t,
         Err(e) => return unknown(e),
     };
-    let mut conn = match global.connect_config().connect().await {
+    let connect = match global.connect_config_for(config) {
+        Ok(c) => c,
+        Err(e) => return unknown(e),
+    };
+    let mut conn = match connect.connect().await {
         Ok(c) => c,
         Err(e) => return unknown(e),
     };
@@ -59,12 +63,22 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
         Ok(r) => r,
         Err(e) => return unknown(e),
     };
+    // The mapping: its message on stderr (text; the table's own is said nothing about), the
+    // whole report as `mapping` (JSON).
     match args.format {
-        Format::Text => print!("{}", render_text(&snap.table, snap.taken_at, &results)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&render_json(&snap.table, snap.taken_at, &results))?
-        ),
+        Format::Text => {
+            if let Some(m) = crate::commands::snapshot::mapping_message(&snap) {
+                eprintln!("{m}");
+            }
+            print!("{}", render_text(&snap.table, snap.taken_at, &results))
+        }
+        Format::Json => {
+            let mut doc = render_json(&snap.table, snap.taken_at, &results);
+            if let Some(map) = doc.as_object_mut() {
+                map.insert("mapping".into(), serde_json::to_value(&snap.mapping)?);
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?)
+        }
     }
     Ok(worst(&results).exit_code())
 }
@@ -107,7 +121,8 @@ pub fn render_text(table: &str, taken_at: DateTime<Utc>, checks: &[CheckResult])
     out
 }
 
-/// `{"table", "taken_at", "status", "checks": [{"id", "name", "level", "value", "detail", "advice"}]}`.
+/// `{"table", "taken_at", "status", "checks": [{"id", "name", "level", "value", "detail", "advice",
+/// "pending", "not_applicable"}]}` (`idemtop check` adds `mapping`, as in the snapshot).
 pub fn render_json(
     table: &str,
     taken_at: DateTime<Utc>,

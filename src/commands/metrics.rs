@@ -586,7 +586,8 @@ pub fn render(
         // counted in idemtop_check_pending.
         for id in checks::CHECK_IDS {
             let found = checks.iter().find(|c| c.id == id);
-            if found.is_some_and(|c| c.pending) {
+            // An n/a check (the mapping leaves out what it needs) has no level either.
+            if found.is_some_and(|c| !c.counted()) {
                 continue;
             }
             let level = found.map(|c| c.level).unwrap_or(Level::Unknown);

@@ -255,14 +255,19 @@ impl Worker {
         opts: SnapshotOptions,
         reread_model: bool,
     ) -> Result<(Snapshot, TableInfo)> {
-        let info = session
-            .model(&self.connect, &self.table, reread_model)
+        let (info, mapping) = session
+            .model_mapped(
+                &self.connect,
+                &self.table,
+                &self.config.tables,
+                reread_model,
+            )
             .await?;
         let conn = connected(&mut session.conn, &self.connect).await?;
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session
             .sampler
-            .take(conn, &self.table, &info, opts, keep)
+            .take(conn, &self.table, &info, &mapping, opts, keep)
             .await?;
         Ok((snap, info))
     }

@@ -59,6 +59,19 @@ impl ExpirySql {
         }
     }
 
+    /// "not yet expired at `moment`" (the complement of [`ExpirySql::expired_at`] for non-NULL
+    /// values), index-friendly in the same way.
+    pub fn live_at(&self, moment: &str) -> Option<String> {
+        match self {
+            ExpirySql::Column { quoted, .. } => Some(format!("{quoted} > {moment}")),
+            ExpirySql::Ttl { quoted, ttl, .. } => Some(format!(
+                "{quoted} > ({moment}) - make_interval(secs => {})",
+                ttl.as_secs()
+            )),
+            ExpirySql::Permanent => None,
+        }
+    }
+
     /// "expired as of `moment`" (an SQL expression of a point in time), written so that an
     /// index on the column serves it: `col <= moment` or `col <= moment - ttl`. `None` for a
     /// permanent ledger.

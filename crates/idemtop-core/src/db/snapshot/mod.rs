@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Executor, PgConnection};
 
+use crate::db::shape::{ExpirySql, Role};
 use crate::db::table::TableInfo;
 use crate::db::ts::Ts;
 use crate::ident::TableRef;
@@ -77,6 +78,10 @@ pub struct Snapshot {
     /// Some on a hot standby: nothing can be written, and `pg_stat_user_tables` counters are
     /// not maintained there (see [`Snapshot::counters_maintained`]).
     pub standby: Option<crate::db::horizon::Standby>,
+    /// The table's mapping: the roles its columns play, what is missing and how to map it,
+    /// whether cleanup may run. A figure that needs a missing role is not measured (see
+    /// [`MappingReport::na`]).
+    pub mapping: MappingReport,
 }
 
 impl Snapshot {
@@ -217,6 +222,7 @@ pub use crate::db::maintenance::VacuumProgress as VacuumRunning;
 
 mod breakdown;
 mod estimates;
+mod mapping;
 mod sampler;
 mod stats;
 mod take;
@@ -225,6 +231,7 @@ mod tests;
 
 use breakdown::*;
 pub use estimates::*;
+pub use mapping::*;
 pub use sampler::*;
 pub use stats::*;
 pub use take::*;
@@ -280,6 +287,9 @@ pub struct IndexStats {
 pub struct ExpectedIndex {
     pub name: String,
     pub column: String,
+    /// The index serves the expiry (cleanup and the expired count): the expiry column, or the
+    /// creation column of a TTL.
+    pub expiry: bool,
     /// `Some(name)` when an index leads with that column (the expected name or another).
     pub found_as: Option<String>,
 }

@@ -3,6 +3,15 @@
 use super::*;
 
 pub(super) fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    if let Some(na) = s.mapping.na(crate::db::shape::Role::Operation) {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(na, t.dim())))
+                .wrap(Wrap { trim: false })
+                .block(block("Operations", t)),
+            area,
+        );
+        return;
+    }
     let widths = [
         Constraint::Min(14),
         Constraint::Length(8),

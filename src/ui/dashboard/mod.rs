@@ -91,6 +91,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     } else {
         area
     };
+    // A table that is not the guide's: what its mapping recognised and what is missing, in one
+    // line above the panels (the full message: `idemtop schema`, `idemtop snapshot`).
+    let area = match mapping_banner(snap, t) {
+        Some(line) if area.height >= 8 + 6 + 2 => {
+            let rows = super::wrapped_rows(&line.to_string(), usize::from(area.width)).min(2);
+            let [banner, rest] =
+                Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area);
+            frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), banner);
+            rest
+        }
+        _ => area,
+    };
     let busy = app.running.is_some() || snap.vacuum.running.is_some();
     // Sparklines (or the progress of a running action) when there is room or something runs.
     let bottom_h = if busy {
@@ -157,6 +169,46 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     } else if bottom_h > 0 {
         draw_history(frame, bottom_area, app, t);
     }
+}
+
+/// One line on the table's mapping, for a table that is not the guide's: the first line of its
+/// message, what is missing, whether cleanup is refused.
+pub fn mapping_banner(snap: &Snapshot, t: &Theme) -> Option<Line<'static>> {
+    let m = &snap.mapping;
+    if m.is_guide() {
+        return None;
+    }
+    let head = sanitize::line(m.message.lines().next().unwrap_or("").trim_end_matches('.'));
+    let missing: Vec<&str> = m.missing.iter().map(|r| r.name()).collect();
+    let mut spans = vec![
+        Span::styled("MAPPING ", t.label()),
+        Span::styled(head, t.value()),
+    ];
+    if m.error.is_none() {
+        spans.push(Span::styled(
+            if missing.is_empty() {
+                "; nothing missing".to_string()
+            } else {
+                format!(
+                    "; missing {} (map in config: idemtop schema)",
+                    missing.join(", ")
+                )
+            },
+            if missing.is_empty() {
+                t.dim()
+            } else {
+                t.warn()
+            },
+        ));
+    }
+    if let Some(why) = &m.cleanup_refused {
+        let why = why.strip_prefix("cleanup refused: ").unwrap_or(why);
+        spans.push(Span::styled(
+            format!("; cleanup refused: {}", sanitize::line(why)),
+            t.dim(),
+        ));
+    }
+    Some(Line::from(spans))
 }
 
 /// The session that holds (or first awaits) the ACCESS EXCLUSIVE lock on the table: who it is,

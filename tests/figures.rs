@@ -103,6 +103,7 @@ async fn refresh(c: &mut PgConnection, sampler: &mut Sampler, exact_pass: bool) 
     let opts = SnapshotOptions {
         exact_pass,
         exact_timeout: Duration::from_secs(30),
+        ..SnapshotOptions::default()
     };
     let tm = idemtop::db::snapshot::TableMapping::resolve(&[], &t, &info);
     sampler

@@ -176,6 +176,105 @@ async fn grants_are_judged_by_shape_update_expected_on_a_state_machine() {
 }
 
 #[tokio::test]
+async fn keys_in_flight_by_state_with_the_oldest_and_the_stuck() {
+    let url = loaded_shape("stripe").await;
+    let (code, out, err) = run(&url, "idempotency_keys", &["snapshot", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let f = &json(&out)["inflight"];
+    // One key in ten is in flight (locked, no response), spread over 100 hours.
+    assert_eq!(f["in_flight"], 300, "{f}");
+    assert_eq!(f["stuck_by"], "locked_at");
+    assert!(f["stuck"].as_i64().unwrap() >= 295, "{f}");
+    assert!(
+        f["oldest_age_secs"].as_f64().unwrap() > 99.0 * 3600.0,
+        "{f}"
+    );
+    let states: Vec<&str> = f["by_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"finished") && states.contains(&"started"),
+        "{states:?}"
+    );
+    let (_, out, _) = run(&url, "idempotency_keys", &["snapshot"]);
+    assert!(out.contains("inflight 300 in flight"), "{out}");
+    let (code, out, _) = run(&url, "idempotency_keys", &["check", "--format", "json"]);
+    let doc = json(&out);
+    let c = check(&doc, "inflight");
+    assert_eq!(c["level"], "critical", "{c}");
+    assert_eq!(code, 2);
+    // A higher threshold: nothing is stuck that long.
+    let home = std::env::temp_dir().join(format!("idemtop-inflight-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let cfg = home.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[thresholds.inflight]\nstuck_after_secs = 1000000.0\n",
+    )
+    .unwrap();
+    let (_, out, err) = run(
+        &url,
+        "idempotency_keys",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "check",
+            "--format",
+            "json",
+        ],
+    );
+    let doc = json(&out);
+    assert_eq!(check(&doc, "inflight")["level"], "ok", "{err}");
+    // zero2prod: in flight while the response is NULL, aged from its creation.
+    let url = loaded_shape("zero2prod").await;
+    let (_, out, _) = run(&url, "idempotency", &["snapshot", "--format", "json"]);
+    let f = &json(&out)["inflight"];
+    assert_eq!(f["in_flight"], 200, "{f}");
+    assert_eq!(f["stuck_by"], "created");
+    // The guide's table stores finished requests only: nothing is ever in flight.
+    let url = loaded_shape("guide").await;
+    let (_, out, _) = run(&url, "idempotency_records", &["check", "--format", "json"]);
+    let guide = json(&out);
+    let c = check(&guide, "inflight");
+    assert_eq!(
+        (c["level"].as_str(), c["value"].as_str()),
+        (Some("ok"), Some("none"))
+    );
+    // A table with no in-flight state mapped: n/a, not counted.
+    let url = loaded_shape("medusa").await;
+    let home = std::env::temp_dir().join(format!("idemtop-inflight-na-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let cfg = home.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[table]]\ntable = \"idempotency_key\"\nkey = [\"idempotency_key\"]\npermanent = true\n",
+    )
+    .unwrap();
+    let (_, out, _) = run(
+        &url,
+        "idempotency_key",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "check",
+            "--format",
+            "json",
+        ],
+    );
+    let doc = json(&out);
+    let c = check(&doc, "inflight");
+    assert_eq!(c["not_applicable"], true, "{c}");
+    assert_eq!(
+        c["detail"],
+        "n/a: no in-flight state column (map one in config)"
+    );
+    assert_eq!(doc["mapping"]["source"], "config");
+}
+
+#[tokio::test]
 async fn a_permanent_ledger_has_nothing_expired_and_refuses_cleanup() {
     let (snap, doc, _, text) = panels("zero2prod").await;
     assert_eq!(snap["rows"]["expired"], 0);

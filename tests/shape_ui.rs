@@ -97,6 +97,11 @@ async fn stripe_dashboard_and_its_cleanup_dialog() {
     assert!(screen.contains("MAPPING"), "{screen}");
     assert!(screen.contains("Stripe-style"), "{screen}");
     assert!(screen.contains("POST /rides"), "{screen}");
+    assert!(screen.contains("In flight"), "{screen}");
+    assert!(
+        screen.contains("recovery") || screen.contains("started"),
+        "{screen}"
+    );
     update(&mut a, key('c'));
     let Some(Overlay::Confirm(d)) = &a.overlay else {
         panic!("cleanup is asked: {:?}", a.flash)

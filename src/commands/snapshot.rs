@@ -27,7 +27,7 @@ pub async fn run(
     let mut conn = global.connect_config_for(config)?.connect().await?;
     let opts = SnapshotOptions {
         exact_pass: exact,
-        ..SnapshotOptions::default()
+        ..config.snapshot_options()
     };
     let snap =
         match idemtop_core::refresh::refresh_with(&mut conn, &table, &config.tables, opts).await {
@@ -175,6 +175,39 @@ pub fn render_text(s: &Snapshot) -> String {
                 opt(o.expired)
             ));
         }
+    }
+    match (&s.inflight, s.mapping.na(Role::InFlight)) {
+        (Some(f), _) => {
+            line(format!(
+                "inflight {} in flight, {} stuck ({} longer than {}){}",
+                count(f.in_flight),
+                count(f.stuck),
+                if f.stuck_by == "locked_at" {
+                    "locked"
+                } else {
+                    "in flight since created"
+                },
+                format::duration_secs(f.stuck_after_secs),
+                match (&f.oldest_key, f.oldest_age_secs) {
+                    (Some(k), Some(age)) => format!(
+                        ", oldest {} for {}",
+                        sanitize::line(k),
+                        format::duration_secs(age)
+                    ),
+                    _ => String::new(),
+                }
+            ));
+            for st in &f.by_state {
+                line(format!(
+                    "  {:<28} {:>10}{}",
+                    sanitize::line(&st.state),
+                    count(st.rows),
+                    if st.in_flight { "  in flight" } else { "" }
+                ));
+            }
+        }
+        (None, Some(na)) if !s.mapping.is_guide() => line(format!("inflight {na}")),
+        _ => {}
     }
     line("indexes".into());
     for i in &s.indexes {

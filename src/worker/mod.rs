@@ -285,6 +285,7 @@ impl Worker {
                 let work = async move {
                     let opts = SnapshotOptions {
                         exact_pass,
+                        stuck_after: me.config.stuck_after(),
                         ..SnapshotOptions::default()
                     };
                     me.refresh_and_send(generation, opts, also).await;

@@ -130,5 +130,6 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
         blocked_by: None,
         standby: None,
         mapping: idemtop_core::db::snapshot::MappingReport::guide(),
+        inflight: None,
     }
 }

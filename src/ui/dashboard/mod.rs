@@ -162,7 +162,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         Constraint::Length((idx_rows + 3).min(middle.height / 2).max(4)),
     ])
     .areas(middle);
-    draw_operations(frame, ops, app, snap, t);
+    // A table with an in-flight state: its keys in flight beside the operations.
+    if snap.mapping.has_inflight() && ops.width >= 80 {
+        let [ops, flying] =
+            Layout::horizontal([Constraint::Min(50), Constraint::Length(40)]).areas(ops);
+        draw_operations(frame, ops, app, snap, t);
+        draw_inflight(frame, flying, snap, t);
+    } else {
+        draw_operations(frame, ops, app, snap, t);
+    }
     draw_indexes(frame, idx, app, snap, t);
     if busy {
         super::activity::draw_progress(frame, bottom_area, app, t);

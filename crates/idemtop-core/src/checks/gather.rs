@@ -358,11 +358,11 @@ pub async fn run_once(
 ) -> Result<(Snapshot, Vec<CheckResult>)> {
     let started = tokio::time::Instant::now();
     let first =
-        crate::refresh::refresh_with(conn, table, &cfg.tables, SnapshotOptions::default()).await?;
+        crate::refresh::refresh_with(conn, table, &cfg.tables, cfg.snapshot_options()).await?;
     let extras = gather(conn, table, &first, cfg).await?;
     tokio::time::sleep_until(started + RATE_WINDOW).await;
     let snap =
-        crate::refresh::refresh_with(conn, table, &cfg.tables, SnapshotOptions::default()).await?;
+        crate::refresh::refresh_with(conn, table, &cfg.tables, cfg.snapshot_options()).await?;
     let checks = evaluate(&snap, Some(&first), &extras, cfg);
     Ok((snap, checks))
 }

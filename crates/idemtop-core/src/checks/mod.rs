@@ -26,7 +26,7 @@ use sqlx::PgConnection;
 use crate::config::Config;
 use crate::db::connect::is_connection_lost;
 use crate::db::cron::{self, CronStatus};
-use crate::db::snapshot::{Snapshot, SnapshotOptions, EXACT_ROW_LIMIT};
+use crate::db::snapshot::{Snapshot, EXACT_ROW_LIMIT};
 use crate::format::{self, approx, count};
 use crate::guide::CLEANUP_FUNCTION;
 use crate::ident::TableRef;
@@ -217,6 +217,8 @@ pub fn not_applicable_why(id: &str, m: &crate::db::snapshot::MappingReport) -> O
         "cleanup_lag" | "expired_backlog" => need(&[Role::Expiry]),
         "retention" => expiring().or_else(|| need(&[Role::Created])),
         "cached_failures" => need(&[Role::Status]),
+        // The guide's table stores finished requests only: nothing to be stuck, judged OK.
+        "inflight" if m.is_guide() => None,
         "inflight" => need(&[Role::InFlight]),
         "cleanup_function" | "pg_cron" if !m.is_guide() => Some(format!(
             "n/a: migration 046's {CLEANUP_FUNCTION}() and its pg_cron job are for the guide's table; \
@@ -326,6 +328,7 @@ registry![
     cached_failures,
     replay_rate,
     xmin_horizon,
+    inflight,
 ];
 
 /// Every check's id, in the order they are listed at equal level.

@@ -36,6 +36,9 @@ pub struct SnapshotOptions {
     /// Run the exact per-operation aggregate even on a large table (bounded by `exact_timeout`).
     pub exact_pass: bool,
     pub exact_timeout: Duration,
+    /// A key in flight (locked) longer than this is stuck (config
+    /// `thresholds.inflight.stuck_after_secs`).
+    pub stuck_after: Duration,
 }
 
 impl Default for SnapshotOptions {
@@ -43,6 +46,7 @@ impl Default for SnapshotOptions {
         Self {
             exact_pass: false,
             exact_timeout: Duration::from_secs(2),
+            stuck_after: Duration::from_secs(600),
         }
     }
 }
@@ -82,6 +86,9 @@ pub struct Snapshot {
     /// whether cleanup may run. A figure that needs a missing role is not measured (see
     /// [`MappingReport::na`]).
     pub mapping: MappingReport,
+    /// Keys in flight, for a table whose mapping has an in-flight state (`None` otherwise, or
+    /// when they could not be counted in time).
+    pub inflight: Option<InFlightStats>,
 }
 
 impl Snapshot {
@@ -222,6 +229,7 @@ pub use crate::db::maintenance::VacuumProgress as VacuumRunning;
 
 mod breakdown;
 mod estimates;
+mod inflight;
 mod mapping;
 mod sampler;
 mod stats;
@@ -231,6 +239,9 @@ mod tests;
 
 use breakdown::*;
 pub use estimates::*;
+pub use inflight::InFlightStats;
+pub use inflight::StateCount;
+use inflight::*;
 pub use mapping::*;
 pub use sampler::*;
 pub use stats::*;

@@ -197,6 +197,11 @@ pub(super) async fn take_inner(
         }
     }
 
+    let inflight = if probe {
+        inflight(conn, table, tm, opts.stuck_after, opts.exact_timeout).await?
+    } else {
+        None
+    };
     let mut snap = Snapshot {
         taken_at: stats.now,
         table: table.to_string(),
@@ -218,6 +223,7 @@ pub(super) async fn take_inner(
         blocked_by,
         standby,
         mapping: tm.report.clone(),
+        inflight,
     };
     snap.refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(snap)

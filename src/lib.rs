@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod options;
 pub mod ui;
 pub mod worker;
 

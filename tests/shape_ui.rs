@@ -145,3 +145,92 @@ async fn medusa_idempotence4j_and_nestarc_dashboards_draw() {
     let (_, screen) = dashboard("nestarc").await;
     assert!(screen.contains("nestarc"), "{screen}");
 }
+
+/// The Records screen of a Stripe-style table: the worker's requests answered with real pages
+/// of the fixture (as the worker reads them), drawn; `/` with a composite key looks it up.
+#[tokio::test]
+async fn records_page_and_lookup_by_the_mapped_key() {
+    use idemtop::app::mapped::{MappedRequest, MappedResult};
+    use idemtop::db::records;
+    use idemtop::db::snapshot::TableMapping;
+    let url = loaded_shape("stripe").await;
+    let mut conn = connect(&url).await;
+    let t = TableRef::new("public", "idempotency_keys").unwrap();
+    let snap = idemtop::refresh::refresh_with(&mut conn, &t, &[], SnapshotOptions::default())
+        .await
+        .unwrap();
+    let info = idemtop::db::table::resolve(&mut conn, &t).await.unwrap();
+    let tm = TableMapping::resolve(&[], &t, &info);
+    let mut a = app_with(snap);
+    let answer = |a: &mut App, reqs: Vec<Request>| {
+        let req: MappedRequest = match reqs.into_iter().next() {
+            Some(Request::LoadMapped(r)) => r,
+            other => panic!("expected a mapped request: {other:?}"),
+        };
+        (req, a.records.mapped.generation)
+    };
+    let reqs = update(&mut a, key('2'));
+    let (req, generation) = answer(&mut a, reqs);
+    assert!(req.lookup.is_none());
+    let page = records::mapped_page(&mut conn, &t, &info, &tm, req.sort, None, 100)
+        .await
+        .unwrap();
+    let first_key = page.rows[0].key.to_string();
+    update(
+        &mut a,
+        Event::Db(DbEvent::Mapped {
+            generation,
+            result: Ok(Box::new(MappedResult {
+                page: Some(page),
+                sorts: records::sorts(&tm, &info),
+                record: None,
+            })),
+        }),
+    );
+    let screen = render(&a, 140, 40);
+    assert!(screen.contains(&first_key[..20]), "{screen}");
+    assert!(screen.contains("by key"), "{screen}");
+    assert!(
+        screen.contains("no index leads with created_at"),
+        "{screen}"
+    );
+    assert_no_raw_types(&screen);
+    // Newest first is not offered: s says why and asks nothing.
+    let reqs = update(&mut a, key('s'));
+    assert!(reqs.is_empty(), "{reqs:?}");
+    // Deleting one record is the guide's table's only.
+    update(&mut a, key('d'));
+    assert!(a.overlay.is_none());
+    // `/` with the composite key as typed.
+    update(&mut a, key('/'));
+    for c in first_key.chars() {
+        update(&mut a, key(c));
+    }
+    let reqs = update(
+        &mut a,
+        Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    let (req, generation) = answer(&mut a, reqs);
+    assert_eq!(req.lookup.as_deref(), Some(first_key.as_str()));
+    let cols = records::key_columns(&tm, &info).unwrap();
+    let k = records::parse_key(&first_key, &cols).unwrap();
+    let rec = records::mapped_get(&mut conn, &t, &info, &tm, &k, 1024)
+        .await
+        .unwrap();
+    assert!(rec.is_some());
+    update(
+        &mut a,
+        Event::Db(DbEvent::Mapped {
+            generation,
+            result: Ok(Box::new(MappedResult {
+                page: None,
+                sorts: records::sorts(&tm, &info),
+                record: Some(rec),
+            })),
+        }),
+    );
+    let screen = render(&a, 140, 40);
+    assert!(screen.contains("Record "), "{screen}");
+    assert!(screen.contains("POST /rides"), "{screen}");
+    assert_no_raw_types(&screen);
+}

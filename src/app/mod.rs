@@ -6,6 +6,7 @@
 pub mod action;
 pub mod dashboard;
 pub mod keys;
+pub mod mapped;
 pub mod payload;
 pub mod records;
 
@@ -71,6 +72,15 @@ pub struct App {
 }
 
 impl App {
+    /// The table is not the guide's (its mapping says so): the records screen pages and looks
+    /// up by the mapped key ([`mapped`]).
+    pub fn mapped_mode(&self) -> bool {
+        self.dash
+            .current
+            .as_ref()
+            .is_some_and(|s| !s.mapping.is_guide())
+    }
+
     pub fn new(session: SessionInfo, interval: Duration, now: Instant) -> Self {
         Self {
             session,

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::checks::{self, CheckResult, Level};
-use crate::cli::{Format, Global};
 use crate::config::Config;
+use crate::options::{Format, Global};
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -15,9 +15,9 @@ use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::{self, App, Event, SessionInfo};
-use crate::cli::Global;
 use crate::config::Config;
 use crate::db::table;
+use crate::options::Global;
 use crate::ui::{self, Theme};
 use crate::worker::Worker;
 

@@ -317,6 +317,23 @@ impl Worker {
                     })
                 });
             }
+            Request::LoadMapped(req) => {
+                let generation = req.generation;
+                let work = async move {
+                    let result = me
+                        .load_mapped(&req)
+                        .await
+                        .map(Box::new)
+                        .map_err(|e| db_error(&e));
+                    let _ = me.events.send(DbEvent::Mapped { generation, result });
+                };
+                self.spawn_reporting("reading records by key", work, move |_, error| {
+                    Some(DbEvent::Mapped {
+                        generation,
+                        result: Err(error),
+                    })
+                });
+            }
             Request::LoadRecord(id) => {
                 let work = async move {
                     let result = async {

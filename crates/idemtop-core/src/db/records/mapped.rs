@@ -182,9 +182,10 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The orders of a mapped table's record list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum MappedSort {
     /// By the key, ascending (the key's unique index).
+    #[default]
     Key,
     /// `created DESC, key DESC`.
     Newest,
@@ -556,50 +557,5 @@ pub async fn mapped_get(
 }
 
 #[cfg(test)]
-mod mapped_tests {
-    use super::*;
-
-    fn col(name: &str, kind: ColumnKind) -> KeyColumn {
-        KeyColumn {
-            name: name.into(),
-            quoted: quote(name),
-            kind,
-        }
-    }
-
-    #[test]
-    fn keys_of_every_type_are_read_as_typed() {
-        let cols = [
-            col("user_id", ColumnKind::Integer),
-            col("k", ColumnKind::Text),
-        ];
-        let k = parse_key(" 42 , a,b ", &cols).unwrap();
-        assert_eq!(k.0, vec![KeyPart::Int(42), KeyPart::Text("a,b".into())]);
-        assert_eq!(k.to_string(), "42,a,b");
-        let err = parse_key("x,y", &cols).unwrap_err();
-        assert!(err.contains("user_id is an integer"), "{err}");
-        let err = parse_key("42", &cols).unwrap_err();
-        assert!(
-            err.contains("expected 2 values separated by commas"),
-            "{err}"
-        );
-        let bytes = [col("b", ColumnKind::Bytea)];
-        for s in ["\\x0a1B", "0a1b", "\\\\x0a1b"] {
-            assert_eq!(
-                parse_key(s, &bytes).unwrap().0,
-                vec![KeyPart::Bytes(vec![10, 27])]
-            );
-        }
-        assert!(parse_key("0a1", &bytes).unwrap_err().contains("odd number"));
-        assert!(parse_key("zz", &bytes).unwrap_err().contains("not hex"));
-        assert_eq!(parse_key("\\x0a1b", &bytes).unwrap().to_string(), "\\x0a1b");
-        let uuid = [col("id", ColumnKind::Uuid)];
-        assert!(parse_key("not-a-uuid", &uuid)
-            .unwrap_err()
-            .contains("id is a UUID"));
-        assert!(parse_key("", &uuid).unwrap_err().contains("no key given"));
-        assert!(parse_key("x", &[])
-            .unwrap_err()
-            .contains("n/a: no key column"));
-    }
-}
+#[path = "mapped_tests.rs"]
+mod mapped_tests;

@@ -281,3 +281,63 @@ async fn no_expiry_mapped_or_a_config_that_does_not_fit_is_refused() {
     );
     refused("stripe", &not_a_time, &["request_path", "not"]).await;
 }
+
+#[tokio::test]
+async fn a_restricting_foreign_key_is_named_before_and_stops_the_run_readably() {
+    use sqlx::Executor;
+    let url = loaded_shape("stripe").await;
+    {
+        let mut conn = connect(&url).await;
+        conn.execute(
+            "ALTER TABLE rides DROP CONSTRAINT rides_idempotency_key_id_fkey;
+             ALTER TABLE rides ADD CONSTRAINT rides_idempotency_key_id_fkey
+                 FOREIGN KEY (idempotency_key_id) REFERENCES idempotency_keys ON DELETE RESTRICT",
+        )
+        .await
+        .unwrap();
+    }
+    // The dry run, through the binary: the rule and the referencing table with its effect.
+    let home = std::env::temp_dir().join(format!("idemtop-restrict-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let (code, out, err) = idemtop(
+        &[
+            "--database-url",
+            &url,
+            "--table",
+            "idempotency_keys",
+            "cleanup",
+            "--dry-run",
+        ],
+        &[("XDG_CONFIG_HOME", home.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created_at + 72h <= "), "{out}");
+    assert!(out.contains("never a row in flight"), "{out}");
+    assert!(
+        out.contains("referenced by public.rides (rides_idempotency_key_id_fkey, ON DELETE RESTRICT): a row it still references cannot be deleted"),
+        "{out}"
+    );
+    let before = referenced(&url).await;
+    let err = cleanup(&url, "idempotency_keys", &[], false)
+        .await
+        .expect_err("the restricting key stops the run");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("still referenced by another table through rides_idempotency_key_id_fkey"),
+        "{text}"
+    );
+    assert_no_raw_types(&text);
+    assert_eq!(referenced(&url).await, before);
+}
+
+/// Keys that rides still reference.
+async fn referenced(url: &str) -> i64 {
+    let mut conn = connect(url).await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys k
+          WHERE EXISTS (SELECT 1 FROM rides r WHERE r.idempotency_key_id = k.id)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}

@@ -103,12 +103,17 @@ pub fn render(
             "gauge",
             "Rows of the table by state (estimates unless idemtop_rows_exact is 1).",
         );
+        // Without a mapped expiry nothing is known to be live or expired: only the total
+        // (never a 0 that was not measured).
+        let expiry_known = s.mapping.na(crate::db::shape::Role::Expiry).is_none();
         for (state, v) in [
             ("live", s.rows.live),
             ("expired", s.rows.expired),
             ("total", s.rows.total),
         ] {
-            o.sample("idemtop_rows", &[("state", state)], v as f64);
+            if state == "total" || expiry_known {
+                o.sample("idemtop_rows", &[("state", state)], v as f64);
+            }
         }
         o.family(
             "idemtop_rows_exact",
@@ -203,9 +208,11 @@ pub fn render(
         o.family(
             "idemtop_cleanup_lag_seconds",
             "gauge",
-            "Age of the oldest expired row, 0 when nothing is expired.",
+            "Age of the oldest expired row, 0 when nothing is expired (absent when the table's mapping has no expiry).",
         );
-        o.sample("idemtop_cleanup_lag_seconds", &[], s.rows.cleanup_lag_secs);
+        if expiry_known {
+            o.sample("idemtop_cleanup_lag_seconds", &[], s.rows.cleanup_lag_secs);
+        }
         o.family(
             "idemtop_last_vacuum_timestamp_seconds",
             "gauge",

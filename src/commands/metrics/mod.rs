@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checks::{self, CheckResult, Level};
 use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig};
-use crate::db::snapshot::{Snapshot, SnapshotOptions};
+use crate::db::snapshot::Snapshot;
 use crate::ident::TableRef;
 use crate::options::Global;
 use crate::worker::RefreshSession;
@@ -56,7 +56,7 @@ pub async fn run(global: &Global, config: &Config, args: &MetricsArgs) -> Result
     });
     serve(
         listener,
-        global.connect_config(),
+        global.connect_config_for(config)?,
         table,
         config.clone(),
         shutdown,
@@ -161,7 +161,13 @@ impl Exporter {
 
     async fn collect(&self, state: &mut RefreshSession) -> Result<(Snapshot, Vec<CheckResult>)> {
         let conn = state.connection(&self.connect).await?;
-        let snap = crate::worker::refresh(conn, &self.table, SnapshotOptions::default()).await?;
+        let snap = crate::refresh::refresh_with(
+            conn,
+            &self.table,
+            &self.cfg.tables,
+            self.cfg.snapshot_options(),
+        )
+        .await?;
         let extras = checks::gather(conn, &self.table, &snap, &self.cfg).await?;
         let results = checks::evaluate(&snap, state.previous.as_ref(), &extras, &self.cfg);
         Ok((snap, results))
@@ -346,6 +352,21 @@ mod tests {
         // No raw control character reaches a terminal running `curl /metrics`.
         let hostile = escape_label("op\u{1b}]52;c;aGk=\u{7}\r\u{9b}x");
         assert!(!hostile.chars().any(char::is_control), "{hostile:?}");
+    }
+
+    #[test]
+    fn without_a_mapped_expiry_only_the_total_is_exposed() {
+        let snap = crate::fixtures::snapshot(0, 1000);
+        let text = render(Some((&snap, &[])), None, 0.1);
+        assert!(text.contains("idemtop_rows{state=\"expired\"}"), "{text}");
+        assert!(text.contains("\nidemtop_cleanup_lag_seconds "), "{text}");
+        let mut blind = snap.clone();
+        blind.mapping.missing.push(crate::db::shape::Role::Expiry);
+        let text = render(Some((&blind, &[])), None, 0.1);
+        assert!(text.contains("idemtop_rows{state=\"total\"}"), "{text}");
+        assert!(!text.contains("idemtop_rows{state=\"expired\"}"), "{text}");
+        assert!(!text.contains("idemtop_rows{state=\"live\"}"), "{text}");
+        assert!(!text.contains("\nidemtop_cleanup_lag_seconds "), "{text}");
     }
 
     #[test]

@@ -351,3 +351,43 @@ async fn a_table_with_nothing_recognisable_still_shows_what_needs_no_column() {
     assert_eq!(code, 1);
     assert!(err.contains("cleanup refused"), "{err}");
 }
+
+#[tokio::test]
+async fn a_config_section_that_does_not_fit_maps_nothing_and_says_why() {
+    let url = loaded_shape("medusa").await;
+    let home = std::env::temp_dir().join(format!("idemtop-misfit-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let cfg = home.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[table]]\ntable = \"idempotency_key\"\nkey = [\"idempotency_key\"]\nexpires = \"expires_at\"\nstatus = \"response_code\"\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let (code, out, err) = run(
+        &url,
+        "idempotency_key",
+        &["--config", cfg, "snapshot", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let m = &json(&out)["mapping"];
+    assert_eq!(m["source"], Value::Null, "{m}");
+    let error = m["error"].as_str().unwrap();
+    assert!(error.contains("has no column expires_at"), "{error}");
+    assert!(m["cleanup_refused"]
+        .as_str()
+        .unwrap()
+        .contains("does not fit"));
+    let (code, text, err) = run(&url, "idempotency_key", &["--config", cfg, "snapshot"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("does not fit the table"), "{err}");
+    assert!(text.contains("size     total"), "{text}");
+    assert_no_raw_types(&err);
+    let (code, _, err) = run(
+        &url,
+        "idempotency_key",
+        &["--config", cfg, "cleanup", "--dry-run"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("cleanup refused"), "{err}");
+}

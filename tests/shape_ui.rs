@@ -130,6 +130,16 @@ async fn zero2prod_dashboard_degrades_and_refuses_cleanup() {
         "{screen}"
     );
     assert!(screen.contains("permanent ledger"), "{screen}");
+    // Enter on the dashboard opens the records by key (no operation to filter by).
+    let reqs = update(
+        &mut a,
+        Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert!(
+        matches!(reqs.as_slice(), [Request::LoadMapped(r)] if r.lookup.is_none()),
+        "{reqs:?}"
+    );
+    update(&mut a, key('1'));
     update(&mut a, key('c'));
     assert!(a.overlay.is_none(), "cleanup must not be asked");
     let said = format!("{:?}", a.flash);

@@ -154,6 +154,14 @@ impl App {
                 }
             }
             Action::Open => match self.screen {
+                // Another shape: the records by key (the operation filter reads the guide's
+                // column).
+                Screen::Dashboard if self.mapped_mode() => {
+                    self.screen = Screen::Records;
+                    if self.records.mapped.page.is_none() && self.records.mapped.loading.is_none() {
+                        out.push(Request::LoadMapped(self.records.mapped.reload()));
+                    }
+                }
                 Screen::Dashboard => {
                     if let Some(op) = self.dash.selected_operation().map(str::to_owned) {
                         self.records.filter.operation = Some(op);

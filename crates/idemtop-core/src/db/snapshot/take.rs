@@ -197,8 +197,23 @@ pub(super) async fn take_inner(
         }
     }
 
+    // The in-flight figures stand alone: a failure of their query leaves that panel without
+    // figures (said there), never the whole snapshot; only a lost connection or a missing
+    // privilege (said for the whole table above) ends the refresh.
     let inflight = if probe {
-        inflight(conn, table, tm, opts.stuck_after, opts.exact_timeout).await?
+        match inflight(conn, table, tm, opts.stuck_after, opts.exact_timeout).await {
+            Ok(f) => f,
+            Err(e)
+                if crate::db::connect::is_connection_lost(&e)
+                    || crate::db::connect::sqlstate(&e).as_deref() == Some("42501") =>
+            {
+                return Err(e)
+            }
+            Err(e) => {
+                tracing::warn!("keys in flight not counted: {e:#}");
+                None
+            }
+        }
     } else {
         None
     };

@@ -9,8 +9,14 @@ impl App {
             Maintenance::Cleanup => {
                 let expired = self.dash.current.as_ref().map(|s| {
                     let approx = if s.rows.expired_exact { "" } else { "~" };
+                    // Expired rows still in flight stay: the count is an upper bound then.
+                    let up_to = if s.mapping.has_inflight() && !s.mapping.is_guide() {
+                        "up to "
+                    } else {
+                        ""
+                    };
                     format!(
-                        "{approx}{} expired rows",
+                        "{up_to}{approx}{} expired rows",
                         crate::format::count(s.rows.expired)
                     )
                 });

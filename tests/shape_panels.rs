@@ -28,6 +28,10 @@ async fn panels(shape: &str) -> (Value, Value, i32, String) {
     let table = table_of(shape);
 
     let (code, out, err) = run(&url, table, &["snapshot"]);
+    if std::env::var_os("SHOW_OUTPUT").is_some() {
+        let (_, check, _) = run(&url, table, &["check"]);
+        eprintln!("{shape} snapshot:\n{err}{out}\n{shape} check:\n{check}");
+    }
     assert_eq!(code, 0, "{shape}: {err}");
     assert!(out.contains("size     total"), "{shape}: {out}");
     assert!(out.contains("vacuum   live tuples"), "{shape}: {out}");
@@ -126,6 +130,10 @@ async fn stripe_keys_expire_by_their_ttl_and_update_is_expected() {
     assert_eq!(snap["operations"][0]["operation"], "POST /rides");
     assert_eq!(check(&doc, "grants")["level"], "ok");
     assert_eq!(check(&doc, "cleanup_function")["not_applicable"], true);
+    // One TTL for every row (the mapping's): nothing per row to hold against a policy.
+    let r = check(&doc, "retention");
+    assert_eq!(r["not_applicable"], true, "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("ttl = 72h"), "{r}");
     assert!(snap["mapping"]["cleanup_rule"]
         .as_str()
         .unwrap()

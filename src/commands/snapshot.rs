@@ -119,6 +119,8 @@ pub fn render_text(s: &Snapshot) -> String {
     if let Some(na) = &no_expiry {
         line(format!("cleanup  lag {na}"));
         line(format!("expiring {na}"));
+    } else if s.mapping.columns.permanent {
+        line("expiring never (a permanent ledger)".into());
     } else {
         line(format!(
             "cleanup  lag {}  oldest expired {}",

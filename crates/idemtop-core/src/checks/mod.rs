@@ -215,7 +215,16 @@ pub fn not_applicable_why(id: &str, m: &crate::db::snapshot::MappingReport) -> O
     };
     match id {
         "cleanup_lag" | "expired_backlog" => need(&[Role::Expiry]),
-        "retention" => expiring().or_else(|| need(&[Role::Created])),
+        "retention" => expiring()
+            .or_else(|| need(&[Role::Created]))
+            .or_else(|| {
+                m.columns.ttl.as_ref().map(|t| {
+                    format!(
+                        "n/a: every row expires the mapping's ttl = {} after its creation: no per-row TTL to judge",
+                        sanitize::line(t)
+                    )
+                })
+            }),
         "cached_failures" => need(&[Role::Status]),
         // The guide's table stores finished requests only: nothing to be stuck, judged OK.
         "inflight" if m.is_guide() => None,

@@ -56,11 +56,13 @@ fn main() -> ExitCode {
                 commands::migrate::run(&global, action, layout.into()).await
             }
             Some(Command::Snapshot { format, exact }) => {
-                commands::snapshot::run(&global, format, exact)
+                commands::snapshot::run(&global, &config, format, exact)
                     .await
                     .map(exit)
             }
-            Some(Command::Cleanup(args)) => commands::cleanup::run(&global, &args).await.map(exit),
+            Some(Command::Cleanup(args)) => commands::cleanup::run(&global, &config, &args)
+                .await
+                .map(exit),
             Some(Command::Check(args)) => commands::check::run(&global, &config, &args)
                 .await
                 .map(exit),

@@ -79,6 +79,23 @@ impl Global {
         }
     }
 
+    /// [`Global::connect_config`], with the zone of `timestamp without time zone` columns from
+    /// the table's `[[table]]` section (`timestamp_zone`) when `--timestamp-zone` is not given:
+    /// every session then reads the table's timestamps in the zone the service writes them in.
+    pub fn connect_config_for(
+        &self,
+        config: &crate::config::Config,
+    ) -> anyhow::Result<ConnectConfig> {
+        let mut c = self.connect_config();
+        if c.timestamp_zone.is_none() {
+            let table = self.table_ref()?;
+            c.timestamp_zone = crate::db::shape::configured(&config.tables, &table)
+                .and_then(|e| e.mapping.timestamp_zone())
+                .map(str::to_owned);
+        }
+        Ok(c)
+    }
+
     /// `--interval`, else the configuration's `refresh_interval_secs`.
     pub fn refresh_interval(&self, config: &crate::config::Config) -> Duration {
         Duration::from_secs(self.interval.unwrap_or(config.refresh_interval_secs).max(1))

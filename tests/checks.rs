@@ -143,7 +143,7 @@ async fn a_fresh_healthy_table_passes_every_check() {
         lines[0].starts_with("OK: public.idempotency_records at 20"),
         "{text}"
     );
-    assert!(lines[0].ends_with("0 critical, 0 warning, 0 unknown, 11 ok"));
+    assert!(lines[0].ends_with("0 critical, 0 warning, 0 unknown, 12 ok"));
     assert_eq!(find(&results, "xmin_horizon").value, "not held");
     assert!(lines[1].starts_with("OK "), "{text}");
     assert!(lines[1].contains("  — "), "{text}");

@@ -103,9 +103,11 @@ async fn refresh(c: &mut PgConnection, sampler: &mut Sampler, exact_pass: bool) 
     let opts = SnapshotOptions {
         exact_pass,
         exact_timeout: Duration::from_secs(30),
+        ..SnapshotOptions::default()
     };
+    let tm = idemtop::db::snapshot::TableMapping::resolve(&[], &t, &info);
     sampler
-        .take(c, &t, &info, opts, Duration::from_secs(90))
+        .take(c, &t, &info, &tm, opts, Duration::from_secs(90))
         .await
         .unwrap()
 }

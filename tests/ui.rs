@@ -874,6 +874,7 @@ mod issue13 {
             detail: String::new(),
             advice: String::new(),
             pending: false,
+            not_applicable: false,
         }
     }
 

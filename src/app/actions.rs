@@ -18,6 +18,8 @@ impl App {
                     self.overlay = None;
                 } else if self.screen == Screen::Records && self.records.detail.is_some() {
                     self.records.detail = None;
+                } else if self.screen == Screen::Records && self.records.mapped.lookup.is_some() {
+                    self.records.mapped.lookup = None;
                 } else if self.screen == Screen::Health && self.health.expanded {
                     self.health.expanded = false;
                 } else if self.flash.is_some() {
@@ -53,7 +55,14 @@ impl App {
                 }
                 // On the records screen, `r` also reads what is shown again (after a delete that
                 // found the record changed, the operator is told to press r).
-                if self.screen == Screen::Records {
+                if self.screen == Screen::Records && self.mapped_mode() {
+                    let m = &mut self.records.mapped;
+                    let req = match m.lookup.as_ref().map(|l| l.0.clone()) {
+                        Some(typed) => m.look_up(typed),
+                        None => m.reload_current(),
+                    };
+                    out.push(Request::LoadMapped(req));
+                } else if self.screen == Screen::Records {
                     match &self.records.detail {
                         Some(d) => {
                             let id = d.id;
@@ -119,6 +128,14 @@ impl App {
             Action::CancelHolder => self.ask_signal(false),
             Action::TerminateHolder => self.ask_signal(true),
             Action::Lookup => self.input = Some(Input::new(InputKind::Lookup, String::new())),
+            Action::FilterOperation
+            | Action::CycleStatus
+            | Action::CycleLiveness
+            | Action::ClearFilters
+                if self.mapped_mode() =>
+            {
+                self.say("the record filters read the guide's columns: n/a on this table's shape (page by key, / looks a key up)")
+            }
             Action::FilterOperation => {
                 self.input = Some(Input::new(
                     InputKind::Operation,
@@ -137,12 +154,25 @@ impl App {
                 }
             }
             Action::Open => match self.screen {
+                // Another shape: the records by key (the operation filter reads the guide's
+                // column).
+                Screen::Dashboard if self.mapped_mode() => {
+                    self.screen = Screen::Records;
+                    if self.records.mapped.page.is_none() && self.records.mapped.loading.is_none() {
+                        out.push(Request::LoadMapped(self.records.mapped.reload()));
+                    }
+                }
                 Screen::Dashboard => {
                     if let Some(op) = self.dash.selected_operation().map(str::to_owned) {
                         self.records.filter.operation = Some(op);
                         self.records.detail = None;
                         self.screen = Screen::Records;
                         out.push(Request::LoadPage(self.records.reload()));
+                    }
+                }
+                Screen::Records if self.mapped_mode() => {
+                    if let Some(key) = self.records.mapped.selected_key() {
+                        out.push(Request::LoadMapped(self.records.mapped.look_up(key)));
                     }
                 }
                 Screen::Records if self.records.detail.is_none() => {
@@ -154,6 +184,9 @@ impl App {
                 Screen::Health => self.health.expanded = !self.health.expanded,
                 _ => {}
             },
+            Action::Delete if self.mapped_mode() => self.say(
+                "deleting one record acts on the guide's table only (by its row version); here: idemtop cleanup",
+            ),
             Action::Delete => match self.records.action_target().map(|r| r.version()) {
                 // The version shown, never the key alone: see `db::records::RowVersion`.
                 Some(version) => self.ask(Maintenance::DeleteRecord(version)),
@@ -161,6 +194,10 @@ impl App {
                     self.say("no record loaded here: nothing to delete")
                 }
                 None => {}
+            },
+            Action::CycleSort if self.mapped_mode() => match self.records.mapped.next_sort() {
+                Ok(req) => out.push(Request::LoadMapped(req)),
+                Err(why) => self.say(format!("no other order is offered: {why}")),
             },
             Action::CycleSort => {
                 self.records.sort = self.records.sort.next();
@@ -177,6 +214,18 @@ impl App {
             Action::ClearFilters => {
                 self.records.filter = Default::default();
                 out.push(Request::LoadPage(self.records.reload()));
+            }
+            Action::CopyKey if self.mapped_mode() => {
+                let m = &self.records.mapped;
+                let key = match &m.lookup {
+                    Some((typed, _)) => Some(typed.clone()),
+                    None => m.selected_key(),
+                };
+                if let Some(key) = key {
+                    let shown = crate::sanitize::line(&key);
+                    self.clipboard = Some(key);
+                    self.say(format!("key {shown} copied (OSC 52)"));
+                }
             }
             Action::CopyKey => {
                 let id = match &self.records.detail {
@@ -206,6 +255,20 @@ impl App {
             Screen::Dashboard => {
                 let n = self.dash.current.as_ref().map_or(0, |s| s.operations.len());
                 step(&mut self.dash.selected_op, n, action);
+            }
+            Screen::Records if self.mapped_mode() => {
+                let m = &mut self.records.mapped;
+                let n = m.page.as_ref().map_or(0, |p| p.rows.len());
+                match action {
+                    Action::Up | Action::Down => step(&mut m.selected, n, action),
+                    Action::PageDown => match m.next_page() {
+                        Some(r) => out.push(Request::LoadMapped(r)),
+                        None => self.say("last page"),
+                    },
+                    Action::PageUp => out.extend(m.prev_page().map(Request::LoadMapped)),
+                    Action::Home => out.push(Request::LoadMapped(m.reload())),
+                    _ => {}
+                }
             }
             Screen::Records => {
                 if let Some(d) = &mut self.records.detail {

@@ -9,15 +9,36 @@ impl App {
             Maintenance::Cleanup => {
                 let expired = self.dash.current.as_ref().map(|s| {
                     let approx = if s.rows.expired_exact { "" } else { "~" };
+                    // Expired rows still in flight stay: the count is an upper bound then.
+                    let up_to = if s.mapping.has_inflight() && !s.mapping.is_guide() {
+                        "up to "
+                    } else {
+                        ""
+                    };
                     format!(
-                        "{approx}{} expired rows",
+                        "{up_to}{approx}{} expired rows",
                         crate::format::count(s.rows.expired)
                     )
                 });
-                format!(
-                    "Delete {} from {table} in short batches (expires_at <= the server's now())?",
-                    expired.unwrap_or_else(|| "all expired rows".into())
-                )
+                // What may go, by the table's mapping, and what the foreign keys of other
+                // tables will do, before the operator says yes.
+                let mapping = self.dash.current.as_ref().map(|s| &s.mapping);
+                let rule = mapping
+                    .and_then(|m| m.cleanup_rule.clone())
+                    .unwrap_or_else(|| "expires_at <= cutoff".into())
+                    .replace("cutoff", "the server's now()");
+                let mut q = format!(
+                    "Delete {} from {table} in short batches ({})?",
+                    expired.unwrap_or_else(|| "all expired rows".into()),
+                    crate::sanitize::line(&rule)
+                );
+                for r in mapping.map(|m| m.referenced_by.as_slice()).unwrap_or(&[]) {
+                    q.push_str(&format!(
+                        " Referenced by {}.",
+                        crate::sanitize::line(&r.describe())
+                    ));
+                }
+                q
             }
             Maintenance::Analyze => format!("Run ANALYZE on {table}?"),
             Maintenance::Vacuum => {
@@ -148,6 +169,19 @@ impl App {
                 r.what.verb()
             ));
             return false;
+        }
+        // The table's mapping gives no readable expiry (none mapped, a permanent ledger, an
+        // unreadable column): cleanup is refused before it is asked, with the reason.
+        if matches!(what, Maintenance::Cleanup) {
+            if let Some(why) = self
+                .dash
+                .current
+                .as_ref()
+                .and_then(|s| s.mapping.cleanup_refused.clone())
+            {
+                self.say(crate::sanitize::line(&why));
+                return false;
+            }
         }
         true
     }

@@ -5,6 +5,15 @@ use super::*;
 impl App {
     /// The records view loads its first page when it is first shown.
     pub(super) fn records_need_loading(&mut self) -> Option<Request> {
+        if self.mapped_mode() {
+            let m = &self.records.mapped;
+            return (self.screen == Screen::Records
+                && m.page.is_none()
+                && m.loading.is_none()
+                && m.error.is_none()
+                && m.lookup.is_none())
+            .then(|| Request::LoadMapped(self.records.mapped.reload()));
+        }
         let r = &self.records;
         (self.screen == Screen::Records
             && r.page.is_none()
@@ -42,6 +51,12 @@ impl App {
                     }
                     Err(e) => self.partitions.error = Some(e.message),
                 }
+                Vec::new()
+            }
+            DbEvent::Mapped { generation, result } => {
+                self.records
+                    .mapped
+                    .on_result(generation, result.map(|r| *r).map_err(|e| e.message));
                 Vec::new()
             }
             DbEvent::Page { generation, result } => {

@@ -17,6 +17,8 @@ pub enum Request {
     MeasureSpace,
     LoadPage(PageRequest),
     LoadRecord(Uuid),
+    /// A page or a lookup of a table of another shape, by its mapped key.
+    LoadMapped(super::mapped::MappedRequest),
 }
 
 /// What a refresh reads besides the snapshot, for the screens that show it.
@@ -89,6 +91,10 @@ pub enum DbEvent {
     Record {
         id: Uuid,
         result: Result<Option<crate::db::records::Record>, DbError>,
+    },
+    Mapped {
+        generation: u64,
+        result: Result<Box<super::mapped::MappedResult>, DbError>,
     },
     Done {
         what: Maintenance,

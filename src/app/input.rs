@@ -40,11 +40,19 @@ impl App {
     }
 
     pub(super) fn submit_input(&mut self) -> Vec<Request> {
+        let mapped = self.mapped_mode();
         let Some(input) = self.input.as_mut() else {
             return Vec::new();
         };
         let text = input.text.trim().to_string();
         match input.kind {
+            // A table of another shape: the worker reads what was typed as its mapped key.
+            InputKind::Lookup if mapped => {
+                self.input = None;
+                self.overlay = None;
+                self.screen = Screen::Records;
+                vec![Request::LoadMapped(self.records.mapped.look_up(text))]
+            }
             InputKind::Lookup => match crate::db::records::parse_request_id(&text) {
                 Ok(id) => {
                     self.input = None;

@@ -6,6 +6,7 @@
 pub mod action;
 pub mod dashboard;
 pub mod keys;
+pub mod mapped;
 pub mod overview;
 pub mod payload;
 pub mod records;
@@ -76,6 +77,15 @@ pub struct App {
 }
 
 impl App {
+    /// The table is not the guide's (its mapping says so): the records screen pages and looks
+    /// up by the mapped key ([`mapped`]).
+    pub fn mapped_mode(&self) -> bool {
+        self.dash
+            .current
+            .as_ref()
+            .is_some_and(|s| !s.mapping.is_guide())
+    }
+
     pub fn new(session: SessionInfo, interval: Duration, now: Instant) -> Self {
         Self {
             session,
@@ -169,7 +179,12 @@ impl App {
         use crate::checks::Level;
         let counts = self.health.checks.as_ref().map(|checks| {
             // A pending check (no data yet) is shown on Health but judged nowhere.
-            let n = |l: Level| checks.iter().filter(|c| c.level == l && !c.pending).count();
+            let n = |l: Level| {
+                checks
+                    .iter()
+                    .filter(|c| c.level == l && c.counted())
+                    .count()
+            };
             (n(Level::Critical), n(Level::Warning), n(Level::Unknown))
         });
         let last = counts.map(|(c, w, _)| (c, w));

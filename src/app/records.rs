@@ -35,6 +35,8 @@ pub struct RecordsState {
     /// Whether an index leads with the sort column (created_at has none in the guide).
     pub sort_indexed: Option<bool>,
     pub detail: Option<Detail>,
+    /// The list and lookups of a table of another shape (see [`super::mapped`]).
+    pub mapped: super::mapped::MappedRecords,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -50,6 +50,10 @@ pub enum Outcome {
     Checked {
         taken_at: DateTime<Utc>,
         checks: Vec<CheckResult>,
+        /// How the table's columns were mapped (`mapping` of the JSON document).
+        mapping: Box<serde_json::Value>,
+        /// The mapping's message, for a table that is not the guide's (said on stderr).
+        mapping_message: Option<String>,
     },
     /// Nothing could be checked: one sanitized line, and the blocker when the table is locked.
     Failed {
@@ -81,7 +85,7 @@ impl TargetReport {
                 let level = worst(checks);
                 checks
                     .iter()
-                    .find(|c| !c.pending && c.level == level)
+                    .find(|c| c.counted() && c.level == level)
                     .map(|c| format!("{}: {}", sanitize::line(&c.name), sanitize::line(&c.value)))
                     .unwrap_or_default()
             }
@@ -92,7 +96,18 @@ impl TargetReport {
     /// The single-target JSON document, with the target's name and server.
     pub fn to_json(&self) -> serde_json::Value {
         let mut doc = match &self.outcome {
-            Outcome::Checked { taken_at, checks } => render_json(&self.table, *taken_at, checks),
+            Outcome::Checked {
+                taken_at,
+                checks,
+                mapping,
+                ..
+            } => {
+                let mut doc = render_json(&self.table, *taken_at, checks);
+                if let Some(obj) = doc.as_object_mut() {
+                    obj.insert("mapping".into(), (**mapping).clone());
+                }
+                doc
+            }
             Outcome::Failed { error, locked } => json!({
                 "table": self.table,
                 "taken_at": null,
@@ -141,7 +156,15 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
         .zip(outcomes)
         .map(|(t, outcome)| {
             let (table, outcome) = match outcome {
-                Ok((table, taken_at, checks)) => (table, Outcome::Checked { taken_at, checks }),
+                Ok(c) => (
+                    c.table,
+                    Outcome::Checked {
+                        taken_at: c.taken_at,
+                        checks: c.checks,
+                        mapping: Box::new(c.mapping),
+                        mapping_message: c.mapping_message,
+                    },
+                ),
                 Err(e) => (t.table.to_string(), failed(&e)),
             };
             TargetReport {
@@ -153,11 +176,20 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
         })
         .collect();
     for r in &reports {
-        if let Outcome::Failed { error, .. } = &r.outcome {
-            match reports.len() {
+        match &r.outcome {
+            Outcome::Failed { error, .. } => match reports.len() {
                 1 => eprintln!("idemtop: UNKNOWN: {error}"),
                 _ => eprintln!("idemtop: target {}: UNKNOWN: {error}", r.name),
-            }
+            },
+            // A table that is not the guide's: how it was mapped (text; JSON carries `mapping`).
+            Outcome::Checked {
+                mapping_message: Some(m),
+                ..
+            } if args.format == Format::Text => match reports.len() {
+                1 => eprintln!("{m}"),
+                _ => eprintln!("idemtop: target {}: {m}", r.name),
+            },
+            Outcome::Checked { .. } => {}
         }
     }
     match reports.as_slice() {
@@ -173,16 +205,28 @@ pub async fn run(global: &Global, config: &Config, args: &CheckArgs) -> Result<i
     Ok(fleet_level(&reports).exit_code())
 }
 
-/// One target: the snapshot's table name, when it was taken, and the checks.
-async fn check_target(
-    t: &Target,
-    config: &Config,
-) -> Result<(String, DateTime<Utc>, Vec<CheckResult>)> {
+/// What checking one target found.
+struct Checked {
+    table: String,
+    taken_at: DateTime<Utc>,
+    checks: Vec<CheckResult>,
+    mapping: serde_json::Value,
+    mapping_message: Option<String>,
+}
+
+/// One target: the snapshot's table name, when it was taken, the checks and the mapping.
+async fn check_target(t: &Target, config: &Config) -> Result<Checked> {
     use sqlx::Connection;
     let mut conn = t.connect.connect().await?;
-    let (snap, results) = checks::run_once(&mut conn, &t.table, config).await?;
+    let (snap, checks) = checks::run_once(&mut conn, &t.table, config).await?;
     let _ = conn.close().await;
-    Ok((snap.table, snap.taken_at, results))
+    Ok(Checked {
+        mapping: serde_json::to_value(&snap.mapping)?,
+        mapping_message: crate::commands::snapshot::mapping_message(&snap),
+        table: snap.table,
+        taken_at: snap.taken_at,
+        checks,
+    })
 }
 
 fn failed(e: &anyhow::Error) -> Outcome {
@@ -196,7 +240,12 @@ fn failed(e: &anyhow::Error) -> Outcome {
 /// its server when `named`: not when the configuration itself failed).
 fn print_single(r: &TargetReport, format: Format, named: bool) {
     match (&r.outcome, format) {
-        (Outcome::Checked { taken_at, checks }, Format::Text) => {
+        (
+            Outcome::Checked {
+                taken_at, checks, ..
+            },
+            Format::Text,
+        ) => {
             print!("{}", render_text(&r.table, *taken_at, checks))
         }
         (Outcome::Failed { error, .. }, Format::Text) => {
@@ -361,7 +410,8 @@ pub fn render_text(table: &str, taken_at: DateTime<Utc>, checks: &[CheckResult])
     out
 }
 
-/// `{"table", "taken_at", "status", "checks": [{"id", "name", "level", "value", "detail", "advice"}]}`.
+/// `{"table", "taken_at", "status", "checks": [{"id", "name", "level", "value", "detail", "advice",
+/// "pending", "not_applicable"}]}` (`idemtop check` adds `mapping`, as in the snapshot).
 pub fn render_json(
     table: &str,
     taken_at: DateTime<Utc>,

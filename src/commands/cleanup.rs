@@ -81,9 +81,13 @@ impl CleanupArgs {
 
 /// Run the cleanup; returns the exit status ([`exit_code`]; 1 failed, the error already
 /// printed as one line on stderr).
-pub async fn run(global: &Global, args: &CleanupArgs) -> Result<i32> {
+pub async fn run(
+    global: &Global,
+    config: &crate::config::Config,
+    args: &CleanupArgs,
+) -> Result<i32> {
     let signals = Signals::new();
-    match execute(global, args, &signals).await {
+    match execute(global, config, args, &signals).await {
         Ok(summary) => {
             println!("{}", render_summary(&summary, args.format));
             Ok(exit_code(&summary, signals.received()))
@@ -164,13 +168,22 @@ impl Drop for Signals {
     }
 }
 
-async fn execute(global: &Global, args: &CleanupArgs, signals: &Signals) -> Result<CleanupSummary> {
+async fn execute(
+    global: &Global,
+    config: &crate::config::Config,
+    args: &CleanupArgs,
+    signals: &Signals,
+) -> Result<CleanupSummary> {
     let table = global.table_ref()?;
-    let pool = global.connect_config().pool(2).await?;
+    let pool = global.connect_config_for(config)?.pool(2).await?;
     let cancel = signals.cancel.clone();
     let show = std::io::stderr().is_terminal();
     let mut shown = false;
-    let result = maintenance::cleanup(&pool, &table, &args.options(), &cancel, |p| {
+    let opts = CleanupOptions {
+        tables: config.tables.clone(),
+        ..args.options()
+    };
+    let result = maintenance::cleanup(&pool, &table, &opts, &cancel, |p| {
         if show {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K{}", render_progress(p));
@@ -218,7 +231,8 @@ fn method_words(m: Method) -> &'static str {
 
 /// The final summary: text (a first line, then one line per partition), or one JSON object
 /// (`deleted`, `batches`, `duration_ms`, `cutoff`, `stopped`, `dry_run`, `expired_at_start`,
-/// `method`, `method_reason`, `skipped`, `partitions`).
+/// `method`, `method_reason`, `skipped`, `partitions`, `rule`, `references`); the text names
+/// every table whose foreign keys point at this one and what deleting does to them.
 pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string(s).expect("a summary always serializes"),
@@ -243,6 +257,12 @@ pub fn render_summary(s: &CleanupSummary, format: Format) -> String {
                     p.note.as_deref().unwrap_or(&p.planned.reason)
                 ));
             }
+            for r in &s.references {
+                out.push_str(&format!(
+                    "\n  referenced by {}",
+                    sanitize::line(&r.describe())
+                ));
+            }
             out
         }
     }
@@ -260,9 +280,12 @@ fn summary_line(s: &CleanupSummary) -> String {
             Some(n) => n.to_string(),
         };
         return format!(
-            "dry run: {count} expired {} would be deleted (expires_at <= {}) by {} ({}), nothing was deleted, {secs:.2} s",
+            "dry run: {count} expired {} would be deleted ({}) by {} ({}), nothing was deleted, {secs:.2} s",
             plural(expired, "row", "rows"),
-            s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            s.rule.replace(
+                "cutoff",
+                &s.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
             method_words(s.method),
             s.method_reason,
         );
@@ -338,6 +361,8 @@ mod tests {
             method_reason: "a small backlog: the index walk is quick".into(),
             skipped: 0,
             partitions: Vec::new(),
+            rule: "expires_at <= cutoff".into(),
+            references: Vec::new(),
         }
     }
 

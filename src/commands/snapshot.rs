@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use crate::db::shape::Role;
 use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::format::{self, approx, count};
 use crate::options::{Format, Global};
@@ -13,39 +14,59 @@ pub const EXIT_LOCKED: i32 = 4;
 /// One snapshot; returns the exit status: 0, or [`EXIT_LOCKED`] when the table is locked (the
 /// lock, not figures, is printed: JSON `{"table", "locked": {...}, "error"}`). Other errors are
 /// returned (exit 1).
-pub async fn run(global: &Global, format: Format, exact: bool) -> Result<i32> {
+///
+/// The table's mapping (its `[[table]]` section, else the detected shape) is in the JSON as
+/// `mapping`; in text, when the table is not the guide's, its message goes to stderr first.
+pub async fn run(
+    global: &Global,
+    config: &crate::config::Config,
+    format: Format,
+    exact: bool,
+) -> Result<i32> {
     let table = global.table_ref()?;
-    let mut conn = global.connect_config().connect().await?;
+    let mut conn = global.connect_config_for(config)?.connect().await?;
     let opts = SnapshotOptions {
         exact_pass: exact,
-        ..SnapshotOptions::default()
+        ..config.snapshot_options()
     };
-    let snap = match crate::worker::refresh(&mut conn, &table, opts).await {
-        Ok(snap) => snap,
-        Err(e) => {
-            let Some(lock) = crate::db::locks::locked_in(&e) else {
-                return Err(e);
-            };
-            let msg = sanitize::line(&e.to_string());
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "table": table.to_string(),
-                        "locked": lock,
-                        "error": msg,
-                    }))?
-                ),
-                Format::Text => println!("{table}: {msg}"),
+    let snap =
+        match idemtop_core::refresh::refresh_with(&mut conn, &table, &config.tables, opts).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                let Some(lock) = crate::db::locks::locked_in(&e) else {
+                    return Err(e);
+                };
+                let msg = sanitize::line(&e.to_string());
+                match format {
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "table": table.to_string(),
+                            "locked": lock,
+                            "error": msg,
+                        }))?
+                    ),
+                    Format::Text => println!("{table}: {msg}"),
+                }
+                return Ok(EXIT_LOCKED);
             }
-            return Ok(EXIT_LOCKED);
-        }
-    };
+        };
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&snap.to_json())?),
-        Format::Text => print!("{}", render_text(&snap)),
+        Format::Text => {
+            if let Some(m) = mapping_message(&snap) {
+                eprintln!("{m}");
+            }
+            print!("{}", render_text(&snap))
+        }
     }
     Ok(0)
+}
+
+/// The mapping's message, for a table that is not the guide's (`None` for the guide's own,
+/// which needs no words): sanitized, one role per line.
+pub fn mapping_message(s: &Snapshot) -> Option<String> {
+    (!s.mapping.is_guide()).then(|| sanitize::text(&s.mapping.message))
 }
 
 /// The human form of a snapshot.
@@ -74,36 +95,56 @@ pub fn render_text(s: &Snapshot) -> String {
         format::bytes(s.sizes.toast_bytes)
     ));
     let r = &s.rows;
+    let no_expiry = s.mapping.na(Role::Expiry);
+    let expired = match &no_expiry {
+        Some(na) => na.clone(),
+        None if s.mapping.columns.permanent => "none (a permanent ledger)".into(),
+        None => approx(r.expired, r.expired_exact),
+    };
     line(format!(
         "rows     total {}  live {}  expired {}{}",
         approx(r.total, r.exact),
-        approx(r.live, r.exact),
-        approx(r.expired, r.expired_exact),
+        if no_expiry.is_some() {
+            "-".into()
+        } else {
+            approx(r.live, r.exact)
+        },
+        expired,
         if r.exact {
             ""
         } else {
             "  (~ = estimate from statistics)"
         }
     ));
-    line(format!(
-        "cleanup  lag {}  oldest expired {}",
-        if r.oldest_expired_at.is_some() {
-            format::duration_secs(r.cleanup_lag_secs)
-        } else {
-            "none".into()
-        },
-        r.oldest_expired_at
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| "-".into())
-    ));
-    let h = &s.horizon;
-    line(format!(
-        "expiring within 1h {}  6h {}  24h {}  later {}",
-        approx(h.within_1h, h.exact),
-        approx(h.within_6h, h.exact),
-        approx(h.within_24h, h.exact),
-        approx(h.later, h.exact)
-    ));
+    if let Some(na) = &no_expiry {
+        line(format!("cleanup  lag {na}"));
+        line(format!("expiring {na}"));
+    } else if s.mapping.columns.permanent {
+        line("expiring never (a permanent ledger)".into());
+    } else {
+        line(format!(
+            "cleanup  lag {}  oldest expired {}",
+            if r.oldest_expired_at.is_some() {
+                format::duration_secs(r.cleanup_lag_secs)
+            } else {
+                "none".into()
+            },
+            r.oldest_expired_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "-".into())
+        ));
+        let h = &s.horizon;
+        line(format!(
+            "expiring within 1h {}  6h {}  24h {}  later {}",
+            approx(h.within_1h, h.exact),
+            approx(h.within_6h, h.exact),
+            approx(h.within_24h, h.exact),
+            approx(h.later, h.exact)
+        ));
+    }
+    if let Some(why) = &s.mapping.cleanup_refused {
+        line(format!("cleanup  {}", sanitize::line(why)));
+    }
     let v = &s.vacuum;
     line(format!(
         "vacuum   live tuples {}  dead tuples {} ({})  last vacuum {}  autovacuum {}  analyze {}  autoanalyze {}",
@@ -115,23 +156,60 @@ pub fn render_text(s: &Snapshot) -> String {
         format::ago(v.last_analyze, s.taken_at),
         format::ago(v.last_autoanalyze, s.taken_at)
     ));
-    line(format!(
-        "operations{}",
-        if s.operations_exact {
-            ""
-        } else {
-            " (~ estimated from pg_stats)"
-        }
-    ));
-    for o in &s.operations {
-        let opt = |v: Option<i64>| v.map(count).unwrap_or_else(|| "-".into());
+    if let Some(na) = s.mapping.na(Role::Operation) {
+        line(format!("operations {na}"));
+    } else {
         line(format!(
-            "  {:<28} total {:>10}  live {:>10}  expired {:>10}",
-            sanitize::line(&o.operation),
-            approx(o.total, o.exact),
-            opt(o.live),
-            opt(o.expired)
+            "operations{}",
+            if s.operations_exact {
+                ""
+            } else {
+                " (~ estimated from pg_stats)"
+            }
         ));
+        for o in &s.operations {
+            let opt = |v: Option<i64>| v.map(count).unwrap_or_else(|| "-".into());
+            line(format!(
+                "  {:<28} total {:>10}  live {:>10}  expired {:>10}",
+                sanitize::line(&o.operation),
+                approx(o.total, o.exact),
+                opt(o.live),
+                opt(o.expired)
+            ));
+        }
+    }
+    match (&s.inflight, s.mapping.na(Role::InFlight)) {
+        (Some(f), _) => {
+            line(format!(
+                "inflight {} in flight, {} stuck ({} longer than {}){}",
+                count(f.in_flight),
+                count(f.stuck),
+                if f.stuck_by == "locked_at" {
+                    "locked"
+                } else {
+                    "in flight since created"
+                },
+                format::duration_secs(f.stuck_after_secs),
+                match (&f.oldest_key, f.oldest_age_secs) {
+                    (Some(k), Some(age)) => format!(
+                        ", oldest {} for {}",
+                        sanitize::line(k),
+                        format::duration_secs(age)
+                    ),
+                    _ => String::new(),
+                }
+            ));
+            for st in &f.by_state {
+                line(format!(
+                    "  {:<28} {:>10}{}",
+                    sanitize::line(&st.state),
+                    count(st.rows),
+                    if st.in_flight { "  in flight" } else { "" }
+                ));
+            }
+        }
+        (None, Some(na)) if !s.mapping.is_guide() => line(format!("inflight {na}")),
+        _ => {}
     }
     line("indexes".into());
     for i in &s.indexes {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::checks::{self, CheckResult};
 use crate::config::Config;
 use crate::db::connect::{is_connection_lost, ConnectConfig, NotResponding};
-use crate::db::snapshot::{Snapshot, SnapshotOptions};
+use crate::db::snapshot::Snapshot;
 use crate::ident::TableRef;
 use crate::refresh::RefreshSession;
 
@@ -22,7 +22,8 @@ pub async fn collect(
     cfg: &Config,
 ) -> Result<(Snapshot, Vec<CheckResult>)> {
     let conn = session.connection(connect).await?;
-    let snap = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
+    let snap =
+        crate::refresh::refresh_with(conn, table, &cfg.tables, cfg.snapshot_options()).await?;
     let extras = checks::gather(conn, table, &snap, cfg).await?;
     let results = checks::evaluate(&snap, session.previous.as_ref(), &extras, cfg);
     Ok((snap, results))

@@ -9,6 +9,7 @@ pub mod overlay;
 pub mod overview;
 pub mod partitions;
 pub mod records;
+pub mod records_mapped;
 pub mod theme;
 
 use std::time::Duration;
@@ -67,6 +68,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     match app.screen {
         Screen::Dashboard => dashboard::draw(frame, body, app, theme),
         Screen::Activity => activity::draw(frame, body, app, theme),
+        Screen::Records if app.mapped_mode() => records_mapped::draw(frame, body, app, theme),
         Screen::Records => records::draw(frame, body, app, theme),
         Screen::Health => health::draw_screen(frame, body, app, theme),
         Screen::Partitions => match &app.dash.current {

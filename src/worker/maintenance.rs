@@ -18,6 +18,52 @@ impl Worker {
         Ok((page, indexed))
     }
 
+    /// A page (or a lookup) of a table of another shape, by its mapping, read afresh on a
+    /// pooled connection (the table model and the mapping: a few catalog reads).
+    pub(super) async fn load_mapped(
+        &self,
+        req: &crate::app::mapped::MappedRequest,
+    ) -> Result<crate::app::mapped::MappedResult> {
+        use crate::db::snapshot::TableMapping;
+        let mut conn = self.pool.acquire().await?;
+        let info = crate::db::table::resolve(&mut conn, &self.table).await?;
+        let tm = TableMapping::resolve(&self.config.tables, &self.table, &info);
+        let sorts = records::sorts(&tm, &info);
+        if let Some(typed) = &req.lookup {
+            let cols = records::key_columns(&tm, &info).map_err(anyhow::Error::msg)?;
+            let key = records::parse_key(typed, &cols).map_err(anyhow::Error::msg)?;
+            let record = records::mapped_get(
+                &mut conn,
+                &self.table,
+                &info,
+                &tm,
+                &key,
+                crate::app::records::MAX_PAYLOAD_BYTES,
+            )
+            .await?;
+            return Ok(crate::app::mapped::MappedResult {
+                page: None,
+                sorts,
+                record: Some(record),
+            });
+        }
+        let page = records::mapped_page(
+            &mut conn,
+            &self.table,
+            &info,
+            &tm,
+            req.sort,
+            req.after.as_ref(),
+            PAGE_SIZE,
+        )
+        .await?;
+        Ok(crate::app::mapped::MappedResult {
+            page: Some(page),
+            sorts,
+            record: None,
+        })
+    }
+
     pub(super) async fn run_maintenance(
         &self,
         what: &crate::app::action::Maintenance,
@@ -39,7 +85,10 @@ impl Worker {
                 let result = maintenance::cleanup(
                     &pool,
                     &self.table,
-                    &maintenance::CleanupOptions::default(),
+                    &maintenance::CleanupOptions {
+                        tables: self.config.tables.clone(),
+                        ..maintenance::CleanupOptions::default()
+                    },
                     &token,
                     |p| {
                         let _ = events.send(DbEvent::Progress(Progress {

@@ -256,14 +256,19 @@ impl Worker {
         opts: SnapshotOptions,
         reread_model: bool,
     ) -> Result<(Snapshot, TableInfo)> {
-        let info = session
-            .model(&self.connect, &self.table, reread_model)
+        let (info, mapping) = session
+            .model_mapped(
+                &self.connect,
+                &self.table,
+                &self.config.tables,
+                reread_model,
+            )
             .await?;
         let conn = connected(&mut session.conn, &self.connect).await?;
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session
             .sampler
-            .take(conn, &self.table, &info, opts, keep)
+            .take(conn, &self.table, &info, &mapping, opts, keep)
             .await?;
         Ok((snap, info))
     }
@@ -281,6 +286,7 @@ impl Worker {
                 let work = async move {
                     let opts = SnapshotOptions {
                         exact_pass,
+                        stuck_after: me.config.stuck_after(),
                         ..SnapshotOptions::default()
                     };
                     me.refresh_and_send(generation, opts, also).await;
@@ -307,6 +313,23 @@ impl Worker {
                 };
                 self.spawn_reporting("reading a page of records", work, move |_, error| {
                     Some(DbEvent::Page {
+                        generation,
+                        result: Err(error),
+                    })
+                });
+            }
+            Request::LoadMapped(req) => {
+                let generation = req.generation;
+                let work = async move {
+                    let result = me
+                        .load_mapped(&req)
+                        .await
+                        .map(Box::new)
+                        .map_err(|e| db_error(&e));
+                    let _ = me.events.send(DbEvent::Mapped { generation, result });
+                };
+                self.spawn_reporting("reading records by key", work, move |_, error| {
+                    Some(DbEvent::Mapped {
                         generation,
                         result: Err(error),
                     })

@@ -12,6 +12,8 @@ use idemtop::ident::Ident;
 use idemtop::pgtemp::{TempPgOptions, TempPostgres};
 use sqlx::{Executor, PgConnection};
 
+pub mod shapes;
+
 static SERVER: OnceLock<TempPostgres> = OnceLock::new();
 static DB_SEQ: AtomicU32 = AtomicU32::new(0);
 

@@ -7,7 +7,8 @@ use anyhow::Result;
 use sqlx::PgConnection;
 
 use crate::db::connect::ConnectConfig;
-use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions};
+use crate::db::shape::TableEntry;
+use crate::db::snapshot::{self, Sampler, Snapshot, SnapshotOptions, TableMapping};
 use crate::db::table::{self, TableInfo};
 use crate::ident::TableRef;
 
@@ -18,6 +19,8 @@ pub struct RefreshSession {
     pub conn: Option<PgConnection>,
     /// The table model, read once on this connection ([`RefreshSession::model`]).
     pub info: Option<TableInfo>,
+    /// The table's mapping, resolved with the model (its `[[table]]` section, else detected).
+    pub mapping: Option<TableMapping>,
     pub sampler: Sampler,
     /// The last snapshot taken on this session.
     pub previous: Option<Snapshot>,
@@ -34,6 +37,27 @@ impl RefreshSession {
     pub fn disconnect(&mut self) {
         self.conn = None;
         self.info = None;
+        self.mapping = None;
+    }
+
+    /// The table model and its mapping, resolved once per read of the model
+    /// ([`RefreshSession::model`]): every query of a refresh asks the mapping for its columns.
+    pub async fn model_mapped(
+        &mut self,
+        connect: &ConnectConfig,
+        table: &TableRef,
+        entries: &[TableEntry],
+        reread: bool,
+    ) -> Result<(TableInfo, TableMapping)> {
+        let info = self.model(connect, table, reread).await?;
+        match &self.mapping {
+            Some(m) if !reread => Ok((info, m.clone())),
+            _ => {
+                let m = TableMapping::resolve(entries, table, &info);
+                self.mapping = Some(m.clone());
+                Ok((info, m))
+            }
+        }
     }
 
     /// The table model: read once per connection, and again when `reread` (the operator's `r`,
@@ -62,6 +86,7 @@ impl RefreshSession {
         }
         let info = table::resolve(conn, table).await?;
         self.info = Some(info.clone());
+        self.mapping = None;
         Ok(info)
     }
 
@@ -73,6 +98,7 @@ impl RefreshSession {
             Some("42P01" | "42703")
         ) {
             self.info = None;
+            self.mapping = None;
         }
     }
 }
@@ -88,12 +114,25 @@ pub async fn connected<'a>(
     Ok(conn.as_mut().expect("connected above"))
 }
 
-/// One refresh: resolve the table (it may have been recreated) and take a snapshot.
+/// One refresh of a table with no `[[table]]` section: resolve the table (it may have been
+/// recreated) and take a snapshot by its detected mapping.
 pub async fn refresh(
     conn: &mut PgConnection,
     table: &TableRef,
     opts: SnapshotOptions,
 ) -> Result<Snapshot> {
+    refresh_with(conn, table, &[], opts).await
+}
+
+/// One refresh: resolve the table, its mapping (its `[[table]]` section in `entries`, else
+/// the detection), and take a snapshot by it.
+pub async fn refresh_with(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    entries: &[TableEntry],
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
     let info = table::resolve(conn, table).await?;
-    snapshot::take(conn, table, &info, opts).await
+    let tm = TableMapping::resolve(entries, table, &info);
+    snapshot::take_mapped(conn, table, &info, &tm, opts).await
 }

@@ -129,5 +129,7 @@ pub fn snapshot(secs: i64, inserted: i64) -> Snapshot {
         cleanup_function: true,
         blocked_by: None,
         standby: None,
+        mapping: idemtop_core::db::snapshot::MappingReport::guide(),
+        inflight: None,
     }
 }

@@ -28,6 +28,7 @@ fn check(id: &'static str, level: crate::checks::Level) -> crate::checks::CheckR
         detail: String::new(),
         advice: String::new(),
         pending: false,
+        not_applicable: false,
     }
 }
 

@@ -189,12 +189,17 @@ pub fn render_target(
             "gauge",
             "Rows of the table by state (estimates unless idemtop_rows_exact is 1).",
         );
+        // Without a mapped expiry nothing is known to be live or expired: only the total
+        // (never a 0 that was not measured).
+        let expiry_known = s.mapping.na(crate::db::shape::Role::Expiry).is_none();
         for (state, v) in [
             ("live", s.rows.live),
             ("expired", s.rows.expired),
             ("total", s.rows.total),
         ] {
-            o.sample("idemtop_rows", &[("state", state)], v as f64);
+            if state == "total" || expiry_known {
+                o.sample("idemtop_rows", &[("state", state)], v as f64);
+            }
         }
         o.family(
             "idemtop_rows_exact",
@@ -289,9 +294,11 @@ pub fn render_target(
         o.family(
             "idemtop_cleanup_lag_seconds",
             "gauge",
-            "Age of the oldest expired row, 0 when nothing is expired.",
+            "Age of the oldest expired row, 0 when nothing is expired (absent when the table's mapping has no expiry).",
         );
-        o.sample("idemtop_cleanup_lag_seconds", &[], s.rows.cleanup_lag_secs);
+        if expiry_known {
+            o.sample("idemtop_cleanup_lag_seconds", &[], s.rows.cleanup_lag_secs);
+        }
         o.family(
             "idemtop_last_vacuum_timestamp_seconds",
             "gauge",
@@ -354,7 +361,8 @@ pub fn render_target(
         // counted in idemtop_check_pending.
         for id in checks::CHECK_IDS {
             let found = checks.iter().find(|c| c.id == id);
-            if found.is_some_and(|c| c.pending) {
+            // An n/a check (the mapping leaves out what it needs) has no level either.
+            if found.is_some_and(|c| !c.counted()) {
                 continue;
             }
             let level = found.map(|c| c.level).unwrap_or(Level::Unknown);

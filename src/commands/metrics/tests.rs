@@ -14,6 +14,21 @@ fn escapes_labels() {
 }
 
 #[test]
+fn without_a_mapped_expiry_only_the_total_is_exposed() {
+    let snap = crate::fixtures::snapshot(0, 1000);
+    let text = render(Some((&snap, &[])), None, 0.1);
+    assert!(text.contains("idemtop_rows{state=\"expired\"}"), "{text}");
+    assert!(text.contains("\nidemtop_cleanup_lag_seconds "), "{text}");
+    let mut blind = snap.clone();
+    blind.mapping.missing.push(crate::db::shape::Role::Expiry);
+    let text = render(Some((&blind, &[])), None, 0.1);
+    assert!(text.contains("idemtop_rows{state=\"total\"}"), "{text}");
+    assert!(!text.contains("idemtop_rows{state=\"expired\"}"), "{text}");
+    assert!(!text.contains("idemtop_rows{state=\"live\"}"), "{text}");
+    assert!(!text.contains("\nidemtop_cleanup_lag_seconds "), "{text}");
+}
+
+#[test]
 fn down_is_up_zero() {
     let text = render(None, None, 0.5);
     assert!(text.contains("\nidemtop_up 0\n"), "{text}");

@@ -84,7 +84,7 @@ pub async fn run(global: &Global, config: &Config) -> Result<()> {
         return overview::run(targets, global, config).await;
     }
     let table_ref = global.table_ref()?;
-    let cfg = global.connect_config();
+    let cfg = global.connect_config_for(config)?;
     // Fail fast, before the screen switches, when the URL or the table is wrong.
     let pool = cfg.pool(4).await?;
     {

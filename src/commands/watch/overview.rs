@@ -71,6 +71,10 @@ fn refused(req: &Request, message: &str) -> Option<DbEvent> {
             id: *id,
             result: Err(error()),
         }),
+        Request::LoadMapped(m) => Some(DbEvent::Mapped {
+            generation: m.generation,
+            result: Err(error()),
+        }),
         Request::MeasureSpace => Some(DbEvent::Space(Err(error()))),
         Request::Run(what) => Some(DbEvent::Done {
             what: what.clone(),

@@ -3,6 +3,15 @@
 use super::*;
 
 pub(super) fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snapshot, t: &Theme) {
+    if let Some(na) = s.mapping.na(crate::db::shape::Role::Operation) {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(na, t.dim())))
+                .wrap(Wrap { trim: false })
+                .block(block("Operations", t)),
+            area,
+        );
+        return;
+    }
     let widths = [
         Constraint::Min(14),
         Constraint::Length(8),
@@ -166,4 +175,71 @@ pub(super) fn draw_history(frame: &mut Frame, area: Rect, app: &App, t: &Theme) 
             cols[i],
         );
     }
+}
+
+/// Keys in flight (a table whose mapping has an in-flight state): how many, how many stuck,
+/// the oldest and its age, the rows by state (those in flight marked).
+pub(super) fn draw_inflight(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) {
+    let Some(f) = &s.inflight else {
+        let why = s
+            .mapping
+            .na(crate::db::shape::Role::InFlight)
+            .unwrap_or_else(|| "not counted in time".into());
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(why, t.dim())))
+                .wrap(Wrap { trim: false })
+                .block(block("In flight", t)),
+            area,
+        );
+        return;
+    };
+    let stuck_style = if f.stuck > 0 { t.crit() } else { t.ok() };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("in flight ", t.label()),
+            Span::styled(count(f.in_flight), t.value()),
+            Span::styled("  stuck ", t.label()),
+            Span::styled(count(f.stuck), stuck_style),
+        ]),
+        Line::from(vec![
+            Span::styled("oldest    ", t.label()),
+            Span::styled(
+                match (&f.oldest_key, f.oldest_age_secs) {
+                    (Some(k), Some(age)) => format!(
+                        "{} ({})",
+                        format::fit(
+                            &sanitize::line(k),
+                            usize::from(area.width).saturating_sub(24)
+                        ),
+                        format::duration_secs(age)
+                    ),
+                    _ => "—".into(),
+                },
+                t.value(),
+            ),
+        ]),
+    ];
+    for st in &f.by_state {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "{}{:<16}",
+                    if st.in_flight { "● " } else { "  " },
+                    format::fit(&sanitize::line(&st.state), 16)
+                ),
+                if st.in_flight { t.warn() } else { t.label() },
+            ),
+            Span::styled(format!("{:>10}", count(st.rows)), t.value()),
+        ]));
+    }
+    let title = format!(
+        "In flight (stuck: {} > {})",
+        if f.stuck_by == "locked_at" {
+            "locked"
+        } else {
+            "created"
+        },
+        format::duration_secs(f.stuck_after_secs)
+    );
+    frame.render_widget(Paragraph::new(lines).block(block(&title, t)), area);
 }

@@ -91,6 +91,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
     } else {
         area
     };
+    // A table that is not the guide's: what its mapping recognised and what is missing, in one
+    // line above the panels (the full message: `idemtop schema`, `idemtop snapshot`).
+    let area = match mapping_banner(snap, t) {
+        Some(line) if area.height >= 8 + 6 + 2 => {
+            let rows = super::wrapped_rows(&line.to_string(), usize::from(area.width)).min(2);
+            let [banner, rest] =
+                Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area);
+            frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), banner);
+            rest
+        }
+        _ => area,
+    };
     let busy = app.running.is_some() || snap.vacuum.running.is_some();
     // Sparklines (or the progress of a running action) when there is room or something runs.
     let bottom_h = if busy {
@@ -150,13 +162,61 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, t: &Theme) {
         Constraint::Length((idx_rows + 3).min(middle.height / 2).max(4)),
     ])
     .areas(middle);
-    draw_operations(frame, ops, app, snap, t);
+    // A table with an in-flight state: its keys in flight beside the operations.
+    if snap.mapping.has_inflight() && ops.width >= 80 {
+        let [ops, flying] =
+            Layout::horizontal([Constraint::Min(50), Constraint::Length(40)]).areas(ops);
+        draw_operations(frame, ops, app, snap, t);
+        draw_inflight(frame, flying, snap, t);
+    } else {
+        draw_operations(frame, ops, app, snap, t);
+    }
     draw_indexes(frame, idx, app, snap, t);
     if busy {
         super::activity::draw_progress(frame, bottom_area, app, t);
     } else if bottom_h > 0 {
         draw_history(frame, bottom_area, app, t);
     }
+}
+
+/// One line on the table's mapping, for a table that is not the guide's: the first line of its
+/// message, what is missing, whether cleanup is refused.
+pub fn mapping_banner(snap: &Snapshot, t: &Theme) -> Option<Line<'static>> {
+    let m = &snap.mapping;
+    if m.is_guide() {
+        return None;
+    }
+    let head = sanitize::line(m.message.lines().next().unwrap_or("").trim_end_matches('.'));
+    let missing: Vec<&str> = m.missing.iter().map(|r| r.name()).collect();
+    let mut spans = vec![
+        Span::styled("MAPPING ", t.label()),
+        Span::styled(head, t.value()),
+    ];
+    if m.error.is_none() {
+        spans.push(Span::styled(
+            if missing.is_empty() {
+                "; nothing missing".to_string()
+            } else {
+                format!(
+                    "; missing {} (map in config: idemtop schema)",
+                    missing.join(", ")
+                )
+            },
+            if missing.is_empty() {
+                t.dim()
+            } else {
+                t.warn()
+            },
+        ));
+    }
+    if let Some(why) = &m.cleanup_refused {
+        let why = why.strip_prefix("cleanup refused: ").unwrap_or(why);
+        spans.push(Span::styled(
+            format!("; cleanup refused: {}", sanitize::line(why)),
+            t.dim(),
+        ));
+    }
+    Some(Line::from(spans))
 }
 
 /// The session that holds (or first awaits) the ACCESS EXCLUSIVE lock on the table: who it is,

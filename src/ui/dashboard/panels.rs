@@ -34,6 +34,28 @@ pub(super) fn draw_rows(frame: &mut Frame, area: Rect, s: &Snapshot, t: &Theme) 
     let b = block(title, t);
     let inner = b.inner(area);
     frame.render_widget(b, area);
+    // Without a mapped expiry nothing is expired or expiring as far as idemtop can tell: the
+    // total stands, the rest says what to map. A permanent ledger has nothing that expires.
+    let no_expiry = s.mapping.na(crate::db::shape::Role::Expiry);
+    if no_expiry.is_some() || s.mapping.columns.permanent {
+        let why =
+            no_expiry.unwrap_or_else(|| "none: a permanent ledger (rows never expire)".into());
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(vec![
+                    Span::styled("total ", t.label()),
+                    Span::styled(approx(s.rows.total, s.rows.exact), t.value()),
+                ]),
+                Line::from(vec![
+                    Span::styled("expired ", t.label()),
+                    Span::styled(why, t.dim()),
+                ]),
+            ])
+            .wrap(Wrap { trim: false }),
+            inner,
+        );
+        return;
+    }
     let [text, gauge, rest] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(1),

@@ -72,8 +72,15 @@ impl RoleGrant {
 
     /// The privileges the guide forbids: UPDATE (also per column) and TRUNCATE.
     pub fn forbidden(&self) -> Vec<String> {
+        self.forbidden_on(false)
+    }
+
+    /// The privileges forbidden on a table: TRUNCATE always; UPDATE (also per column) unless
+    /// the table is a state machine (an in-flight state that requests update as they finish).
+    pub fn forbidden_on(&self, state_machine: bool) -> Vec<String> {
         let mut out = Vec::new();
-        if self.has("UPDATE") {
+        if state_machine {
+        } else if self.has("UPDATE") {
             out.push("UPDATE".to_string());
         } else if !self.update_columns.is_empty() {
             out.push(format!("UPDATE ({})", self.update_columns.join(", ")));
@@ -252,7 +259,16 @@ pub(super) async fn grants(conn: &mut PgConnection, table: &TableRef) -> Result<
     Ok(by_role.into_values().collect())
 }
 
-type OpRow = (String, i64, f64, f64, f64, f64, i64, i64);
+type OpRow = (
+    Option<String>,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    i64,
+    i64,
+);
 
 pub(super) async fn operation_facts(
     conn: &mut PgConnection,
@@ -278,14 +294,23 @@ pub(super) async fn operation_facts(
         .iter()
         .map(|(op, h)| (op.clone(), h * 3600.0))
         .unzip();
+    // The mapped columns; what is not mapped is NULL (the checks that need it are n/a).
+    let m = &snap.mapping.sql;
+    let op = m.operation.clone().unwrap_or_else(|| "'(all)'".into());
+    let at = m.expires_at().unwrap_or_else(|| "NULL::timestamptz".into());
+    let created = m
+        .created
+        .clone()
+        .unwrap_or_else(|| "NULL::timestamptz".into());
+    let status = m.status.clone().unwrap_or_else(|| "NULL::int".into());
     let sql = format!(
         "WITH p(op, ttl) AS (SELECT * FROM unnest($1::text[], $2::float8[])),
-              r AS (SELECT operation::text AS operation,
-                           extract(epoch FROM expires_at - created_at)::float8 AS ttl,
-                           status_code
+              r AS (SELECT {op} AS operation,
+                           extract(epoch FROM ({at}) - {created})::float8 AS ttl,
+                           {status} AS status_code
                       FROM {q}{sample}
                      -- 'infinity' has no TTL (and subtracting it is an error before 17)
-                     WHERE isfinite(expires_at) AND isfinite(created_at))
+                     WHERE coalesce(isfinite({at}) AND isfinite({created}), true))
          SELECT r.operation, count(*)::int8,
                 min(r.ttl), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttl), max(r.ttl),
                 coalesce(max(p.ttl), $3::float8),
@@ -312,11 +337,11 @@ pub(super) async fn operation_facts(
         operations: rows
             .into_iter()
             .map(|r| OperationFact {
-                operation: r.0,
+                operation: r.0.unwrap_or_else(|| "(null)".into()),
                 rows: r.1,
-                ttl_min_secs: r.2,
-                ttl_median_secs: r.3,
-                ttl_max_secs: r.4,
+                ttl_min_secs: r.2.unwrap_or(0.0),
+                ttl_median_secs: r.3.unwrap_or(0.0),
+                ttl_max_secs: r.4.unwrap_or(0.0),
                 policy_secs: r.5,
                 over_policy: r.6,
                 s5xx: r.7,
@@ -332,10 +357,12 @@ pub async fn run_once(
     cfg: &Config,
 ) -> Result<(Snapshot, Vec<CheckResult>)> {
     let started = tokio::time::Instant::now();
-    let first = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
+    let first =
+        crate::refresh::refresh_with(conn, table, &cfg.tables, cfg.snapshot_options()).await?;
     let extras = gather(conn, table, &first, cfg).await?;
     tokio::time::sleep_until(started + RATE_WINDOW).await;
-    let snap = crate::refresh::refresh(conn, table, SnapshotOptions::default()).await?;
+    let snap =
+        crate::refresh::refresh_with(conn, table, &cfg.tables, cfg.snapshot_options()).await?;
     let checks = evaluate(&snap, Some(&first), &extras, cfg);
     Ok((snap, checks))
 }

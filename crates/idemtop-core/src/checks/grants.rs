@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(super) fn grants_check(extras: &Extras) -> CheckResult {
+/// `state_machine`: the table's mapping has an in-flight state (Stripe's recovery points,
+/// nestarc's status, a NULL response or completion time): requests UPDATE their row as they
+/// finish, so UPDATE is expected there; only the guide's shape (finished requests only) must be
+/// immutable.
+pub(super) fn grants_check(extras: &Extras, state_machine: bool) -> CheckResult {
     const ID: &str = "grants";
     const NAME: &str = "Grants";
     let grants = match &extras.grants {
@@ -41,8 +45,22 @@ pub(super) fn grants_check(extras: &Extras) -> CheckResult {
         .unwrap_or_default();
     let risky: Vec<&RoleGrant> = grants
         .iter()
-        .filter(|g| !g.forbidden().is_empty())
+        .filter(|g| !g.forbidden_on(state_machine).is_empty())
         .collect();
+    if risky.is_empty() && state_machine {
+        let updaters = list(&|g| g.can_update());
+        return result(
+            ID,
+            NAME,
+            Level::Ok,
+            "UPDATE expected",
+            format!(
+                "{owner}UPDATE is expected: the table keeps an in-flight state that requests update as they \
+                 finish (UPDATE: {updaters}); nobody else may TRUNCATE; INSERT/DELETE: {writers}; SELECT: {readers}"
+            ),
+            "",
+        );
+    }
     if risky.is_empty() {
         return result(
             ID,
@@ -58,10 +76,10 @@ pub(super) fn grants_check(extras: &Extras) -> CheckResult {
     let who: Vec<String> = risky
         .iter()
         .map(|g| {
-            let what = if g.has_all() {
+            let what = if g.has_all() && !state_machine {
                 "ALL PRIVILEGES".to_string()
             } else {
-                g.forbidden().join(", ")
+                g.forbidden_on(state_machine).join(", ")
             };
             format!("{} ({what})", describe(g))
         })
@@ -72,13 +90,13 @@ pub(super) fn grants_check(extras: &Extras) -> CheckResult {
             Some(via) => advice.push(format!("REVOKE {via} FROM {};", role_sql(&g.role))),
             None => {
                 let mut revoke = Vec::new();
-                if g.can_update() {
+                if g.can_update() && !state_machine {
                     revoke.push("UPDATE");
                 }
                 if g.has("TRUNCATE") {
                     revoke.push("TRUNCATE");
                 }
-                if g.has_all() {
+                if g.has_all() && !state_machine {
                     advice.push(format!(
                         "REVOKE ALL PRIVILEGES ON {t} FROM {r}; GRANT SELECT, INSERT, DELETE ON {t} TO {r};",
                         r = role_sql(&g.role)
@@ -93,31 +111,40 @@ pub(super) fn grants_check(extras: &Extras) -> CheckResult {
             }
         }
     }
-    advice.push(
-        "The guide: GRANT SELECT, INSERT, DELETE to the API role only; do not grant UPDATE \
-         (records are immutable) nor ALL PRIVILEGES."
-            .into(),
-    );
+    if state_machine {
+        advice.push(
+            "The table is a state machine: UPDATE is expected, TRUNCATE (which empties every key at once) is not."
+                .into(),
+        );
+    } else {
+        advice.push(
+            "The guide: GRANT SELECT, INSERT, DELETE to the API role only; do not grant UPDATE \
+             (records are immutable) nor ALL PRIVILEGES."
+                .into(),
+        );
+    }
     let value = risky
         .iter()
-        .map(|g| format!("{}: {}", g.role, g.forbidden().join("+")))
+        .map(|g| format!("{}: {}", g.role, g.forbidden_on(state_machine).join("+")))
         .collect::<Vec<_>>()
         .join(", ");
-    result(
-        ID,
-        NAME,
-        Level::Critical,
-        value,
+    let detail = if state_machine {
+        format!(
+            "{owner}{} can empty the table at once (UPDATE is expected on a state machine); \
+             INSERT/DELETE: {writers}; SELECT: {readers}",
+            who.join(", ")
+        )
+    } else {
         format!(
             "{owner}{} can change stored results, which must be immutable; INSERT/DELETE: \
              {writers}; SELECT: {readers}",
             who.join(", ")
-        ),
-        advice.join(" "),
-    )
+        )
+    };
+    result(ID, NAME, Level::Critical, value, detail, advice.join(" "))
 }
 
 pub(super) const CHECK: Check = Check {
     id: "grants",
-    eval: |f| grants_check(f.extras),
+    eval: |f| grants_check(f.extras, f.snap.mapping.has_inflight()),
 };

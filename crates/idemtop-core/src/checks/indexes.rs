@@ -15,13 +15,13 @@ pub(super) fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckRe
         match &e.found_as {
             None => {
                 missing += 1;
-                let l = if e.column == "expires_at" && large {
+                let l = if e.expiry && large {
                     Level::Critical
                 } else {
                     Level::Warning
                 };
                 level = level.min(l);
-                let why = if e.column == "expires_at" {
+                let why = if e.expiry {
                     "cleanup and the expired count scan the whole table"
                 } else {
                     "per-operation monitoring queries scan the whole table"
@@ -29,9 +29,9 @@ pub(super) fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckRe
                 problems.push(format!("{} (on {}) is missing: {why}", e.name, e.column));
                 advice.push(format!(
                     "CREATE INDEX CONCURRENTLY {} ON {} ({});",
-                    e.name,
+                    quote_ident(&e.name),
                     extras.table.qualified(),
-                    e.column
+                    quote_ident(&e.column)
                 ));
             }
             Some(found) if found != &e.name => {
@@ -83,9 +83,11 @@ pub(super) fn indexes(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckRe
     } else {
         format!("{} problem(s)", problems.len())
     };
-    let mut detail = if problems.is_empty() {
+    let mut detail = if problems.is_empty() && snap.expected_indexes.is_empty() {
+        format!("{} indexes, all valid", snap.indexes.len())
+    } else if problems.is_empty() {
         format!(
-            "{} indexes, the guide's {} present and valid",
+            "{} indexes, the expected {} present and valid",
             snap.indexes.len(),
             snap.expected_indexes
                 .iter()

@@ -26,7 +26,7 @@ use sqlx::PgConnection;
 use crate::config::Config;
 use crate::db::connect::is_connection_lost;
 use crate::db::cron::{self, CronStatus};
-use crate::db::snapshot::{Snapshot, SnapshotOptions, EXACT_ROW_LIMIT};
+use crate::db::snapshot::{Snapshot, EXACT_ROW_LIMIT};
 use crate::format::{self, approx, count};
 use crate::guide::CLEANUP_FUNCTION;
 use crate::ident::TableRef;
@@ -135,6 +135,18 @@ pub struct CheckResult {
     /// reason, but left out of the overall status, `check`'s exit code and the alerting
     /// metric until it has one.
     pub pending: bool,
+    /// The check needs a role the table's mapping leaves out ("n/a: no status column (map
+    /// one in config)"), or judges something only the guide's table has: shown as UNKNOWN with
+    /// the value `n/a` and the reason, and, like a pending one, not counted.
+    pub not_applicable: bool,
+}
+
+impl CheckResult {
+    /// Counted in the overall status, `check`'s exit code and the alerting metric: neither
+    /// pending nor n/a.
+    pub fn counted(&self) -> bool {
+        !self.pending && !self.not_applicable
+    }
 }
 
 /// The one judgement of "unused index", shared by the Indexes check, the dashboard's Indexes
@@ -148,7 +160,7 @@ pub fn index_unused(i: &crate::db::snapshot::IndexStats, n_tup_ins: i64, min_ins
 
 /// The worst level of `checks`, leaving out the pending ones (ok when there are none).
 pub fn worst(checks: &[CheckResult]) -> Level {
-    Level::worst(checks.iter().filter(|c| !c.pending).map(|c| c.level))
+    Level::worst(checks.iter().filter(|c| c.counted()).map(|c| c.level))
 }
 
 pub(super) fn result(
@@ -161,6 +173,7 @@ pub(super) fn result(
 ) -> CheckResult {
     CheckResult {
         pending: false,
+        not_applicable: false,
         id,
         name: name.into(),
         level,
@@ -176,6 +189,56 @@ pub(super) fn pending(id: &'static str, name: &str, detail: impl Into<String>) -
     CheckResult {
         pending: true,
         ..result(id, name, Level::Unknown, "pending", detail, "")
+    }
+}
+
+/// A check the table's mapping gives nothing to judge: UNKNOWN, value `n/a`, the reason, not
+/// counted (see [`CheckResult::not_applicable`]).
+pub(super) fn not_applicable(id: &'static str, name: &str, why: impl Into<String>) -> CheckResult {
+    CheckResult {
+        not_applicable: true,
+        ..result(id, name, Level::Unknown, "n/a", why, "")
+    }
+}
+
+/// Why a check does not apply to the table as mapped, if it does not: the roles it needs, or
+/// the guide's own objects (migration 046's function, its pg_cron job).
+pub fn not_applicable_why(id: &str, m: &crate::db::snapshot::MappingReport) -> Option<String> {
+    use crate::db::shape::Role;
+    let need = |roles: &[Role]| roles.iter().find_map(|r| m.na(*r));
+    let expiring = || {
+        if m.columns.permanent {
+            Some("n/a: a permanent ledger (permanent = true): rows never expire".to_string())
+        } else {
+            need(&[Role::Expiry])
+        }
+    };
+    match id {
+        "cleanup_lag" | "expired_backlog" => need(&[Role::Expiry]),
+        "retention" => expiring()
+            .or_else(|| need(&[Role::Created]))
+            .or_else(|| {
+                m.columns.ttl.as_ref().map(|t| {
+                    format!(
+                        "n/a: every row expires the mapping's ttl = {} after its creation: no per-row TTL to judge",
+                        sanitize::line(t)
+                    )
+                })
+            }),
+        "cached_failures" => need(&[Role::Status]),
+        // The guide's table stores finished requests only: nothing to be stuck, judged OK.
+        "inflight" if m.is_guide() => None,
+        "inflight" => need(&[Role::InFlight]),
+        "cleanup_function" | "pg_cron" if !m.is_guide() => Some(format!(
+            "n/a: migration 046's {CLEANUP_FUNCTION}() and its pg_cron job are for the guide's table; \
+             clean this one with `idemtop cleanup`{}",
+            if m.cleanup_refused.is_some() {
+                " (refused for it: see the mapping)"
+            } else {
+                ""
+            }
+        )),
+        _ => None,
     }
 }
 
@@ -213,8 +276,14 @@ pub(super) fn level_above(v: f64, warning: f64, critical: f64) -> Level {
 
 /// "1 critical, 2 warning, 6 ok, 1 unknown".
 pub fn summary(checks: &[CheckResult]) -> String {
-    let n = |l: Level| checks.iter().filter(|c| c.level == l && !c.pending).count();
+    let n = |l: Level| {
+        checks
+            .iter()
+            .filter(|c| c.level == l && c.counted())
+            .count()
+    };
     let pending = checks.iter().filter(|c| c.pending).count();
+    let na = checks.iter().filter(|c| c.not_applicable).count();
     let mut s = format!(
         "{} critical, {} warning, {} unknown, {} ok",
         n(Level::Critical),
@@ -224,6 +293,9 @@ pub fn summary(checks: &[CheckResult]) -> String {
     );
     if pending > 0 {
         s.push_str(&format!(", {pending} pending"));
+    }
+    if na > 0 {
+        s.push_str(&format!(", {na} n/a"));
     }
     s
 }
@@ -265,6 +337,7 @@ registry![
     cached_failures,
     replay_rate,
     xmin_horizon,
+    inflight,
 ];
 
 /// Every check's id, in the order they are listed at equal level.
@@ -291,7 +364,16 @@ pub fn evaluate(
         extras,
         cfg,
     };
-    let mut out: Vec<CheckResult> = CHECKS.iter().map(|c| (c.eval)(&facts)).collect();
+    let mut out: Vec<CheckResult> = CHECKS
+        .iter()
+        .map(|c| match not_applicable_why(c.id, &snap.mapping) {
+            Some(why) => {
+                let name = (c.eval)(&facts).name;
+                not_applicable(c.id, &name, why)
+            }
+            None => (c.eval)(&facts),
+        })
+        .collect();
     out.sort_by_key(|c| c.level);
     out
 }

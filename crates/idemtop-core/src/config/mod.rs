@@ -240,6 +240,11 @@ impl Config {
                 t.replay_rate.low,
                 t.replay_rate.high,
             ),
+            (
+                "thresholds.inflight",
+                t.inflight.warning,
+                t.inflight.critical,
+            ),
         ];
         for (name, warning, critical) in pairs {
             if !(warning.is_finite() && critical.is_finite()) || warning < 0.0 || critical < 0.0 {
@@ -248,6 +253,9 @@ impl Config {
             if warning > critical {
                 bail!("{name}: the warning threshold ({warning}) is above the critical one ({critical})");
             }
+        }
+        if !(t.inflight.stuck_after_secs.is_finite() && t.inflight.stuck_after_secs > 0.0) {
+            bail!("thresholds.inflight.stuck_after_secs must be a positive number of seconds");
         }
         if t.cleanup_lag.schedule_secs == 0 {
             bail!("thresholds.cleanup_lag.schedule_secs must be at least 1");
@@ -365,6 +373,14 @@ critical_secs = {xh_cs}
 warning_xids = {xh_wx}
 critical_xids = {xh_cx}
 
+# inflight (tables with an in-flight state): a key locked (locked_at), or without a lock
+# column in flight since its creation, for longer than stuck_after_secs is stuck; warning and
+# critical are counts of stuck keys.
+[thresholds.inflight]
+stuck_after_secs = {if_after}
+warning = {if_w}
+critical = {if_c}
+
 # The retention policy (the guide's TTLs): hours a stored result may live, per operation;
 # every other operation gets default_hours. The retention check flags rows kept longer.
 [retention]
@@ -430,12 +446,32 @@ accent = "{c_accent}"
             xh_cs = float(t.xmin_horizon.critical_secs),
             xh_wx = float(t.xmin_horizon.warning_xids),
             xh_cx = float(t.xmin_horizon.critical_xids),
+            if_after = float(t.inflight.stuck_after_secs),
+            if_w = float(t.inflight.warning),
+            if_c = float(t.inflight.critical),
             ret_default = float(d.retention.default_hours),
             c_ok = d.colors.ok,
             c_warn = d.colors.warning,
             c_crit = d.colors.critical,
             c_accent = d.colors.accent,
         )
+    }
+}
+
+impl Config {
+    /// `thresholds.inflight.stuck_after_secs` as a duration (at least a millisecond).
+    pub fn stuck_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(
+            self.thresholds.inflight.stuck_after_secs.clamp(0.001, 1e9),
+        )
+    }
+
+    /// The snapshot options this configuration asks for (the stuck-key threshold).
+    pub fn snapshot_options(&self) -> crate::db::snapshot::SnapshotOptions {
+        crate::db::snapshot::SnapshotOptions {
+            stuck_after: self.stuck_after(),
+            ..crate::db::snapshot::SnapshotOptions::default()
+        }
     }
 }
 

@@ -16,6 +16,29 @@ pub struct Thresholds {
     pub indexes: Indexes,
     pub xmin_horizon: XminHorizonAge,
     pub free_space: FreeSpace,
+    pub inflight: InFlightStuck,
+}
+
+/// Keys in flight for too long (a request that crashed holding its key): a key counts as stuck
+/// when it has been locked (`locked_at`, Stripe-style) or, without a lock column, in flight
+/// since its creation for longer than `stuck_after_secs`. The `inflight` check warns from
+/// `warning` stuck keys on and is critical from `critical` on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InFlightStuck {
+    pub stuck_after_secs: f64,
+    pub warning: f64,
+    pub critical: f64,
+}
+
+impl Default for InFlightStuck {
+    fn default() -> Self {
+        Self {
+            stuck_after_secs: 600.0,
+            warning: 1.0,
+            critical: 50.0,
+        }
+    }
 }
 
 /// Free space in the heap (measured with pgstattuple, `B` on the Health screen) above which a

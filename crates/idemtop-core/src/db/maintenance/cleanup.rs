@@ -13,7 +13,8 @@ pub(super) struct Batch {
     pub(super) max_expires: Option<Ts>,
 }
 
-/// Delete every row with `expires_at <= cutoff` (the server's `now()` at the start), in short
+/// Delete every row expired by the cutoff (the server's `now()` at the start) that the table's
+/// mapping lets go ([`DeleteRule`]: never a row in flight unless stale ones may go), in short
 /// batches, until caught up, cancelled or `max_duration` passed, following the plan that
 /// [`super::plan::make`] makes (a dry run returns that plan's figures and does nothing).
 /// `progress` is called after every batch. What was deleted stays deleted when it stops early
@@ -72,6 +73,8 @@ pub async fn cleanup(
         method_reason: plan.method_reason.clone(),
         skipped,
         partitions,
+        rule: plan.rule.describe(),
+        references: plan.rule.references.clone(),
     };
     if opts.dry_run {
         return Ok(summary(0, 0, StopReason::CaughtUp, plan.method, 0, planned));
@@ -138,6 +141,7 @@ pub async fn cleanup(
         .sum();
     let run = Run {
         table,
+        rule: &plan.rule,
         cutoff: plan.cutoff,
         opts,
         cancel,
@@ -146,7 +150,7 @@ pub async fn cleanup(
     };
     let mut reporter = Reporter::new(&mut progress);
     let sweeper = if plan.method == Method::Sweep {
-        start_sweep(pool, table, plan.info.oid).await?
+        start_sweep(pool, table, &plan.rule, plan.info.oid).await?
     } else {
         None
     };
@@ -171,7 +175,7 @@ pub async fn cleanup(
     // assumed zero.
     let mut skipped = 0;
     if matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
-        match left_behind(pool, table, plan.cutoff).await {
+        match left_behind(pool, table, &plan.rule, plan.cutoff).await {
             Ok(0) => {}
             Ok(n) => {
                 skipped = n;
@@ -192,18 +196,20 @@ pub async fn cleanup(
 pub(super) async fn left_behind(
     pool: &PgPool,
     table: &TableRef,
+    rule: &DeleteRule,
     cutoff: DateTime<Utc>,
 ) -> Result<u64> {
     let mut conn = pool.acquire().await?;
     let mut tx = crate::db::connect::begin_bounded(&mut conn, Duration::from_secs(30)).await?;
-    let n: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
-        table.qualified()
-    ))
-    .bind(cutoff)
-    .bind(COUNT_CAP as i64)
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = format!(
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE {} LIMIT $2) s",
+        table.qualified(),
+        rule.deletable("", "$1", "$3", "$4")
+    );
+    let q = sqlx::query_scalar(&sql)
+        .bind(rule.bound(cutoff))
+        .bind(COUNT_CAP as i64);
+    let n: i64 = rule.bind_scalar(q, cutoff).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(n.max(0) as u64)
 }
@@ -211,6 +217,7 @@ pub(super) async fn left_behind(
 /// What both ways of finding the rows share.
 pub(super) struct Run<'a> {
     pub(super) table: &'a TableRef,
+    pub(super) rule: &'a DeleteRule,
     pub(super) cutoff: DateTime<Utc>,
     pub(super) opts: &'a CleanupOptions,
     pub(super) cancel: &'a CancellationToken,

@@ -68,6 +68,22 @@ pub(super) fn explain_cleanup_error(e: &sqlx::Error, table: &TableRef) -> anyhow
             "cleanup of {table} gave up: a batch did not finish within {BATCH_STATEMENT_TIMEOUT} \
              even at the smallest batch size (try --batch-size with a small number)"
         ),
+        // A referencing table's foreign key (ON DELETE RESTRICT / NO ACTION) still points at
+        // an expired row: name the constraint, say what would let it go.
+        Some("23503") => {
+            let constraint = match e {
+                sqlx::Error::Database(db) => db.constraint().map(sanitize::line),
+                _ => None,
+            };
+            anyhow!(
+                "cleanup of {table} stopped: an expired row is still referenced by another table{} \
+                 (its foreign key is ON DELETE RESTRICT / NO ACTION, so the row cannot be deleted \
+                 before the rows that reference it; the dry run lists the referencing tables)",
+                constraint
+                    .map(|c| format!(" through {c}"))
+                    .unwrap_or_default()
+            )
+        }
         _ => explain_write_error_as(e, "DELETE", table, "cleanup"),
     }
 }

@@ -37,12 +37,14 @@ use crate::sanitize;
 mod cleanup;
 mod errors;
 pub mod plan;
+mod rule;
 mod sweep;
 mod vacuum;
 mod walk;
 
 pub use cleanup::*;
 pub use errors::*;
+pub use rule::{DeleteRule, ReferenceEffect};
 pub(crate) use sweep::*;
 pub use vacuum::*;
 use walk::*;
@@ -82,6 +84,9 @@ pub struct CleanupOptions {
     pub method: MethodChoice,
     /// Wanted duration of one sweep batch (a range of heap pages); the range adapts towards it.
     pub sweep_batch: Duration,
+    /// The `[[table]]` sections of the configuration: the table's mapping says what may be
+    /// deleted ([`DeleteRule`]); without one, its detected shape does.
+    pub tables: Vec<crate::db::shape::TableEntry>,
 }
 
 /// `--method` of cleanup.
@@ -141,6 +146,7 @@ impl Default for CleanupOptions {
             fixed_batch: None,
             method: MethodChoice::Auto,
             sweep_batch: Duration::from_millis(2),
+            tables: Vec::new(),
         }
     }
 }
@@ -224,6 +230,11 @@ pub struct CleanupSummary {
     pub skipped: u64,
     /// Each partition: what the plan said and, after a run, what happened.
     pub partitions: Vec<PartitionOutcome>,
+    /// Which rows may go, in words (`expires_at <= cutoff`, `created_at + 72h <= cutoff, never
+    /// a row in flight`).
+    pub rule: String,
+    /// The foreign keys of other tables that point at this one, and what deleting does to them.
+    pub references: Vec<ReferenceEffect>,
 }
 
 /// One partition in a cleanup summary. JSON: the plan's fields (`name`, `action`, `proof`,
@@ -334,6 +345,8 @@ mod tests {
             method_reason: "--method sweep".into(),
             skipped: 0,
             partitions: Vec::new(),
+            rule: "expires_at <= cutoff".into(),
+            references: Vec::new(),
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["method"], "sweep");
@@ -373,13 +386,28 @@ mod tests {
         assert!(sweep_share_ok(50_000, 10_000.0));
     }
 
+    fn guide_rule() -> DeleteRule {
+        DeleteRule {
+            column: "expires_at".into(),
+            quoted: "\"expires_at\"".into(),
+            shift: Duration::ZERO,
+            inflight: None,
+            stale_after: None,
+            created: None,
+            key: vec!["\"request_id\"".into()],
+            indexed: true,
+            references: Vec::new(),
+            source: crate::db::shape::MappingSource::Detected,
+        }
+    }
+
     #[test]
     fn sweep_statement_is_a_tid_range_delete_bounded_by_the_cutoff() {
         let t = TableRef::new("My s", "idempotency_records").unwrap();
         assert_eq!(
-            sweep_sql(&t, "$1::int8", "$2::int8", "$3"),
+            sweep_sql(&t, &guide_rule(), "$1::int8", "$2::int8", "$3"),
             "DELETE FROM \"My s\".\"idempotency_records\" WHERE ctid >= format('(%s,0)', $1::int8)::tid \
-             AND ctid < format('(%s,0)', $2::int8)::tid AND expires_at <= $3"
+             AND ctid < format('(%s,0)', $2::int8)::tid AND \"expires_at\" <= $3"
         );
         assert_ne!(sweep_lock_key(1), sweep_lock_key(2));
     }

@@ -2,9 +2,13 @@
 //! for the run itself, so that the dry run prints exactly what the run then does.
 //!
 //! The plan reads the table model ([`crate::db::table`]) and decides:
-//! - whether expiry can be judged at all (an `expires_at` column holding points in time, read
-//!   in a known zone when it has none: [`TableInfo::expiry`]); otherwise cleanup is refused;
-//! - the cutoff: the server's `now()`, once; only rows with `expires_at <= cutoff` ever go;
+//! - whether expiry can be judged at all, from the table's mapping ([`DeleteRule`]: an expiry
+//!   column, or a TTL on the creation column, holding points in time read in a known zone);
+//!   otherwise cleanup is refused with the reason (no expiry mapped, a permanent ledger, an
+//!   unreadable column);
+//! - the cutoff: the server's `now()`, once; only rows expired by it ever go (`expires_at <=
+//!   cutoff`, or `created + ttl <= cutoff` read as `created <= cutoff - ttl`), and never a row
+//!   in flight unless the mapping lets stale ones go (`inflight_stale_after`);
 //! - for a partitioned table, which partitions are dropped whole, and why that is safe: a RANGE
 //!   partition on `expires_at` whose upper bound is at or before the cutoff
 //!   ([`DropProof::UpperBound`]), or a RANGE partition on another timestamp (a creation time)
@@ -23,7 +27,8 @@ use sqlx::postgres::types::Oid;
 use sqlx::{PgConnection, PgPool};
 
 use super::{
-    sweep_lock_key, sweep_share_ok, CleanupOptions, Method, MethodChoice, COUNT_CAP, SWEEP_MIN_ROWS,
+    sweep_lock_key, sweep_share_ok, CleanupOptions, DeleteRule, Method, MethodChoice, COUNT_CAP,
+    SWEEP_MIN_ROWS,
 };
 use crate::db::partitions::{self, DropProof, DropStep, PartitionInfo};
 use crate::db::table::{self, PartitionStrategy, TableInfo};
@@ -44,6 +49,8 @@ fn plan_timeout(opts: &CleanupOptions, started: std::time::Instant) -> std::time
 #[derive(Debug, Clone)]
 pub struct CleanupPlan {
     pub info: TableInfo,
+    /// What may be deleted (the table's mapping).
+    pub rule: DeleteRule,
     /// The server's `now()` when the plan was made.
     pub cutoff: DateTime<Utc>,
     /// Every partition (empty for a plain table), in the order they are handled.
@@ -121,10 +128,8 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
     if let Some(lock) = crate::db::locks::table_lock(&mut conn, info.oid).await? {
         return Err(crate::db::locks::TableLocked(lock).into());
     }
-    let expiry = info
-        .expiry(table)
-        .map_err(|why| anyhow!("cleanup refused: {why}"))?;
-    let expiry_indexed = expiry.indexed;
+    let rule = DeleteRule::resolve(&opts.tables, table, &info).map_err(|why| anyhow!(why))?;
+    let expiry_indexed = rule.indexed;
     let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *conn)
         .await?;
@@ -139,11 +144,12 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
     if info.partitioned {
         let parts = partitions::list(&mut conn, info.oid).await?;
         for p in parts {
-            planned.push(plan_partition(&mut conn, &info, p, cutoff, can_drop).await?);
+            planned.push(plan_partition(&mut conn, &info, &rule, p, cutoff, can_drop).await?);
         }
     }
     let timeout = plan_timeout(opts, started);
-    let row_by_row = count_row_by_row(&mut conn, table, &info, &planned, cutoff, timeout).await?;
+    let row_by_row =
+        count_row_by_row(&mut conn, table, &info, &rule, &planned, cutoff, timeout).await?;
     drop(conn);
     let (method, method_reason) = choose_method(
         pool,
@@ -152,10 +158,12 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
         opts,
         row_by_row.unwrap_or(0),
         expiry_indexed,
+        &rule.column,
     )
     .await?;
     Ok(CleanupPlan {
         info,
+        rule,
         cutoff,
         partitions: planned,
         row_by_row,
@@ -168,6 +176,7 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
 async fn plan_partition(
     conn: &mut PgConnection,
     info: &TableInfo,
+    rule: &DeleteRule,
     p: PartitionInfo,
     cutoff: DateTime<Utc>,
     can_drop: bool,
@@ -184,7 +193,13 @@ async fn plan_partition(
     };
     let strategy = info.partitioning.as_ref().map(|k| k.strategy);
     let past = p.upper.is_some_and(|u| u <= cutoff);
-    let proof = if p.is_default {
+    let proof = if !rule.drops_partitions() {
+        return Ok(row_by_row(
+            &p,
+            "whole partitions are dropped only for an expires_at column with nothing in flight: \
+             its expired rows are deleted row by row",
+        ));
+    } else if p.is_default {
         return Ok(row_by_row(&p, "the DEFAULT partition can hold any row"));
     } else if p.by_expiry {
         if !past {
@@ -297,6 +312,7 @@ async fn count_row_by_row(
     conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
+    rule: &DeleteRule,
     planned: &[PlannedPartition],
     cutoff: DateTime<Utc>,
     timeout: std::time::Duration,
@@ -313,14 +329,15 @@ async fn count_row_by_row(
     let mut total = 0u64;
     for t in targets {
         let mut tx = crate::db::connect::begin_bounded(conn, timeout).await?;
-        let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
-            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at <= $1 LIMIT $2) s",
-            t.qualified()
-        ))
-        .bind(cutoff)
-        .bind(COUNT_CAP.saturating_sub(total) as i64)
-        .fetch_one(&mut *tx)
-        .await;
+        let sql = format!(
+            "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE {} LIMIT $2) s",
+            t.qualified(),
+            rule.deletable("", "$1", "$3", "$4")
+        );
+        let q = sqlx::query_scalar(&sql)
+            .bind(rule.bound(cutoff))
+            .bind(COUNT_CAP.saturating_sub(total) as i64);
+        let n: Result<i64, sqlx::Error> = rule.bind_scalar(q, cutoff).fetch_one(&mut *tx).await;
         match n {
             Ok(n) => {
                 tx.commit().await?;
@@ -346,7 +363,7 @@ async fn count_row_by_row(
 /// Sweep or walk, and why. The sweep needs a plain table, PostgreSQL 14+ (TID range scans), no
 /// fixed batch size, and no other sweep of the table running; auto sweeps when the backlog is
 /// at least a quarter of the table and at least [`SWEEP_MIN_ROWS`] rows, or when no index leads
-/// with `expires_at` (the walk would then read the whole table for every batch).
+/// with the expiry column (the walk would then read the whole table for every batch).
 async fn choose_method(
     pool: &PgPool,
     table: &TableRef,
@@ -354,6 +371,7 @@ async fn choose_method(
     opts: &CleanupOptions,
     expired: u64,
     expiry_indexed: bool,
+    column: &str,
 ) -> Result<(Method, String)> {
     let walk = |why: &str| Ok((Method::Walk, why.to_owned()));
     if info.partitioned {
@@ -389,7 +407,10 @@ async fn choose_method(
     if !expiry_indexed {
         return Ok((
             Method::Sweep,
-            "no index leads with expires_at: the walk would read the table for every batch".into(),
+            format!(
+                "no index leads with {}: the walk would read the table for every batch",
+                crate::sanitize::line(column)
+            ),
         ));
     }
     if expired < SWEEP_MIN_ROWS {

@@ -2,12 +2,21 @@
 
 use super::*;
 
-/// The DELETE of one sweep batch: the rows of a range of heap pages expired by the cutoff.
-/// `lo`, `hi` (page numbers, `hi` excluded) and `cutoff` are SQL expressions.
-pub(super) fn sweep_sql(table: &TableRef, lo: &str, hi: &str, cutoff: &str) -> String {
+/// The DELETE of one sweep batch: the rows of a range of heap pages that the rule lets go.
+/// `lo`, `hi` (page numbers, `hi` excluded) and `bound` (the rule's bound: `cutoff - ttl`) are
+/// SQL expressions; the done values and the stale bound are `$4` and `$5` when the rule binds
+/// them.
+pub(super) fn sweep_sql(
+    table: &TableRef,
+    rule: &DeleteRule,
+    lo: &str,
+    hi: &str,
+    bound: &str,
+) -> String {
     format!(
-        "DELETE FROM {} WHERE ctid >= format('(%s,0)', {lo})::tid AND ctid < format('(%s,0)', {hi})::tid AND expires_at <= {cutoff}",
-        table.qualified()
+        "DELETE FROM {} WHERE ctid >= format('(%s,0)', {lo})::tid AND ctid < format('(%s,0)', {hi})::tid AND {}",
+        table.qualified(),
+        rule.deletable("", bound, "$4", "$5")
     )
 }
 
@@ -28,14 +37,18 @@ pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
 pub(super) async fn start_sweep(
     pool: &PgPool,
     table: &TableRef,
+    rule: &DeleteRule,
     oid: u32,
 ) -> Result<Option<Sweeper>> {
     let mut conn = pool.acquire().await?.detach();
-    let plan: Vec<String> =
-        sqlx::query_scalar(&format!("EXPLAIN {}", sweep_sql(table, "0", "1", "now()")))
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| explain_cleanup_error(&e, table))?;
+    // The parameters of the real statement are $1..$5; EXPLAIN gets constants in their place.
+    let probe = sweep_sql(table, rule, "0", "1", "now()")
+        .replace("$4", "'{}'::text[]")
+        .replace("$5", "NULL::timestamptz");
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {probe}"))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| explain_cleanup_error(&e, table))?;
     if !plan.iter().any(|l| l.contains("Tid Range Scan")) {
         tracing::info!("no TID range scan on this server: cleanup walks the index");
         let _ = sqlx::Connection::close(conn).await;
@@ -77,7 +90,7 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
     reporter: &mut Reporter<'_, F>,
 ) -> Result<(u64, u64, StopReason)> {
     let Sweeper { mut conn, pages } = sweeper;
-    let sql = sweep_sql(run.table, "$1::int8", "$2::int8", "$3");
+    let sql = sweep_sql(run.table, run.rule, "$1::int8", "$2::int8", "$3");
     let deleting = Instant::now();
     let (mut deleted, mut batches, mut retries) = (0u64, 0u64, 0u32);
     let mut next = 0u64;
@@ -91,12 +104,11 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
         }
         let end = next.saturating_add(size).min(pages);
         let t0 = Instant::now();
-        let done = sqlx::query(&sql)
+        let q = sqlx::query(&sql)
             .bind(next as i64)
             .bind(end as i64)
-            .bind(run.cutoff)
-            .execute(&mut conn)
-            .await;
+            .bind(run.rule.bound(run.cutoff));
+        let done = run.rule.bind_query(q, run.cutoff).execute(&mut conn).await;
         let took = t0.elapsed();
         let rows = match done {
             Ok(r) => {
@@ -172,17 +184,26 @@ pub(super) async fn sweep_row_by_row(
     hi: u64,
 ) -> Result<u64, sqlx::Error> {
     let t = run.table.qualified();
-    let ids: Vec<String> = sqlx::query_scalar(&format!(
+    let rule = run.rule;
+    let select = format!(
         "SELECT ctid::text FROM {t}
           WHERE ctid >= format('(%s,0)', $1::int8)::tid AND ctid < format('(%s,0)', $2::int8)::tid
-            AND expires_at <= $3"
-    ))
-    .bind(lo as i64)
-    .bind(hi as i64)
-    .bind(run.cutoff)
-    .fetch_all(&mut *conn)
-    .await?;
-    let delete = format!("DELETE FROM {t} WHERE ctid = $1::tid AND expires_at <= $2");
+            AND {}",
+        rule.deletable("", "$3", "$4", "$5")
+    );
+    let q = sqlx::query_scalar(&select)
+        .bind(lo as i64)
+        .bind(hi as i64)
+        .bind(rule.bound(run.cutoff));
+    let ids: Vec<String> = rule
+        .bind_scalar(q, run.cutoff)
+        .fetch_all(&mut *conn)
+        .await?;
+    // The row's own condition again: it may have changed (finished, or back in flight) since.
+    let delete = format!(
+        "DELETE FROM {t} WHERE ctid = $1::tid AND {}",
+        rule.deletable("", "$2", "$3", "$4")
+    );
     let mut deleted = 0;
     let mut skipped = 0;
     for id in ids {
@@ -191,12 +212,8 @@ pub(super) async fn sweep_row_by_row(
             .bind(ROW_LOCK_TIMEOUT)
             .execute(&mut *tx)
             .await?;
-        match sqlx::query(&delete)
-            .bind(&id)
-            .bind(run.cutoff)
-            .execute(&mut *tx)
-            .await
-        {
+        let q = sqlx::query(&delete).bind(&id).bind(rule.bound(run.cutoff));
+        match rule.bind_query(q, run.cutoff).execute(&mut *tx).await {
             Ok(r) => {
                 tx.commit().await?;
                 deleted += r.rows_affected();

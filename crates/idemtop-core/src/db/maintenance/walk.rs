@@ -1,4 +1,4 @@
-//! The index walk: keyset batches along the expiry index, FOR UPDATE SKIP LOCKED, adaptive batch size.
+//! The index walk: keyset batches along the expiry column's index (or the creation column's, for a TTL), FOR UPDATE SKIP LOCKED, adaptive batch size.
 
 use super::*;
 
@@ -30,34 +30,37 @@ pub(super) async fn walk<F: FnMut(&CleanupProgress)>(
             return Ok((deleted, batches, stopped));
         }
         let t0 = Instant::now();
-        let batch =
-            match delete_batch(pool, run.table, how, last_seen, run.cutoff, batch_size).await {
-                Ok(b) => {
-                    retries = 0;
-                    b
+        let batch = match delete_batch(
+            pool, run.table, run.rule, how, last_seen, run.cutoff, batch_size,
+        )
+        .await
+        {
+            Ok(b) => {
+                retries = 0;
+                b
+            }
+            // Without row locks (no UPDATE privilege for FOR UPDATE SKIP LOCKED) a row that
+            // another session keeps locked stops the walk: what is left is counted and the
+            // run reported incomplete, not failed.
+            Err(e)
+                if !how.lock_rows
+                    && retries >= MAX_RETRIES
+                    && db_sqlstate(&e).as_deref() == Some("55P03") =>
+            {
+                tracing::warn!("an expired row stays locked by another session: stopping here");
+                return Ok((deleted, batches, StopReason::Incomplete));
+            }
+            Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::warn!("cleanup batch of {batch_size} rows failed, retrying: {e}");
+                if db_sqlstate(&e).as_deref() == Some("57014") {
+                    batch_size = clamp_batch((batch_size / 4).max(1), opts);
                 }
-                // Without row locks (no UPDATE privilege for FOR UPDATE SKIP LOCKED) a row that
-                // another session keeps locked stops the walk: what is left is counted and the
-                // run reported incomplete, not failed.
-                Err(e)
-                    if !how.lock_rows
-                        && retries >= MAX_RETRIES
-                        && db_sqlstate(&e).as_deref() == Some("55P03") =>
-                {
-                    tracing::warn!("an expired row stays locked by another session: stopping here");
-                    return Ok((deleted, batches, StopReason::Incomplete));
-                }
-                Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
-                    retries += 1;
-                    tracing::warn!("cleanup batch of {batch_size} rows failed, retrying: {e}");
-                    if db_sqlstate(&e).as_deref() == Some("57014") {
-                        batch_size = clamp_batch((batch_size / 4).max(1), opts);
-                    }
-                    run.retry_pause(retries).await;
-                    continue;
-                }
-                Err(e) => return Err(run.failed(&e, deleted, batches)),
-            };
+                run.retry_pause(retries).await;
+                continue;
+            }
+            Err(e) => return Err(run.failed(&e, deleted, batches)),
+        };
         let took = t0.elapsed();
         if batch.candidates == 0 {
             return Ok((deleted, batches, StopReason::CaughtUp));
@@ -80,6 +83,7 @@ pub(super) async fn walk<F: FnMut(&CleanupProgress)>(
 pub(super) async fn delete_batch(
     pool: &PgPool,
     table: &TableRef,
+    rule: &DeleteRule,
     how: &WalkHow,
     last_seen: Option<Ts>,
     cutoff: DateTime<Utc>,
@@ -95,40 +99,54 @@ pub(super) async fn delete_batch(
     // per row, about twice as fast); the ids come from the same statement, so they cannot
     // point at another row. A partitioned table has no unique ctid: join on the key instead,
     // and the DELETE's own range condition lets the planner read exactly the batch's slice of
-    // idx_idempotency_expires whatever join it picks. Either way the DELETE repeats
-    // `expires_at <= cutoff`, so no live row can ever go.
+    // the expiry index whatever join it picks. Either way the DELETE repeats the whole
+    // condition (expired by the cutoff, not in flight), so no live or in-flight row can go.
+    // `col` is the column in expiry order: the expiry column, or the creation column of a TTL
+    // (compared with `cutoff - ttl`, $2).
+    let col = &rule.quoted;
     let (key, delete) = if how.by_ctid {
         (
-            "ctid",
+            "ctid".to_owned(),
             format!(
                 "DELETE FROM {t}
-                  WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND expires_at <= $2
-                 RETURNING expires_at"
+                  WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND {}
+                 RETURNING {col}",
+                rule.deletable("", "$2", "$4", "$5")
             ),
         )
     } else {
+        let join: Vec<String> = rule.key.iter().map(|k| format!("d.{k} = b.{k}")).collect();
         (
-            "request_id",
+            rule.key.join(", "),
             format!(
                 "DELETE FROM {t} AS d USING batch AS b
-                  WHERE d.request_id = b.request_id AND d.expires_at = b.expires_at
-                    AND d.expires_at >= coalesce($1, '-infinity')
-                    AND d.expires_at <= (SELECT max(expires_at) FROM batch)
-                 RETURNING d.expires_at"
+                  WHERE {} AND d.{col} = b.{col}
+                    AND d.{col} >= coalesce($1, '-infinity')
+                    AND d.{col} <= (SELECT max({col}) FROM batch)
+                    AND {}
+                 RETURNING d.{col}",
+                join.join(" AND "),
+                rule.deletable("d.", "$2", "$4", "$5")
             ),
         )
     };
+    let key = if key.split(", ").any(|k| k == col.as_str()) {
+        key
+    } else {
+        format!("{key}, {col}")
+    };
     let sql = format!(
         "WITH batch AS (
-             SELECT {key}, expires_at FROM {t}
-              WHERE expires_at >= coalesce($1, '-infinity') AND expires_at <= $2
-              ORDER BY expires_at
+             SELECT {key} FROM {t}
+              WHERE {col} >= coalesce($1, '-infinity') AND {}
+              ORDER BY {col}
               LIMIT $3
               {lock}
          ), del AS ({delete})
          SELECT (SELECT count(*) FROM batch)::int8,
-                (SELECT max(expires_at) FROM batch)::timestamptz,
-                (SELECT count(*) FROM del)::int8"
+                (SELECT max({col}) FROM batch)::timestamptz,
+                (SELECT count(*) FROM del)::int8",
+        rule.deletable("", "$2", "$4", "$5")
     );
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -138,12 +156,12 @@ pub(super) async fn delete_batch(
     .bind(BATCH_LOCK_TIMEOUT)
     .execute(&mut *tx)
     .await?;
-    let (candidates, max_expires, deleted): (i64, Option<Ts>, i64) = sqlx::query_as(&sql)
+    let q = sqlx::query_as(&sql)
         .bind(last_seen)
-        .bind(cutoff)
-        .bind(i64::from(limit))
-        .fetch_one(&mut *tx)
-        .await?;
+        .bind(rule.bound(cutoff))
+        .bind(i64::from(limit));
+    let (candidates, max_expires, deleted): (i64, Option<Ts>, i64) =
+        rule.bind(q, cutoff).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(Batch {
         candidates: candidates.max(0) as u64,

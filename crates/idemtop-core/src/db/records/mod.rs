@@ -26,12 +26,14 @@ use crate::ident::TableRef;
 use crate::sanitize;
 
 mod delete;
+mod mapped;
 mod query;
 mod read;
 #[cfg(test)]
 mod tests;
 
 pub use delete::*;
+pub use mapped::*;
 pub use query::*;
 pub use read::*;
 

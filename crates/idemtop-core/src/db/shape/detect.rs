@@ -23,6 +23,9 @@ pub struct Detection {
     pub missing: Vec<Role>,
     /// What was assumed or noticed, one sentence each (raw names inside: sanitize on display).
     pub notes: Vec<String>,
+    /// The mapping is a `[[table]]` section of the config file, not a detection
+    /// ([`super::Effective::described`]).
+    pub configured: bool,
 }
 
 /// Normalised column name for the heuristics: lower case, without `_` and `-` (so
@@ -196,6 +199,7 @@ pub fn detect(schema: &str, table: &str, info: &TableInfo) -> Detection {
         mapping,
         missing,
         notes,
+        configured: false,
     }
 }
 

@@ -198,6 +198,37 @@ pub struct Effective {
     pub detection: Option<Detection>,
 }
 
+impl Effective {
+    /// What the mapping covers and what it leaves out, as a [`Detection`] (for its
+    /// [`Detection::message`] and `missing`): the detection itself, or for a `[[table]]`
+    /// section the configured mapping with the roles it leaves out.
+    pub fn described(&self, table: &TableRef, info: &TableInfo) -> Detection {
+        if let Some(d) = &self.detection {
+            return d.clone();
+        }
+        let m = &self.mapping;
+        let zone_needed = m
+            .timestamp_columns()
+            .into_iter()
+            .filter_map(|(_, name)| info.column(name))
+            .any(|c| c.kind == crate::db::table::ColumnKind::Timestamp);
+        let missing = super::mapping::Role::ALL
+            .into_iter()
+            .filter(|r| !m.has(*r))
+            .filter(|r| *r != super::mapping::Role::Zone || zone_needed)
+            .collect();
+        Detection {
+            schema: table.schema.as_str().to_owned(),
+            table: table.table.as_str().to_owned(),
+            shape: None,
+            mapping: m.clone(),
+            missing,
+            notes: Vec::new(),
+            configured: true,
+        }
+    }
+}
+
 /// The mapping of `table`: its `[[table]]` entry when the configuration has one (checked
 /// against the table: a column that does not exist or whose type does not fit is an error),
 /// otherwise what [`detect`] finds.

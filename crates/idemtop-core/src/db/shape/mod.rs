@@ -20,6 +20,7 @@
 //! - `entry.rs`: `[[table]]` entries, the check of a mapping against the table, the effective
 //!   mapping of a table;
 //! - `render.rs`: the human message and the ready-to-paste `[[table]]` section;
+//! - `sql.rs`: a mapping's columns as quoted SQL, the expiry and in-flight expressions;
 //! - `candidates.rs`: the tables of a database that look like idempotency tables.
 
 mod candidates;
@@ -29,6 +30,7 @@ mod fit;
 mod known;
 mod mapping;
 mod render;
+mod sql;
 
 pub use candidates::{candidates, looks_like_candidate, Candidate, MAX_CANDIDATES};
 pub use detect::{detect, Detection};
@@ -37,3 +39,4 @@ pub use known::KnownShape;
 pub use mapping::{format_ttl, parse_ttl, MappingFields};
 pub use mapping::{Expiry, InFlight, Mapping, Role};
 pub use render::{toml_section, toml_string};
+pub use sql::{not_mapped, quote, ExpirySql, InFlightSql, MappedSql};

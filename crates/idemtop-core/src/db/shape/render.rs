@@ -85,6 +85,12 @@ fn describe(m: &Mapping, role: Role) -> Option<String> {
 }
 
 fn headline(d: &Detection) -> String {
+    if d.configured {
+        return format!(
+            "{}: mapped by its [[table]] section of the config file",
+            d.shown_table()
+        );
+    }
     match d.shape {
         Some(s) => format!("{}: recognised as {}", d.shown_table(), s.label()),
         None => format!(
@@ -213,6 +219,9 @@ pub fn toml_section(d: &Detection) -> String {
         if let Some(c) = value {
             kv(key, toml_string(c));
         }
+    }
+    if let Some(t) = &f.inflight_stale_after {
+        kv("inflight_stale_after", toml_string(t));
     }
     for role in &d.missing {
         out.push_str(&format!(

@@ -102,29 +102,48 @@ pub fn histogram_fraction(bounds: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<
 pub(super) async fn estimates(
     conn: &mut PgConnection,
     table: &TableRef,
+    tm: &TableMapping,
     now: DateTime<Utc>,
 ) -> Result<Estimates> {
+    // The histogram of the column in expiry order (the expiry column, or the creation column
+    // of a TTL, its bounds moved by the TTL); the most common values of a single operation
+    // column. Nothing for what is not mapped.
+    let expiry = tm
+        .sql
+        .expiry
+        .as_ref()
+        .and_then(|e| Some((e.column()?.to_owned(), e.shift())));
+    let operation = match tm.mapping.operation_columns() {
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    let (expiry_column, shift) = match expiry {
+        Some((c, s)) => (c, chrono::Duration::from_std(s).unwrap_or_default()),
+        None => (String::new(), chrono::Duration::zero()),
+    };
     // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
     // Bounds of a `timestamp` column are read in the session's zone (the database's); an
     // 'infinity' bound has no place on the time axis and is left out.
     let hist: Option<Vec<Ts>> = sqlx::query_scalar(
         "SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
-          WHERE schemaname = $1 AND tablename = $2 AND attname = 'expires_at'
+          WHERE schemaname = $1 AND tablename = $2 AND attname = $3
           ORDER BY inherited DESC LIMIT 1",
     )
     .bind(table.schema.as_str())
     .bind(table.table.as_str())
+    .bind(&expiry_column)
     .fetch_optional(&mut *conn)
     .await?
     .flatten();
     type Mcv = (Option<Vec<String>>, Option<Vec<f32>>);
     let mcv: Option<Mcv> = sqlx::query_as(
         "SELECT most_common_vals::text::text[], most_common_freqs FROM pg_stats
-          WHERE schemaname = $1 AND tablename = $2 AND attname = 'operation'
+          WHERE schemaname = $1 AND tablename = $2 AND attname = $3
           ORDER BY inherited DESC LIMIT 1",
     )
     .bind(table.schema.as_str())
     .bind(table.table.as_str())
+    .bind(operation.as_deref().unwrap_or(""))
     .fetch_optional(&mut *conn)
     .await?;
     let operation_mcv = match mcv {
@@ -139,6 +158,7 @@ pub(super) async fn estimates(
             .unwrap_or_default()
             .into_iter()
             .filter_map(Ts::finite)
+            .filter_map(|t| t.checked_add_signed(shift))
             .collect(),
         now: Some(now),
         expired_fraction: None,

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Executor, PgConnection};
 
+use crate::db::shape::{ExpirySql, Role};
 use crate::db::table::TableInfo;
 use crate::db::ts::Ts;
 use crate::ident::TableRef;
@@ -35,6 +36,9 @@ pub struct SnapshotOptions {
     /// Run the exact per-operation aggregate even on a large table (bounded by `exact_timeout`).
     pub exact_pass: bool,
     pub exact_timeout: Duration,
+    /// A key in flight (locked) longer than this is stuck (config
+    /// `thresholds.inflight.stuck_after_secs`).
+    pub stuck_after: Duration,
 }
 
 impl Default for SnapshotOptions {
@@ -42,6 +46,7 @@ impl Default for SnapshotOptions {
         Self {
             exact_pass: false,
             exact_timeout: Duration::from_secs(2),
+            stuck_after: Duration::from_secs(600),
         }
     }
 }
@@ -77,6 +82,13 @@ pub struct Snapshot {
     /// Some on a hot standby: nothing can be written, and `pg_stat_user_tables` counters are
     /// not maintained there (see [`Snapshot::counters_maintained`]).
     pub standby: Option<crate::db::horizon::Standby>,
+    /// The table's mapping: the roles its columns play, what is missing and how to map it,
+    /// whether cleanup may run. A figure that needs a missing role is not measured (see
+    /// [`MappingReport::na`]).
+    pub mapping: MappingReport,
+    /// Keys in flight, for a table whose mapping has an in-flight state (`None` otherwise, or
+    /// when they could not be counted in time).
+    pub inflight: Option<InFlightStats>,
 }
 
 impl Snapshot {
@@ -217,6 +229,8 @@ pub use crate::db::maintenance::VacuumProgress as VacuumRunning;
 
 mod breakdown;
 mod estimates;
+mod inflight;
+mod mapping;
 mod sampler;
 mod stats;
 mod take;
@@ -225,6 +239,10 @@ mod tests;
 
 use breakdown::*;
 pub use estimates::*;
+pub use inflight::InFlightStats;
+pub use inflight::StateCount;
+use inflight::*;
+pub use mapping::*;
 pub use sampler::*;
 pub use stats::*;
 pub use take::*;
@@ -280,6 +298,9 @@ pub struct IndexStats {
 pub struct ExpectedIndex {
     pub name: String,
     pub column: String,
+    /// The index serves the expiry (cleanup and the expired count): the expiry column, or the
+    /// creation column of a TTL.
+    pub expiry: bool,
     /// `Some(name)` when an index leads with that column (the expected name or another).
     pub found_as: Option<String>,
 }

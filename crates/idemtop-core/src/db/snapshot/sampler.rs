@@ -73,6 +73,7 @@ impl Sampler {
         conn: &mut PgConnection,
         table: &TableRef,
         info: &TableInfo,
+        tm: &TableMapping,
         opts: SnapshotOptions,
         keep: Duration,
     ) -> Result<Snapshot> {
@@ -83,7 +84,7 @@ impl Sampler {
             }
         }
         let started = std::time::Instant::now();
-        let mut snap = take(conn, table, info, opts).await?;
+        let mut snap = take_mapped(conn, table, info, tm, opts).await?;
         if opts.exact_pass {
             self.last_exact_cost = Some((started, started.elapsed()));
         }
@@ -113,7 +114,7 @@ impl Sampler {
             self.anchor = None;
             return Ok(snap);
         }
-        let Some(expired_since) = expired_between(conn, table, a.at).await? else {
+        let Some(expired_since) = expired_between(conn, table, tm, a.at).await? else {
             self.anchor = None;
             return Ok(snap);
         };
@@ -144,10 +145,18 @@ impl Sampler {
 pub(super) async fn expired_between(
     conn: &mut PgConnection,
     table: &TableRef,
+    tm: &TableMapping,
     anchor: DateTime<Utc>,
 ) -> Result<Option<i64>> {
+    // The column in expiry order, compared with both ends moved back by the TTL (index-friendly).
+    let Some(e) = tm.sql.expiry.as_ref() else {
+        return Ok(Some(0));
+    };
+    let (Some(after), Some(expired)) = (e.live_at("$1::timestamptz"), e.expired_at("now()")) else {
+        return Ok(Some(0));
+    };
     let n: Result<i64, sqlx::Error> = sqlx::query_scalar(&format!(
-        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE expires_at > $1 AND expires_at <= now() LIMIT $2) s",
+        "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE {after} AND {expired} LIMIT $2) s",
         table.qualified()
     ))
     .bind(anchor)

@@ -189,17 +189,38 @@ pub(super) async fn indexes(
 pub fn expected(indexes: &[IndexStats]) -> Vec<ExpectedIndex> {
     EXPECTED_INDEXES
         .iter()
-        .map(|(name, column)| {
-            let found_as = indexes
-                .iter()
-                .find(|i| i.name == *name)
-                .or_else(|| indexes.iter().find(|i| i.column == *column))
-                .map(|i| i.name.clone());
-            ExpectedIndex {
-                name: (*name).into(),
-                column: (*column).into(),
-                found_as,
-            }
-        })
+        .map(|(name, column)| expected_one(indexes, name, column, *column == "expires_at"))
         .collect()
+}
+
+fn expected_one(indexes: &[IndexStats], name: &str, column: &str, expiry: bool) -> ExpectedIndex {
+    let found_as = indexes
+        .iter()
+        .find(|i| i.name == name)
+        .or_else(|| indexes.iter().find(|i| i.column == column))
+        .map(|i| i.name.clone());
+    ExpectedIndex {
+        name: name.into(),
+        column: column.into(),
+        expiry,
+        found_as,
+    }
+}
+
+/// The indexes a mapped table should have: the guide's two on the guide's shape; otherwise one
+/// on the column in expiry order (the expiry column, or the creation column of a TTL), when
+/// rows expire; none for a permanent ledger or an unmapped expiry.
+pub fn expected_for(
+    indexes: &[IndexStats],
+    tm: &TableMapping,
+    table: &TableRef,
+) -> Vec<ExpectedIndex> {
+    if tm.report.is_guide() {
+        return expected(indexes);
+    }
+    let Some(column) = tm.sql.expiry.as_ref().and_then(|e| e.column()) else {
+        return Vec::new();
+    };
+    let name = format!("{}_{}_idx", table.table.as_str(), column);
+    vec![expected_one(indexes, &name, column, true)]
 }

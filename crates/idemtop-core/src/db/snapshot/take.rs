@@ -2,15 +2,28 @@
 
 use super::*;
 
-/// Take one snapshot. `conn` should be a session with a short `statement_timeout`. A missing
-/// privilege is said in one sentence naming the role and the GRANT that fixes it.
+/// Take one snapshot of a table with no `[[table]]` section (its detected mapping).
 pub async fn take(
     conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
     opts: SnapshotOptions,
 ) -> Result<Snapshot> {
-    match take_inner(conn, table, info, opts).await {
+    let tm = TableMapping::resolve(&[], table, info);
+    take_mapped(conn, table, info, &tm, opts).await
+}
+
+/// Take one snapshot, every query asking the table's mapping `tm` for its columns. `conn`
+/// should be a session with a short `statement_timeout`. A missing privilege is said in one
+/// sentence naming the role and the GRANT that fixes it.
+pub async fn take_mapped(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    tm: &TableMapping,
+    opts: SnapshotOptions,
+) -> Result<Snapshot> {
+    match take_inner(conn, table, info, tm, opts).await {
         Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
             Err(crate::db::connect::permission_error(conn, &e, "SELECT", table).await)
         }
@@ -22,6 +35,7 @@ pub(super) async fn take_inner(
     conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
+    tm: &TableMapping,
     opts: SnapshotOptions,
 ) -> Result<Snapshot> {
     let started = Instant::now();
@@ -68,7 +82,7 @@ pub(super) async fn take_inner(
         Sizes::default()
     };
     let indexes = indexes(conn, oid, probe).await.context("reading indexes")?;
-    let expected_indexes = expected(&indexes);
+    let expected_indexes = expected_for(&indexes, tm, table);
     let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
         .bind(format!(
             "{}()",
@@ -95,7 +109,7 @@ pub(super) async fn take_inner(
         let est = if small {
             None
         } else {
-            Some(estimates(conn, table, stats.now).await?)
+            Some(estimates(conn, table, tm, stats.now).await?)
         };
         let est_expired = est
             .as_ref()
@@ -106,23 +120,38 @@ pub(super) async fn take_inner(
             _ => EXPIRED_COUNT_CAP,
         };
         // `-infinity` rows are expired but have no age: the oldest finite expiry gives the lag.
-        let (oldest, expired_capped): (Option<Ts>, i64) = sqlx::query_as(&format!(
-            "SELECT (SELECT min(expires_at) FROM {q} WHERE expires_at > '-infinity')::timestamptz,
-                    (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE expires_at <= now() LIMIT $1) s)"
-        ))
-        .bind(count_cap)
-        .fetch_one(&mut *conn)
-        .await
-        .context("counting expired rows")?;
-        let expired_counted = count_cap > 0 && expired_capped < count_cap;
-        rows.oldest_expired_at = oldest.and_then(Ts::finite).filter(|t| *t <= stats.now);
+        // The column in expiry order is the expiry column, or the creation column of a TTL
+        // (its oldest value plus the TTL is the oldest expiry). A permanent ledger has nothing
+        // expired; an unmapped expiry is not counted at all (the report says n/a).
+        let (oldest, expired_capped, expired_counted) = match &tm.sql.expiry {
+            Some(
+                e @ (ExpirySql::Column { quoted: col, .. } | ExpirySql::Ttl { quoted: col, .. }),
+            ) => {
+                let expired = e.expired_at("now()").unwrap_or_else(|| "false".into());
+                let (oldest, n): (Option<Ts>, i64) = sqlx::query_as(&format!(
+                    "SELECT (SELECT min({col}) FROM {q} WHERE {col} > '-infinity')::timestamptz,
+                            (SELECT count(*) FROM (SELECT 1 FROM {q} WHERE {expired} LIMIT $1) s)"
+                ))
+                .bind(count_cap)
+                .fetch_one(&mut *conn)
+                .await
+                .context("counting expired rows")?;
+                let shift = chrono::Duration::from_std(e.shift()).unwrap_or_default();
+                let oldest = oldest
+                    .and_then(Ts::finite)
+                    .and_then(|t| t.checked_add_signed(shift));
+                (oldest, n, count_cap > 0 && n < count_cap)
+            }
+            Some(ExpirySql::Permanent) | None => (None, 0, true),
+        };
+        rows.oldest_expired_at = oldest.filter(|t| *t <= stats.now);
         rows.cleanup_lag_secs = rows
             .oldest_expired_at
             .map(|t| (stats.now - t).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
 
         let exact = if small || opts.exact_pass {
-            exact_breakdown(conn, table, small, opts.exact_timeout).await?
+            exact_breakdown(conn, table, info, tm, small, opts.exact_timeout).await?
         } else {
             None
         };
@@ -136,13 +165,17 @@ pub(super) async fn take_inner(
                 rows.basis = RowsBasis::Exact;
                 rows.basis_at = Some(stats.now);
                 horizon = h;
-                operations = ops;
+                // Without an operation column the pass counted one group: the totals stand,
+                // the breakdown is n/a.
+                if tm.has(Role::Operation) {
+                    operations = ops;
+                }
                 operations_exact = true;
             }
             None => {
                 let est = match est {
                     Some(e) => e,
-                    None => estimates(conn, table, stats.now).await?,
+                    None => estimates(conn, table, tm, stats.now).await?,
                 };
                 let total = estimated_total.round().max(0.0) as i64;
                 rows.total = total;
@@ -164,6 +197,26 @@ pub(super) async fn take_inner(
         }
     }
 
+    // The in-flight figures stand alone: a failure of their query leaves that panel without
+    // figures (said there), never the whole snapshot; only a lost connection or a missing
+    // privilege (said for the whole table above) ends the refresh.
+    let inflight = if probe {
+        match inflight(conn, table, tm, opts.stuck_after, opts.exact_timeout).await {
+            Ok(f) => f,
+            Err(e)
+                if crate::db::connect::is_connection_lost(&e)
+                    || crate::db::connect::sqlstate(&e).as_deref() == Some("42501") =>
+            {
+                return Err(e)
+            }
+            Err(e) => {
+                tracing::warn!("keys in flight not counted: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut snap = Snapshot {
         taken_at: stats.now,
         table: table.to_string(),
@@ -184,6 +237,8 @@ pub(super) async fn take_inner(
         cleanup_function,
         blocked_by,
         standby,
+        mapping: tm.report.clone(),
+        inflight,
     };
     snap.refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(snap)

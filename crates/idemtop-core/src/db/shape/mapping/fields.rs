@@ -41,6 +41,10 @@ pub struct MappingFields {
     pub locked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_zone: Option<String>,
+    /// Rows still in flight this long after `created` may be deleted by cleanup (a request
+    /// that crashed mid-way and was never finished); without it, no in-flight row ever is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflight_stale_after: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -57,6 +61,7 @@ impl From<Mapping> for MappingFields {
             operation: m.operation,
             locked_at: m.locked_at,
             timestamp_zone: m.timestamp_zone,
+            inflight_stale_after: m.inflight_stale_after.map(format_ttl),
             ..MappingFields::default()
         };
         match m.expiry {
@@ -191,6 +196,25 @@ impl TryFrom<MappingFields> for Mapping {
             f.completed_at
                 .map(|column| InFlight::CompletedAt { column })
         };
+        let inflight_stale_after = match &f.inflight_stale_after {
+            None => None,
+            Some(t) => {
+                let age = parse_ttl(t).map_err(|e| format!("inflight_stale_after: {e}"))?;
+                if inflight.is_none() {
+                    return Err(
+                        "inflight_stale_after needs an in-flight state (inflight_column, completed_at or inflight_when_payload_null)"
+                            .into(),
+                    );
+                }
+                if f.created.is_none() {
+                    return Err(
+                        r#"inflight_stale_after counts from the creation time: also name it with created = "COLUMN""#
+                            .into(),
+                    );
+                }
+                Some(age)
+            }
+        };
         if let Some(zone) = &f.timestamp_zone {
             if zone.trim().is_empty() || zone.len() > 100 || zone.chars().any(char::is_control) {
                 return Err(format!(
@@ -209,6 +233,7 @@ impl TryFrom<MappingFields> for Mapping {
             inflight,
             locked_at: f.locked_at,
             timestamp_zone: f.timestamp_zone,
+            inflight_stale_after,
         })
     }
 }

@@ -154,3 +154,40 @@ fn payload_null_in_flight_names_the_payload() {
     assert_eq!(m.expiry(), Some(&Expiry::Permanent));
     assert!(m.has(Role::Expiry) && !m.has(Role::Status));
 }
+
+#[test]
+fn inflight_stale_after_needs_a_state_and_a_creation_time_and_round_trips() {
+    let m = fields(
+        r#"key = ["k"]
+           created = "created_at"
+           ttl = "72h"
+           inflight_column = "recovery_point"
+           done_values = ["finished"]
+           inflight_stale_after = "24h""#,
+    )
+    .unwrap();
+    assert_eq!(
+        m.inflight_stale_after(),
+        Some(Duration::from_secs(24 * 3600))
+    );
+    let back: MappingFields = m.clone().into();
+    assert_eq!(back.inflight_stale_after.as_deref(), Some("24h"));
+    assert_eq!(Mapping::try_from(back), Ok(m));
+    for (text, want) in [
+        (
+            "key = [\"k\"]\ncreated = \"c\"\ninflight_stale_after = \"24h\"",
+            "inflight_stale_after needs an in-flight state",
+        ),
+        (
+            "key = [\"k\"]\ncompleted_at = \"d\"\ninflight_stale_after = \"24h\"",
+            "inflight_stale_after counts from the creation time",
+        ),
+        (
+            "key = [\"k\"]\ncreated = \"c\"\ncompleted_at = \"d\"\ninflight_stale_after = \"soon\"",
+            "inflight_stale_after: \"soon\"",
+        ),
+    ] {
+        let err = fields(text).unwrap_err();
+        assert!(err.contains(want), "{text}\n=> {err}");
+    }
+}

@@ -132,6 +132,9 @@ pub struct Mapping {
     pub(super) inflight: Option<InFlight>,
     pub(super) locked_at: Option<String>,
     pub(super) timestamp_zone: Option<String>,
+    /// Cleanup may delete a row still in flight this long after its creation time (config
+    /// `inflight_stale_after`); `None`: never.
+    pub(super) inflight_stale_after: Option<Duration>,
 }
 
 impl Mapping {
@@ -182,6 +185,12 @@ impl Mapping {
     /// The zone of `timestamp without time zone` columns, when the mapping names one.
     pub fn timestamp_zone(&self) -> Option<&str> {
         self.timestamp_zone.as_deref()
+    }
+
+    /// How long after its creation a row still in flight may be deleted by cleanup; `None`:
+    /// an in-flight row is never deleted.
+    pub fn inflight_stale_after(&self) -> Option<Duration> {
+        self.inflight_stale_after
     }
 
     /// Whether `role` is mapped (an expiry of [`Expiry::Permanent`] is).

@@ -210,7 +210,13 @@ fn draw_lookup(
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(block(format!(" Record {shown} (Esc: back) "), t)),
+            .block(block(
+                format!(
+                    " Record {shown} ({}: back) ",
+                    crate::app::keys::key_for(crate::app::action::Action::Back).unwrap_or_default()
+                ),
+                t,
+            )),
         area,
     );
 }

@@ -510,6 +510,16 @@ Print the [[table]] section of one with: idemtop schema --schema SCHEMA --table 
         ]
     );
     assert_eq!(doc["more"], serde_json::Value::Bool(false));
+
+    // The dashboard says the same before it takes the screen, and exits 1.
+    let (code, out, err) = run(&["--database-url", &url], &home);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("public.idempotency_records does not exist in database")
+            && err.contains("public.idempotency_keys   stripe         nothing missing")
+            && err.contains("Open one with `idemtop --schema S --table T`"),
+        "{err}"
+    );
 }
 
 /// A table named idempotency_records that is not the guide's (nestarc's has the same name) is

@@ -89,7 +89,9 @@ pub async fn run(global: &Global, config: &Config) -> Result<()> {
     let pool = cfg.pool(4).await?;
     {
         let mut conn = pool.acquire().await.context("connecting")?;
-        table::resolve(&mut conn, &table_ref).await?;
+        if let Err(e) = table::resolve(&mut conn, &table_ref).await {
+            return Err(with_candidates(&mut conn, &table_ref, e).await);
+        }
     }
     let session = SessionInfo {
         target: cfg.describe(),
@@ -106,6 +108,42 @@ pub async fn run(global: &Global, config: &Config) -> Result<()> {
         global.theme(config),
     )
     .await
+}
+
+/// When the table does not exist, the error lists the tables of the database that look like
+/// idempotency tables (as `idemtop schema` does), so that the next command is obvious.
+async fn with_candidates(
+    conn: &mut sqlx::PgConnection,
+    table: &crate::ident::TableRef,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    let exists: Option<bool> = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table.qualified())
+        .fetch_one(&mut *conn)
+        .await
+        .ok();
+    if exists != Some(false) {
+        return e;
+    }
+    let database: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_default();
+    match crate::db::shape::candidates(conn).await {
+        Ok((found, more)) if !found.is_empty() => anyhow::anyhow!(
+            "{}\nOpen one with `idemtop --schema S --table T`; `idemtop schema --table T` prints \
+             how its columns are mapped.",
+            crate::commands::schema::render_candidates(
+                table,
+                &crate::sanitize::line(&database),
+                "does not exist",
+                &found,
+                more
+            )
+            .trim_end()
+        ),
+        _ => e,
+    }
 }
 
 /// The dashboard on an existing pool (also used by `idemtop demo`).

@@ -46,6 +46,15 @@ impl App {
                     out.push(Request::Run(what));
                 }
             }
+            Action::CountExactly => {
+                self.refresh.exact_requested = true;
+                out.extend(self.maybe_refresh(true));
+                if out.is_empty() {
+                    self.say("counting exactly with the next refresh");
+                } else {
+                    self.say("counting exactly (one scan of the table)");
+                }
+            }
             Action::RefreshNow => {
                 out.extend(self.maybe_refresh(true));
                 if self.refresh.in_flight.is_some() && out.is_empty() {

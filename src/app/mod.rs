@@ -84,6 +84,7 @@ impl App {
                 generation: 0,
                 due: now,
                 last_exact_pass: None,
+                exact_requested: false,
             },
             dash: DashboardState::default(),
             records: RecordsState::default(),
@@ -226,6 +227,8 @@ impl App {
             .refresh
             .last_exact_pass
             .is_none_or(|t| self.now.duration_since(t) >= EXACT_PASS_EVERY);
+        let exact_now = std::mem::take(&mut self.refresh.exact_requested);
+        let exact_pass = exact_pass || exact_now;
         if exact_pass {
             self.refresh.last_exact_pass = Some(self.now);
         }
@@ -239,6 +242,7 @@ impl App {
                 checks: self.screen == Screen::Health || exact_pass || force,
                 partitions: self.screen == Screen::Partitions,
                 model: force,
+                exact_now,
             },
         })
     }

@@ -154,7 +154,7 @@ impl Worker {
         // mid-query, is dropped.
         let result = match tokio::time::timeout(
             REFRESH_DEADLINE,
-            self.refresh_on(session, opts, also.model),
+            self.refresh_on(session, opts, also.model, also.exact_now),
         )
         .await
         {
@@ -254,11 +254,15 @@ impl Worker {
         session: &mut RefreshSession,
         opts: SnapshotOptions,
         reread_model: bool,
+        exact_now: bool,
     ) -> Result<(Snapshot, TableInfo)> {
         let info = session
             .model(&self.connect, &self.table, reread_model)
             .await?;
         let conn = connected(&mut session.conn, &self.connect).await?;
+        if exact_now {
+            session.sampler.allow_exact_now();
+        }
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session
             .sampler

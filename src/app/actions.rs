@@ -172,7 +172,12 @@ impl App {
                 None => {}
             },
             Action::CycleSort => {
-                self.records.sort = self.records.sort.next();
+                let indexes = self.dash.current.as_ref().map(|s| s.indexes.as_slice());
+                let (next, skipped) = sort_offer::next_served(self.records.sort, indexes);
+                if let Some(why) = sort_offer::why_skipped(&skipped) {
+                    self.say(why);
+                }
+                self.records.sort = next;
                 out.push(Request::LoadPage(self.records.reload()));
             }
             Action::CycleStatus => {

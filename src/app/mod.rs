@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod keys;
 pub mod payload;
 pub mod records;
+pub mod sort_offer;
 
 mod actions;
 mod confirm;

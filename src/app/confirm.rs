@@ -14,8 +14,30 @@ impl App {
                         crate::format::count(s.rows.expired)
                     )
                 });
+                // No index on expires_at: say what the cleanup will read before it starts
+                // (the dashboard's cleanup is the auto choice: a sweep of the heap).
+                let unindexed = self
+                    .dash
+                    .current
+                    .as_ref()
+                    .filter(|s| {
+                        s.expected_indexes
+                            .iter()
+                            .any(|i| i.column == "expires_at" && i.missing())
+                    })
+                    .map(|s| {
+                        format!(
+                            " Note: {}.",
+                            crate::db::maintenance::unindexed::warning(
+                                crate::db::maintenance::Method::Sweep,
+                                s.sizes.table_bytes,
+                                None
+                            )
+                        )
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "Delete {} from {table} in short batches (expires_at <= the server's now())?",
+                    "Delete {} from {table} in short batches (expires_at <= the server's now())?{unindexed}",
                     expired.unwrap_or_else(|| "all expired rows".into())
                 )
             }

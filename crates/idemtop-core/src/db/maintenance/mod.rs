@@ -38,6 +38,7 @@ mod cleanup;
 mod errors;
 pub mod plan;
 mod sweep;
+pub mod unindexed;
 mod vacuum;
 mod walk;
 

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod payload;
 pub mod records;
 pub mod sort_offer;
+pub mod top_operations;
 
 mod actions;
 mod confirm;

@@ -109,7 +109,10 @@ impl Worker {
             table,
             events,
             connect,
-            refresh_conn: tokio::sync::Mutex::new(RefreshSession::default()),
+            refresh_conn: tokio::sync::Mutex::new(RefreshSession {
+                sampler: crate::db::snapshot::Sampler::budgeted_from_start(),
+                ..RefreshSession::default()
+            }),
             config,
             cleanup_cancel: Mutex::new(None),
             panic_for_test: AtomicBool::new(false),

@@ -45,7 +45,13 @@ pub struct Sampler {
     pub(super) anchor: Option<Anchor>,
     /// When the last exact pass on a large table ran and what the refresh with it cost.
     pub(super) last_exact_cost: Option<(std::time::Instant, Duration)>,
+    /// The budget starts with the session ([`Sampler::budgeted_from_start`]).
+    pub(super) defer_first: bool,
 }
+
+/// What a first exact pass is assumed to cost before one has run: a serial scan of the heap at
+/// this many bytes a second (this machine read ~1 GB/s; the margin errs towards waiting).
+const ASSUMED_SCAN_BYTES_PER_SEC: f64 = 500e6;
 
 /// The last exact counts and the counters at that moment.
 #[derive(Debug, Clone)]
@@ -72,6 +78,17 @@ pub(super) const EXACT_PASS_BUDGET: u32 = 600;
 pub(super) const EXPIRED_SINCE_CAP: i64 = 200_000;
 
 impl Sampler {
+    /// A sampler whose exact-pass budget starts with the session (the dashboard): the first
+    /// refresh reads the table's size, and the first exact pass of a large table waits as if
+    /// one of that size had just run (a small table is counted exactly on every refresh
+    /// anyway; `E` counts at once). Without it the first refresh asked to count exactly does.
+    pub fn budgeted_from_start() -> Self {
+        Self {
+            defer_first: true,
+            ..Self::default()
+        }
+    }
+
     /// The next exact pass asked for runs whatever the budget says (on demand: a key).
     pub fn allow_exact_now(&mut self) {
         self.last_exact_cost = None;
@@ -91,8 +108,17 @@ impl Sampler {
                 opts.exact_pass = false;
             }
         }
+        let first = std::mem::take(&mut self.defer_first);
+        if first {
+            opts.exact_pass = false;
+        }
         let started = std::time::Instant::now();
         let mut snap = take(conn, table, info, opts).await?;
+        if first {
+            let secs = snap.sizes.table_bytes.max(0) as f64 / ASSUMED_SCAN_BYTES_PER_SEC;
+            let assumed = Duration::from_secs_f64(secs).min(opts.exact_timeout);
+            self.last_exact_cost = Some((started, assumed));
+        }
         if opts.exact_pass {
             self.last_exact_cost = Some((started, started.elapsed()));
         }

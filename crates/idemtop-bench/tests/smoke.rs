@@ -50,7 +50,7 @@ fn bench_report_is_complete_at_a_small_size() {
     }
     assert!(r["refresh"]["ratio_server"].as_f64().unwrap() > 1.0);
     let pages = r["paging"]["pages"].as_array().unwrap();
-    assert_eq!(pages.len(), 6, "{pages:?}");
+    assert_eq!(pages.len(), 9, "{pages:?}");
     assert!(r["paging"]["keyset_matches_offset"].as_bool().unwrap());
     assert!(r["dashboard_memory"]["rss_max_kb"].as_u64().unwrap() > 0);
     assert!(r["ui_stall"]["keys_during_stall"].as_u64().unwrap() > 10);

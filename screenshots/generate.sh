@@ -303,6 +303,51 @@ capture horizon
 kill "$HOLDER" 2>/dev/null || true
 wait "$HOLDER" 2>/dev/null || true
 
+# 7c. a fleet: a second idemtop in its own tmux window, on a config of four targets: the demo's
+# table, two more databases on the same server with the guide's table and a backlog, and one
+# target whose server is down. The Overview lists them worst first.
+for db in orders billing; do
+    "$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres -q -c "CREATE DATABASE $db" >/dev/null \
+        || fail "cannot create database $db"
+    "$BIN" --database-url "postgres://postgres@127.0.0.1:$DEMO_PORT/$db" migrate run >/dev/null \
+        || fail "cannot migrate database $db"
+done
+"$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d orders -q -c "
+    INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+    SELECT gen_random_uuid(), (ARRAY['checkout','refund','capture'])[1 + i % 3], '{\"ok\":true}', 200,
+           now() - interval '30 hours' + i * interval '5 seconds', now() - interval '6 hours' + i * interval '5 seconds'
+      FROM generate_series(1, 30000) i; ANALYZE idempotency_records" >/dev/null || fail "cannot seed orders"
+"$PSQL" -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d billing -q -c "
+    INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+    SELECT gen_random_uuid(), 'invoice', '{\"ok\":true}', CASE WHEN i % 50 = 0 THEN 503 ELSE 201 END,
+           now() - interval '2 hours' + i * interval '1 second', now() + interval '22 hours' + i * interval '1 second'
+      FROM generate_series(1, 5000) i; ANALYZE idempotency_records" >/dev/null || fail "cannot seed billing"
+cat >"$WORK/fleet.toml" <<TOML
+[[target]]
+name = "payments"
+url = "postgres://postgres@127.0.0.1:$DEMO_PORT/postgres"
+[[target]]
+name = "orders"
+url = "postgres://postgres@127.0.0.1:$DEMO_PORT/orders"
+[[target]]
+name = "billing"
+url = "postgres://postgres@127.0.0.1:$DEMO_PORT/billing"
+[[target]]
+name = "ledger-eu"
+url = "postgres://postgres@127.0.0.1:1/ledger"
+TOML
+"${T[@]}" new-window -t shots \
+    "cd '$ROOT' && exec env -u NO_COLOR XDG_CONFIG_HOME='$WORK/config' TERM=tmux-256color \
+        '$BIN' --interval $INTERVAL --config '$WORK/fleet.toml'"
+wait_for 'ledger-eu' 30
+wait_for 'billing' 30
+sleep $((INTERVAL * 3))
+capture overview
+key q
+for _ in $(seq 1 50); do pane_dead && break; sleep 0.2; done
+"${T[@]}" kill-window -t shots 2>/dev/null || true
+sleep 0.5
+
 # 8. the server goes away: disconnected, retrying, the last figures kept and marked stale
 DEMO_PID=$(head -1 "$DEMO_DATA/postmaster.pid")
 kill -INT "$DEMO_PID" 2>/dev/null || fail "cannot stop the demo's server (pid $DEMO_PID)" # fast shutdown
@@ -327,6 +372,7 @@ say "rendering"
     "$RAW/activity.ansi" "$OUT/activity.png" \
     "$RAW/locked.ansi" "$OUT/locked.png" \
     "$RAW/horizon.ansi" "$OUT/horizon.png" \
+    "$RAW/overview.ansi" "$OUT/overview.png" \
     "$RAW/disconnected.ansi" "$OUT/disconnected.png"
 cp "$OUT"/*.png "$HERE"/
 say "done: $(cd "$HERE" && ls ./*.png | tr '\n' ' ')"

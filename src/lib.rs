@@ -11,6 +11,8 @@
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod fleet;
+pub mod options;
 pub mod ui;
 pub mod worker;
 

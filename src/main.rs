@@ -41,6 +41,18 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // `--target` gives the one-table commands that target's connection and table; `check` and
+    // `metrics` resolve the whole fleet themselves (and report a bad target their own way).
+    let global = match cli.command {
+        Some(Command::Check(_) | Command::Metrics(_)) => cli.global.clone(),
+        _ => match idemtop::fleet::global_for_target(&config, &cli.global) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("idemtop: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let exit = |code: i32| {
         if code != 0 {
             std::process::exit(code)
@@ -49,31 +61,29 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Migrate { action, layout }) => {
-                commands::migrate::run(&cli.global, action, layout.into()).await
+                commands::migrate::run(&global, action, layout.into()).await
             }
             Some(Command::Snapshot { format, exact }) => {
-                commands::snapshot::run(&cli.global, format, exact)
+                commands::snapshot::run(&global, format, exact)
                     .await
                     .map(exit)
             }
-            Some(Command::Cleanup(args)) => {
-                commands::cleanup::run(&cli.global, &args).await.map(exit)
-            }
-            Some(Command::Check(args)) => commands::check::run(&cli.global, &config, &args)
+            Some(Command::Cleanup(args)) => commands::cleanup::run(&global, &args).await.map(exit),
+            Some(Command::Check(args)) => commands::check::run(&global, &config, &args)
                 .await
                 .map(exit),
-            Some(Command::Metrics(args)) => commands::metrics::run(&cli.global, &config, &args)
+            Some(Command::Metrics(args)) => commands::metrics::run(&global, &config, &args)
                 .await
                 .map(exit),
             Some(Command::Schema(args)) => {
                 let table_given = idemtop::cli::table_given(std::env::args_os());
-                commands::schema::run(&cli.global, &config, &args, table_given)
+                commands::schema::run(&global, &config, &args, table_given)
                     .await
                     .map(exit)
             }
             Some(Command::Bench { args }) => commands::bench::run(&args).map(exit),
-            Some(Command::Demo(args)) => commands::demo::run(&cli.global, &config, &args).await,
-            Some(Command::Watch) | None => commands::watch::run(&cli.global, &config).await,
+            Some(Command::Demo(args)) => commands::demo::run(&global, &config, &args).await,
+            Some(Command::Watch) | None => commands::watch::run(&global, &config).await,
         }
     });
     match result {

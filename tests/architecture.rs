@@ -277,3 +277,84 @@ fn the_crates_depend_in_one_direction() {
         "the benchmark never ships in the idemtop binary"
     );
 }
+
+/// A key named in a string by hand, as in `"(B: measure again)"`, `"[y]es"` or `"press r"`.
+fn hand_written_hint(literal: &str) -> Option<String> {
+    const NAMES: [&str; 6] = ["Esc", "Enter", "Tab", "space", "Backspace", "Ctrl-"];
+    let key_at = |s: &str| -> Option<usize> {
+        let c = s.chars().next()?;
+        if let Some(n) = NAMES.iter().find(|n| s.starts_with(**n)) {
+            return Some(n.len() + if *n == "Ctrl-" { 1 } else { 0 });
+        }
+        let single = c.is_ascii_alphabetic() || "?/+-".contains(c);
+        let next = s[c.len_utf8()..].chars().next();
+        (single && !next.is_some_and(|n| n.is_ascii_alphanumeric())).then_some(c.len_utf8())
+    };
+    for (i, ch) in literal.char_indices() {
+        let rest = &literal[i + ch.len_utf8()..];
+        match ch {
+            '(' => {
+                if let Some(n) = key_at(rest) {
+                    if rest[n..].starts_with(':') {
+                        return Some(literal.to_string());
+                    }
+                }
+            }
+            '[' => {
+                if let Some(n) = key_at(rest) {
+                    if rest[n..].starts_with(']') {
+                        return Some(literal.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for verb in ["press ", "hit ", "Press "] {
+        if let Some(i) = literal.find(verb) {
+            if key_at(&literal[i + verb.len()..]).is_some() {
+                return Some(literal.to_string());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_hint_checker_recognises_a_hand_written_hint() {
+    assert!(hand_written_hint(" Free space (B: measure again) ").is_some());
+    assert!(hand_written_hint("[y] confirm").is_some());
+    assert!(hand_written_hint("press Esc to stop").is_some());
+    assert!(hand_written_hint("Operations (~ exact pass; {}: records)").is_none());
+    assert!(hand_written_hint("a (second charge)").is_none());
+}
+
+#[test]
+fn every_key_hint_comes_from_the_key_table() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src/ui"), &mut files);
+    rust_files(&root().join("src/app"), &mut files);
+    rust_files(&root().join("src/commands/watch"), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let path = f.display().to_string();
+        if path.contains("/keys/") || path.contains("/tests") {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&f).unwrap());
+        // The string literals: every other piece between double quotes (escaped quotes aside).
+        let unescaped = code.replace("\\\"", "");
+        for (i, piece) in unescaped.split('"').enumerate() {
+            if i % 2 == 1 {
+                if let Some(h) = hand_written_hint(piece) {
+                    found.push(format!("{path}: {h:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "key hints written by hand (name the key with keys::key_for / keys::hint):\n{}",
+        found.join("\n")
+    );
+}

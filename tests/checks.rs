@@ -1202,25 +1202,45 @@ fn config_files_are_read_from_disk() {
 // ---------------------------------------------------------------------------------------------
 // the metrics endpoint
 
-/// GET (or another method) over plain TCP; returns (status code, headers, body).
+/// GET (or another method) over plain TCP, one request with `Connection: close`; returns
+/// (status code, headers, body).
 async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await.unwrap();
     let raw = String::from_utf8(raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
+    let len: usize = header(head, "content-length")
         .expect("Content-Length")
         .parse()
         .unwrap();
-    assert_eq!(len, body.len(), "Content-Length matches");
+    if method != "HEAD" {
+        assert_eq!(len, body.len(), "Content-Length matches");
+    }
     (status, head.to_string(), body.to_string())
+}
+
+/// A header's value (names are case-insensitive).
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A fleet of one target, named `orders`, on `url`.
+fn one_target(url: &str) -> Vec<idemtop::fleet::Target> {
+    vec![idemtop::fleet::Target {
+        name: "orders".into(),
+        connect: ConnectConfig::from_url(url),
+        table: TableRef::default(),
+    }]
 }
 
 /// A parsed sample: name, labels (unescaped), value.
@@ -1312,12 +1332,16 @@ fn parse_exposition(body: &str) -> (Vec<Sample>, Vec<String>, Vec<String>) {
     (samples, helps, types)
 }
 
+/// The value of the sample `name` of the target `orders` with exactly `labels` besides its
+/// `target` label.
 fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples
         .iter()
         .find(|(n, l, _)| {
             n == name
-                && l.len() == labels.len()
+                && l.first()
+                    .is_some_and(|(k, v)| k == "target" && v == "orders")
+                && l.len() == labels.len() + 1
                 && labels
                     .iter()
                     .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
@@ -1337,19 +1361,26 @@ async fn the_metrics_endpoint_answers_prometheus_text() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(metrics::serve(
         listener,
-        ConnectConfig::from_url(&url),
-        TableRef::default(),
+        one_target(&url),
         Config::default(),
         shutdown.clone(),
     ));
 
     let (status, head, body) = http(addr, "GET", "/metrics").await;
     assert_eq!(status, 200, "{head}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8"),
         "{head}"
     );
     let (samples, helps, types) = parse_exposition(&body);
+    for (name, labels, _) in &samples {
+        assert_eq!(
+            labels.first().map(|(k, v)| (k.as_str(), v.as_str())),
+            Some(("target", "orders")),
+            "{name} is labelled with its target first"
+        );
+    }
     let names: std::collections::BTreeSet<&str> = samples.iter().map(|s| s.0.as_str()).collect();
     for name in [
         "idemtop_up",
@@ -1392,7 +1423,9 @@ async fn the_metrics_endpoint_answers_prometheus_text() {
         Some(3.0)
     );
     assert!(
-        body.contains("idemtop_operation_rows{operation=\"we\\\"ird\\nop\\\\x\"} 3\n"),
+        body.contains(
+            "idemtop_operation_rows{target=\"orders\",operation=\"we\\\"ird\\nop\\\\x\"} 3\n"
+        ),
         "escaped label in\n{body}"
     );
     let lag = value_of(&samples, "idemtop_cleanup_lag_seconds", &[]).unwrap();
@@ -1440,11 +1473,12 @@ async fn the_metrics_endpoint_answers_prometheus_text() {
     assert_eq!(status, 404);
     let (status, head, _) = http(addr, "POST", "/metrics").await;
     assert_eq!(status, 405);
-    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    assert_eq!(header(&head, "allow"), Some("GET, HEAD"), "{head}");
 
-    // HEAD: the headers of a scrape, no body.
+    // HEAD: the headers of a scrape, no body (keep-alive, HEAD, limits and shutdown are
+    // tested in tests/prometheus.rs).
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut raw = Vec::new();
@@ -1486,8 +1520,7 @@ async fn with_the_database_down_the_endpoint_says_up_0() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(metrics::serve(
         listener,
-        ConnectConfig::from_url(&url),
-        TableRef::default(),
+        one_target(&url),
         Config::default(),
         shutdown.clone(),
     ));
@@ -1590,6 +1623,7 @@ async fn the_check_runner_exits_like_a_nagios_plugin() {
     let cfg = Config::default();
     let args = check_cmd::CheckArgs {
         format: idemtop::cli::Format::Json,
+        timeout: 15,
     };
     // Cannot connect, no table: unknown (3).
     let code = check_cmd::run(&global("postgres://x:pw@127.0.0.1:1/db"), &cfg, &args)

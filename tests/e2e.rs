@@ -424,3 +424,91 @@ fn the_demo_runs_traffic_and_removes_everything_on_quit() {
     );
     assert!(!mine[0].exists(), "{} removed", mine[0].display());
 }
+
+/// A fleet (issue 16): three targets on two servers, one of them stopped. Without --target the
+/// dashboard opens on the Overview: the dead target is down with its reason and the live ones
+/// have figures; Enter opens a target's own screens, Esc comes back, q leaves the terminal
+/// clean.
+#[tokio::test]
+async fn the_overview_of_a_fleet_drills_in_and_comes_back() {
+    let alpha = seeded().await;
+    let beta = migrated_db().await;
+    let mut stopped = tokio::task::spawn_blocking(TempPostgres::start)
+        .await
+        .unwrap()
+        .expect("start a server to stop");
+    let dead_url = stopped.url().to_string();
+    let stopped = tokio::task::spawn_blocking(move || {
+        stopped.stop();
+        stopped
+    })
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("idemtop-e2e-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[target]]\nname = \"alpha\"\nurl = \"{alpha}\"\n\n\
+             [[target]]\nname = \"beta\"\nurl = \"{beta}\"\n\n\
+             [[target]]\nname = \"zulu-stopped\"\nurl = \"{dead_url}\"\n"
+        ),
+    )
+    .unwrap();
+    let t = Tmux::new("fleet");
+    t.start(&["--config", config.to_str().unwrap()], &[]);
+    let s = t.wait_for("Targets (3)", Duration::from_secs(15));
+    assert_eq!(t.var("alternate_on"), "1");
+    assert!(s.contains("Overview"), "{s}");
+    // Each target fills in when it answers: alpha's figures, and the stopped one down.
+    t.wait_for("28.6%", Duration::from_secs(15));
+    let s = t.wait_for("×: connection refused", Duration::from_secs(15));
+    // Worst first: the stopped server's target on top, down with the reason.
+    let rows: Vec<&str> = s
+        .lines()
+        .filter(|l| l.contains("alpha") || l.contains("beta") || l.contains("zulu-stopped"))
+        .collect();
+    assert!(rows[0].contains("zulu-stopped"), "{s}");
+    assert!(
+        rows[0].contains("×: connection refused"),
+        "down, attempts, why: {s}"
+    );
+    // The 80-column-and-up table: the live ones have their figures.
+    let alpha_row = rows.iter().find(|l| l.contains("alpha ")).unwrap();
+    assert!(alpha_row.contains("42"), "42 rows: {s}");
+    assert!(alpha_row.contains("28.6%"), "12 of 42 expired: {s}");
+    // The selection starts on the first row in alphabetical order (alpha) and follows it; the
+    // line under the table tells the selected target whole.
+    assert!(s.contains("alpha  on postgres@127.0.0.1:"), "{s}");
+    t.keys(&["k"]);
+    t.wait_for("connection refused", Duration::from_secs(3));
+    t.keys(&["j", "Enter"]);
+    let s = t.wait_for("● connected", Duration::from_secs(15));
+    // The header names the target (it may wrap between "target" and the name).
+    assert!(s.contains("alpha, postgres@127.0.0.1:"), "{s}");
+    t.wait_for("live 30  expired 12", Duration::from_secs(10));
+    assert!(
+        t.screen().contains("Esc overview"),
+        "the footer says how to come back"
+    );
+    // Esc closes the help first, then comes back.
+    t.keys(&["?"]);
+    t.wait_for("back to the Overview", Duration::from_secs(3));
+    t.keys(&["Escape"]);
+    assert!(t.screen().contains("live 30  expired 12"));
+    t.keys(&["Escape"]);
+    t.wait_for("Targets (3)", Duration::from_secs(3));
+    // Into the dead one: its dashboard says disconnected; Backspace comes back.
+    t.keys(&["k", "Enter"]);
+    t.wait_for("disconnected", Duration::from_secs(10));
+    t.keys(&["BSpace"]);
+    t.wait_for("Targets (3)", Duration::from_secs(3));
+    assert!(t.running());
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+    assert_eq!(t.var("alternate_on"), "0", "alternate screen left");
+    assert_eq!(t.var("cursor_flag"), "1", "cursor shown again");
+    drop(stopped);
+    let _ = std::fs::remove_dir_all(&dir);
+}

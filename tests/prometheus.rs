@@ -4,6 +4,11 @@
 //! scrapes `idemtop metrics` on a throwaway server, loads the rules and answers `idemtop_rows`
 //! through its HTTP API. The promtool and Prometheus tests skip, saying why, when the Debian
 //! `prometheus` package is not installed (`.ci/run` installs it).
+//!
+//! And the exporter's HTTP server over real sockets: keep-alive, HEAD, 405, /probe errors, an
+//! oversized head (431), a slowloris and an idle connection (cut off by the header-read
+//! timeout), 200 concurrent scrapes (timings printed; they share collections), and a graceful
+//! shutdown on SIGTERM (the scrape in flight finishes, exit 0).
 
 mod common;
 
@@ -342,6 +347,13 @@ async fn a_real_prometheus_scrapes_idemtop_and_answers_idemtop_rows() {
     assert_eq!(value("live"), Some("3"), "{rows:?}");
     assert_eq!(value("expired"), Some("2"), "{rows:?}");
     assert_eq!(value("total"), Some("5"), "{rows:?}");
+    // Without [[target]], the one target is named after its database and table.
+    let db = url.rsplit('/').next().unwrap();
+    let target = query(prom_port, "idemtop_up", "target").unwrap();
+    assert_eq!(
+        target,
+        [(format!("{db}/public.idempotency_records"), "1".to_string())]
+    );
     let up = query(prom_port, "up{job=\"idemtop\"}", "instance").unwrap();
     assert_eq!(
         up,
@@ -364,4 +376,395 @@ async fn a_real_prometheus_scrapes_idemtop_and_answers_idemtop_rows() {
     );
     drop(prom);
     drop(exporter);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exporter's HTTP server: keep-alive, HEAD, limits, timeouts, load and shutdown.
+
+use idemtop::commands::metrics::{Fleet, ServeOptions};
+use idemtop::db::connect::ConnectConfig;
+use idemtop::fleet::Target;
+use idemtop::ident::TableRef;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+fn target(name: &str, url: &str) -> Target {
+    Target {
+        name: name.into(),
+        connect: ConnectConfig::from_url(url),
+        table: TableRef::default(),
+    }
+}
+
+/// An exporter of `targets` on a free port, served until the returned token is cancelled.
+async fn exporter(
+    targets: Vec<Target>,
+    opts: ServeOptions,
+    scrape_timeout: Duration,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let fleet = Arc::new(Fleet::new(&targets, &Config::default(), scrape_timeout));
+    let server = tokio::spawn(metrics::serve_with(listener, fleet, opts, shutdown.clone()));
+    (addr, shutdown, server)
+}
+
+/// One response read from a connection that may stay open: (status, head, body). `head_only`
+/// for the answer to a HEAD (its Content-Length announces a body that is not sent). None when
+/// the server closed the connection first.
+async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    head_only: bool,
+) -> Option<(u16, String, String)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = header(&head, "content-length")?.parse().ok()?;
+    let mut body = vec![0; if head_only { 0 } else { len }];
+    r.read_exact(&mut body).await.ok()?;
+    Some((status, head, String::from_utf8(body).ok()?))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+async fn get_close(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = BufReader::new(s);
+    s.get_mut()
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let r = read_response(&mut s, false).await.expect("a response");
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "nothing after the response");
+    r
+}
+
+/// True when the server closed the connection (EOF or reset) within `within`.
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_head_and_405_on_one_connection() {
+    let url = migrated_db().await;
+    let (addr, shutdown, server) = exporter(
+        vec![target("orders", &url)],
+        ServeOptions::default(),
+        Duration::from_secs(8),
+    )
+    .await;
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = BufReader::new(s);
+    // Two GETs, a HEAD, a POST and a GET, on one connection.
+    let mut bodies = Vec::new();
+    for path in ["/metrics", "/probe?target=orders"] {
+        s.get_mut()
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (status, head, body) = read_response(&mut s, false).await.expect("kept alive");
+        assert_eq!(status, 200, "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+        assert!(body.contains("idemtop_up{target=\"orders\"} 1\n"), "{body}");
+        bodies.push((head, body));
+    }
+    s.get_mut()
+        .write_all(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, head, _) = read_response(&mut s, true).await.expect("kept alive");
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(
+        header(&head, "content-type"),
+        header(&bodies[0].0, "content-type")
+    );
+    let announced: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    assert!(
+        announced > 1000,
+        "a HEAD announces the scrape's length: {head}"
+    );
+    // No body came after the HEAD's head: the next bytes are the next response's status line.
+    s.get_mut()
+        .write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, head, body) = read_response(&mut s, false).await.expect("kept alive");
+    assert_eq!(status, 405, "{head}");
+    assert_eq!(header(&head, "allow"), Some("GET, HEAD"), "{head}");
+    assert!(body.contains("use GET"), "{body}");
+    s.get_mut()
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response(&mut s, false).await.expect("answered");
+    assert_eq!(status, 200);
+    assert!(closed_within(s.get_mut(), Duration::from_secs(5)).await);
+
+    // /probe: an unknown or missing target is a readable 404 / 400.
+    let (status, _, body) = get_close(addr, "/probe?target=nope%1b").await;
+    assert_eq!(status, 404);
+    assert!(body.starts_with("unknown target \"nope"), "{body}");
+    assert!(body.contains("the targets are \"orders\""), "{body}");
+    assert!(!body.contains('\u{1b}'), "{body}");
+    let (status, _, body) = get_close(addr, "/probe").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("/probe?target=NAME"), "{body}");
+    let (status, _, _) = get_close(addr, "/").await;
+    assert_eq!(status, 404);
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn oversized_heads_get_431_and_slow_heads_are_cut_off() {
+    let url = migrated_db().await;
+    let opts = ServeOptions {
+        header_read_timeout: Duration::from_secs(1),
+        ..ServeOptions::default()
+    };
+    let (addr, shutdown, server) =
+        exporter(vec![target("orders", &url)], opts, Duration::from_secs(8)).await;
+
+    // 20 KiB of headers: 431, and the connection is closed.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    // The server may close while the rest is still being written: that is fine.
+    let _ = s.write_all(big.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{raw}"
+    );
+
+    // A slowloris: the head trickles in a byte at a time and never ends. The connection is
+    // closed once the header-read timeout (1 s here) has passed...
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut cut_after = None;
+    for _ in 0..100 {
+        if slow.write_all(b"X").await.is_err() {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_millis(200)).await {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("the slow client was disconnected");
+    println!("slowloris disconnected after {cut_after:?} (header-read timeout 1 s)");
+    assert!(cut_after < Duration::from_secs(15), "{cut_after:?}");
+    // ... and so is a connection that never sends anything, while others are served, and a
+    // kept-alive connection that stays idle after its answer.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, _, _) = get_close(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(closed_within(&mut idle, Duration::from_secs(15)).await);
+    let mut kept = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+    kept.get_mut()
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _, _) = read_response(&mut kept, false).await.expect("an answer");
+    assert_eq!(status, 200);
+    assert!(closed_within(kept.get_mut(), Duration::from_secs(15)).await);
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_scrapes_are_all_answered_sharing_collections() {
+    let url = migrated_db().await;
+    let mut conn = connect(&url).await;
+    conn.execute(
+        "INSERT INTO idempotency_records (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), 'op', '{}', 200, now(), now() + interval '1 hour'
+           FROM generate_series(1, 100)",
+    )
+    .await
+    .unwrap();
+    let (addr, shutdown, server) = exporter(
+        vec![target("orders", &url)],
+        ServeOptions::default(),
+        Duration::from_secs(8),
+    )
+    .await;
+    let _ = get_close(addr, "/metrics").await; // the session is made once
+    let started = Instant::now();
+    let scrapes: Vec<_> = (0..200)
+        .map(|_| {
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = get_close(addr, "/metrics").await;
+                (t.elapsed(), r)
+            })
+        })
+        .collect();
+    let mut took = Vec::new();
+    let mut durations = std::collections::BTreeSet::new();
+    for s in scrapes {
+        let (elapsed, (status, _, body)) = s.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("idemtop_up{target=\"orders\"} 1\n"), "{body}");
+        assert!(
+            body.contains("idemtop_rows{target=\"orders\",state=\"total\"} 100\n"),
+            "{body}"
+        );
+        let d = body
+            .lines()
+            .find(|l| l.starts_with("idemtop_scrape_duration_seconds{"))
+            .unwrap()
+            .to_string();
+        durations.insert(d);
+        took.push(elapsed);
+    }
+    let all = started.elapsed();
+    took.sort();
+    println!(
+        "200 concurrent scrapes: all answered in {all:?}; each min {:?}, median {:?}, p95 {:?}, \
+         max {:?}; {} collections shared between them",
+        took[0],
+        took[100],
+        took[190],
+        took[199],
+        durations.len()
+    );
+    println!("their durations: {durations:?}");
+    // Sanity bound only (a loaded CI machine is slow), and single flight: a scrape that arrives
+    // during a collection waits for the next one and shares it, so far fewer collections ran
+    // than scrapes were answered.
+    assert!(all < Duration::from_secs(120), "{all:?}");
+    assert!(durations.len() < 100, "{} collections", durations.len());
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A "server" that accepts TCP connections and never answers: a scrape of it runs until its
+/// deadline.
+fn black_hole() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+#[test]
+fn sigterm_lets_the_scrape_in_flight_finish_and_exits_0() {
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(migrated_db());
+    let (_hole, hole_port) = black_hole();
+    let dir = TempDir::new("shutdown");
+    std::fs::write(
+        dir.path("config.toml"),
+        format!(
+            "[[target]]\nname = \"live\"\nurl = \"{url}\"\n\n\
+             [[target]]\nname = \"hole\"\nurl = \"postgres://nobody@127.0.0.1:{hole_port}/x?sslmode=disable\"\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut exporter = Running::spawn(
+        "idemtop metrics",
+        Command::new(env!("CARGO_BIN_EXE_idemtop"))
+            .arg("--config")
+            .arg(dir.path("config.toml"))
+            .args(["metrics", "--scrape-timeout", "3", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env_remove("DATABASE_URL"),
+        dir.path("idemtop.log"),
+    );
+    wait_until("idemtop listens", Duration::from_secs(20), || {
+        exporter.assert_running();
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    // An idle keep-alive connection, and a scrape that runs until the black hole's deadline.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let in_flight = std::thread::spawn(move || {
+        let started = Instant::now();
+        let body = http_get(port, "/metrics");
+        (started.elapsed(), body)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(exporter.child.id() as i32, libc::SIGTERM);
+    }
+    let signalled = Instant::now();
+    // New connections are refused soon.
+    wait_until("the listener is closed", Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    });
+    // The idle connection is closed rather than kept waiting.
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(idle.read(&mut buf), Ok(0) | Err(_)));
+    // The scrape in flight is answered in full.
+    let (took, body) = in_flight.join().unwrap();
+    let body = body.expect("the scrape in flight was answered");
+    assert!(body.contains("idemtop_up{target=\"hole\"} 0\n"), "{body}");
+    assert!(body.contains("idemtop_up{target=\"live\"} 1\n"), "{body}");
+    // And the process exits 0.
+    let status = wait_until("idemtop exits", Duration::from_secs(15), || {
+        exporter.child.try_wait().unwrap()
+    });
+    println!(
+        "scrape in flight answered after {took:?}; exit {:?} after {:?} from SIGTERM",
+        status.code(),
+        signalled.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", exporter.log());
+    assert!(
+        exporter.log().contains("finishing the requests in flight"),
+        "{}",
+        exporter.log()
+    );
 }

@@ -127,4 +127,8 @@ pub enum Action {
     Submit,
     ClearInput,
     DeleteChar,
+    /// `/` on the Overview: filter the targets by name.
+    FilterTargets,
+    /// Esc/Backspace at the top level of a target opened from the Overview: back to it.
+    ToOverview,
 }

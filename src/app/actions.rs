@@ -206,6 +206,9 @@ impl App {
             }
             // The help's and the prompt's own keys: handled there, nothing to do elsewhere.
             Action::End | Action::Submit | Action::ClearInput | Action::DeleteChar => {}
+            // The Overview's own key: not bound on a target's screens.
+            Action::FilterTargets => {}
+            Action::ToOverview => self.leave = true,
         }
         out
     }

@@ -58,6 +58,10 @@ impl App {
                     Vec::new()
                 }
             },
+            InputKind::TargetFilter => {
+                self.input = None;
+                Vec::new()
+            }
             InputKind::Operation => {
                 self.input = None;
                 self.records.filter.operation = (!text.is_empty()).then_some(text);
@@ -69,20 +73,7 @@ impl App {
     /// Lines of the help for the current screen, per column, at the terminal's size (one
     /// column when the size is not known).
     pub(super) fn help_max_scroll(&self) -> usize {
-        let sections = keys::help_for(&self.screen_contexts());
-        match self.viewport {
-            Some((w, h)) => {
-                let columns = keys::help_columns(sections, w, h);
-                let len = columns.iter().map(Vec::len).max().unwrap_or(0);
-                len.saturating_sub(keys::help_rows(h))
-            }
-            // Not known: every line can reach the top, the drawing keeps the page full.
-            None => sections
-                .iter()
-                .map(Vec::len)
-                .sum::<usize>()
-                .saturating_sub(1),
-        }
+        keys::max_scroll(keys::help_for(&self.screen_contexts()), self.viewport)
     }
 
     pub(super) fn clamp_help_scroll(&mut self) {
@@ -95,30 +86,14 @@ impl App {
     /// Keys while the help is open: scroll it, close it, or quit; nothing else acts behind it.
     pub(super) fn on_help_action(&mut self, action: Action) -> Vec<Request> {
         let max = self.help_max_scroll();
-        let page = self
-            .viewport
-            .map_or(10, |(_, h)| keys::help_rows(h).saturating_sub(1).max(1));
         let Some(Overlay::Help { scroll }) = &mut self.overlay else {
             return Vec::new();
         };
-        let s = (*scroll).min(max);
-        *scroll = match action {
-            Action::Quit => {
-                self.quit = true;
-                return Vec::new();
-            }
-            Action::ToggleHelp | Action::Back => {
-                self.overlay = None;
-                return Vec::new();
-            }
-            Action::Up => s.saturating_sub(1),
-            Action::Down => (s + 1).min(max),
-            Action::PageUp => s.saturating_sub(page),
-            Action::PageDown => (s + page).min(max),
-            Action::Home => 0,
-            Action::End => max,
-            _ => s,
-        };
+        match action {
+            Action::Quit => self.quit = true,
+            Action::ToggleHelp | Action::Back => self.overlay = None,
+            _ => *scroll = keys::scroll_to(*scroll, max, self.viewport, action),
+        }
         Vec::new()
     }
 }

@@ -6,6 +6,7 @@
 pub mod action;
 pub mod dashboard;
 pub mod keys;
+pub mod overview;
 pub mod payload;
 pub mod records;
 pub mod sort_offer;
@@ -70,6 +71,10 @@ pub struct App {
     pub viewport: Option<(u16, u16)>,
     pub now: Instant,
     pub quit: bool,
+    /// Opened from the fleet's Overview: Esc/Backspace at the top level go back to it.
+    pub in_fleet: bool,
+    /// Asked to go back to the Overview (the Overview closes this view and clears it).
+    pub leave: bool,
 }
 
 impl App {
@@ -105,6 +110,8 @@ impl App {
             viewport: None,
             now,
             quit: false,
+            in_fleet: false,
+            leave: false,
         }
     }
 
@@ -201,11 +208,23 @@ impl App {
             Screen::Partitions => Context::Partitions,
             Screen::Activity => Context::Global,
         });
+        if self.in_fleet && self.at_top_level() {
+            ctx.push(Context::Fleet);
+        }
         ctx
     }
 
+    /// Nothing of the screen's own is open on top of it (a record's detail, an expanded
+    /// check) and no action runs: Esc has nothing of its own to close. Overlays and prompts
+    /// are outside the screen's contexts and are checked by [`App::contexts`] first.
+    pub fn at_top_level(&self) -> bool {
+        self.running.is_none()
+            && !(self.screen == Screen::Records && self.records.detail.is_some())
+            && !(self.screen == Screen::Health && self.health.expanded)
+    }
+
     fn backoff(attempt: u32) -> Duration {
-        Duration::from_millis(500u64.saturating_mul(1u64 << attempt.min(6))).min(MAX_BACKOFF)
+        backoff(attempt)
     }
 
     fn log(&mut self, entry: LogEntry) {
@@ -291,6 +310,11 @@ pub fn update(app: &mut App, event: Event) -> Vec<Request> {
         }
         Event::Db(ev) => app.on_db(ev),
     }
+}
+
+/// The wait before reconnection attempt `attempt` (0 first): 0.5 s doubling to 30 s at most.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1u64 << attempt.min(6))).min(MAX_BACKOFF)
 }
 
 /// Up/Down move a selection within `n` items, stopping at either end; other actions do not.

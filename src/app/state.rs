@@ -129,6 +129,8 @@ impl Input {
 pub enum InputKind {
     Lookup,
     Operation,
+    /// The Overview's filter by target name.
+    TargetFilter,
 }
 
 impl InputKind {
@@ -136,6 +138,7 @@ impl InputKind {
         match self {
             InputKind::Lookup => "request_id: ",
             InputKind::Operation => "operation (empty: all): ",
+            InputKind::TargetFilter => "target name contains (empty: all): ",
         }
     }
 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Format, Global};
 use crate::db::maintenance::{
     self, CleanupOptions, CleanupProgress, CleanupSummary, Method, MethodChoice, StopReason,
 };
 use crate::db::plan::PartitionAction;
+use crate::options::{Format, Global};
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]

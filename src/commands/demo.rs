@@ -12,11 +12,11 @@ use sqlx::Executor;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SessionInfo;
-use crate::cli::{Global, MigrateLayout};
 use crate::config::Config;
 use crate::db::connect::ConnectConfig;
 use crate::db::migrate;
 use crate::ident::TableRef;
+use crate::options::{Global, MigrateLayout};
 use crate::pgtemp::{PgBinaries, TempPgOptions, TempPostgres};
 use crate::store::IdempotencyStore;
 use crate::workload::{self, WorkloadConfig, WorkloadStats};

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use crate::cli::{Global, MigrateAction};
 use crate::db::migrate::{self, Layout};
+use crate::options::{Global, MigrateAction};
 
 /// The table the embedded migrations create; they cannot create it under another name.
 const MIGRATED_TABLE: &str = "idempotency_records";

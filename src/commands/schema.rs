@@ -6,11 +6,11 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
-use crate::cli::{Format, Global};
 use crate::config::Config;
 use crate::db::shape::{self, Candidate, Detection};
 use crate::db::table;
 use crate::ident::TableRef;
+use crate::options::{Format, Global};
 use crate::sanitize;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 
-use crate::cli::{Format, Global};
 use crate::db::snapshot::{Snapshot, SnapshotOptions};
 use crate::format::{self, approx, count};
+use crate::options::{Format, Global};
 use crate::sanitize;
 
 /// Exit status when the table is locked and nothing was measured.

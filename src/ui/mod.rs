@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod health;
 pub mod horizon;
 pub mod overlay;
+pub mod overview;
 pub mod partitions;
 pub mod records;
 pub mod theme;

@@ -25,8 +25,19 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 /// and one would not fit, else one column that scrolls (j/k, PgUp/PgDn, g/G) so that every line
 /// is reachable at 80x24. The title says which lines are shown.
 pub fn help(frame: &mut Frame, app: &App, scroll: usize, t: &Theme) {
-    let area = frame.area();
     let sections = keys::help_for(&app.screen_contexts());
+    help_of(frame, sections, app.session.read_only, scroll, t);
+}
+
+/// The help overlay of `sections` (see [`help`]); a write is shown disabled when `read_only`.
+pub fn help_of(
+    frame: &mut Frame,
+    sections: Vec<Vec<keys::HelpLine>>,
+    read_only: bool,
+    scroll: usize,
+    t: &Theme,
+) {
+    let area = frame.area();
     let columns = keys::help_columns(sections, area.width, area.height);
     let len = columns.iter().map(Vec::len).max().unwrap_or(0);
     let visible = keys::help_rows(area.height).min(len);
@@ -34,7 +45,7 @@ pub fn help(frame: &mut Frame, app: &App, scroll: usize, t: &Theme) {
     let line = |l: &keys::HelpLine| match l {
         keys::HelpLine::Title(title) => Line::from(Span::styled(*title, t.title())),
         keys::HelpLine::Key { keys, help, writes } => {
-            let disabled = *writes && app.session.read_only;
+            let disabled = *writes && read_only;
             let mut spans = vec![
                 Span::styled(format!("  {keys:<11}"), t.key()),
                 Span::styled(*help, if disabled { t.dim() } else { t.label() }),

@@ -27,6 +27,7 @@ use crate::ident::TableRef;
 use crate::sanitize;
 pub use idemtop_core::refresh::{connected, refresh, RefreshSession};
 
+pub mod fleet;
 mod maintenance;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@ pub(super) const GOTO_HELP: &str = "screens: dashboard, records, partitions, hea
 
 pub fn help_sections() -> Vec<HelpSection> {
     let order = [
+        Context::Overview,
+        Context::Fleet,
         Context::Global,
         Context::Dashboard,
         Context::Records,
@@ -61,6 +63,12 @@ pub fn help_for(screen_contexts: &[Context]) -> Vec<Vec<HelpLine>> {
         Context::Input,
         Context::Help,
     ]);
+    help_of(&contexts)
+}
+
+/// The help of exactly `contexts`, one section each, in that order (the Overview's help is its
+/// own keys and the help's).
+pub fn help_of(contexts: &[Context]) -> Vec<Vec<HelpLine>> {
     let mut sections = help_sections();
     sections.retain(|(ctx, _, rows)| !rows.is_empty() && contexts.contains(ctx));
     sections.sort_by_key(|(ctx, _, _)| contexts.iter().position(|c| c == ctx));
@@ -103,4 +111,38 @@ pub fn help_columns(sections: Vec<Vec<HelpLine>>, width: u16, height: u16) -> Ve
         }
     }
     vec![left, right]
+}
+
+/// The last first line the help can scroll to, for `sections` in a terminal of `viewport`
+/// (one column when the size is not known: every line can reach the top, the drawing keeps
+/// the page full).
+pub fn max_scroll(sections: Vec<Vec<HelpLine>>, viewport: Option<(u16, u16)>) -> usize {
+    match viewport {
+        Some((w, h)) => {
+            let columns = help_columns(sections, w, h);
+            let len = columns.iter().map(Vec::len).max().unwrap_or(0);
+            len.saturating_sub(help_rows(h))
+        }
+        None => sections
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>()
+            .saturating_sub(1),
+    }
+}
+
+/// The help's scroll position after `action` (Up, Down, PageUp, PageDown, Home, End), within
+/// `max`, a page being what a terminal of `viewport` shows.
+pub fn scroll_to(scroll: usize, max: usize, viewport: Option<(u16, u16)>, action: Action) -> usize {
+    let page = viewport.map_or(10, |(_, h)| help_rows(h).saturating_sub(1).max(1));
+    let s = scroll.min(max);
+    match action {
+        Action::Up => s.saturating_sub(1),
+        Action::Down => (s + 1).min(max),
+        Action::PageUp => s.saturating_sub(page),
+        Action::PageDown => (s + page).min(max),
+        Action::Home => 0,
+        Action::End => max,
+        _ => s,
+    }
 }

@@ -20,6 +20,11 @@ pub enum Context {
     Input,
     /// The help overlay: it scrolls.
     Help,
+    /// The fleet's Overview: one row per target. Modal: only its own keys work there.
+    Overview,
+    /// A target's screens opened from the Overview, at their top level (no dialog, prompt,
+    /// detail or running action): Esc and Backspace go back to the Overview.
+    Fleet,
 }
 
 impl Context {
@@ -35,6 +40,8 @@ impl Context {
             Context::Running => "While a cleanup runs",
             Context::Input => "Text prompt (/ and o)",
             Context::Help => "This help",
+            Context::Overview => "Overview (the fleet)",
+            Context::Fleet => "A target opened from the Overview",
         }
     }
 }
@@ -230,6 +237,15 @@ pub static BINDINGS: &[Binding] = &[
     b(&[K::Char('g'), K::Home], C::Help, Action::Home, "top", "to the top"),
     b(&[K::Char('G'), K::End], C::Help, Action::End, "end", "to the end"),
     b(&[K::Esc, K::Char('?')], C::Help, Action::Back, "close", "close the help"),
+    b(&[K::Up, K::Char('k')], C::Overview, Action::Up, "", "previous target"),
+    b(&[K::Down, K::Char('j')], C::Overview, Action::Down, "", "next target"),
+    b(&[K::Enter], C::Overview, Action::Open, "open", "open the target's screens (Esc/Backspace come back)"),
+    b(&[K::Char('r')], C::Overview, Action::RefreshNow, "refresh", "refresh every target now"),
+    b(&[K::Char('/')], C::Overview, Action::FilterTargets, "filter", "filter the targets by name (empty: all)"),
+    b(&[K::Char('?')], C::Overview, Action::ToggleHelp, "help", "show or hide this help"),
+    b(&[K::Char('q')], C::Overview, Action::Quit, "quit", "quit"),
+    b(&[K::Esc], C::Overview, Action::Back, "", "close the message or the filter (never quits)"),
+    b(&[K::Esc, K::Backspace], C::Fleet, Action::ToOverview, "overview", "back to the Overview (when no dialog, prompt or detail is open)"),
 ];
 
 /// The action for a key event, trying `contexts` innermost first. A modal context (a dialog)

@@ -1,6 +1,6 @@
 //! idemtop's configuration file: refresh interval, the health checks' thresholds, the retention
-//! policy (the guide's TTLs), the colours, and the column mappings of tables of other shapes
-//! (`[[table]]`, [`crate::db::shape::TableEntry`]).
+//! policy (the guide's TTLs), the colours, the fleet of watched tables (`[[target]]`) and the
+//! column mappings of tables of other shapes (`[[table]]`, [`crate::db::shape::TableEntry`]).
 //!
 //! Looked up at `--config PATH`, else `$XDG_CONFIG_HOME/idemtop/config.toml`, else
 //! `~/.config/idemtop/config.toml`. Every key is optional (a partial file overrides only what it
@@ -36,6 +36,10 @@ pub struct Config {
     /// from the guide's (`idemtop schema` prints a section ready to paste).
     #[serde(rename = "table", skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<crate::db::shape::TableEntry>,
+    /// The fleet: one `[[target]]` table per watched table, resolved by the binary's `fleet` module. Empty
+    /// means one implicit target from the global flags.
+    #[serde(rename = "target", skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetEntry>,
 }
 
 impl Default for Config {
@@ -46,8 +50,28 @@ impl Default for Config {
             retention: Retention::default(),
             colors: Colors::default(),
             tables: Vec::new(),
+            targets: Vec::new(),
         }
     }
+}
+
+/// One `[[target]]` entry as written in the file. How it is checked and turned into a
+/// connection and a table is the binary's `fleet` module's business.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetEntry {
+    /// Its name in `check`'s output, the `target` label of the metrics, `/probe?target=`
+    /// and `--target`.
+    pub name: String,
+    /// A `postgres://` URL (a password in it is allowed, never required: the passfile is read).
+    pub url: Option<String>,
+    /// A libpq service name, looked up in `pg_service.conf`. Neither `url` nor `service`: the
+    /// `PG*` environment.
+    pub service: Option<String>,
+    /// Default `public`.
+    pub schema: Option<String>,
+    /// Default `idempotency_records`.
+    pub table: Option<String>,
 }
 
 /// How long a stored result may live, per operation (the guide: 24 h, 1 h for payment and
@@ -365,6 +389,20 @@ accent = "{c_accent}"
 # key = ["user_id", "idempotency_key"]
 # created = "created_at"
 # ttl = "72h"
+
+# The fleet: one [[target]] per watched table, for `idemtop check` and `idemtop metrics`
+# (`--target NAME` picks one, for every command). Without any, the one target comes from
+# --database-url / DATABASE_URL / PG*, --schema and --table. A connection is `url`, or
+# `service` (a libpq service in pg_service.conf), or neither (the PG* environment); a
+# password is never needed here: ~/.pgpass or PGPASSFILE is read.
+# [[target]]
+# name = "orders"
+# url = "postgres://monitor@db1.internal/orders"
+# [[target]]
+# name = "billing"
+# service = "billing"
+# schema = "billing"
+# table = "idem_keys"
 "##,
             refresh = d.refresh_interval_secs,
             cl_sched = t.cleanup_lag.schedule_secs,

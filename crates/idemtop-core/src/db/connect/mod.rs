@@ -144,6 +144,12 @@ impl ConnectConfig {
     pub async fn pool(&self, max: u32) -> Result<PgPool> {
         let first = self.connect().await?;
         let _ = first.close().await;
+        self.pool_lazy(max)
+    }
+
+    /// A small pool that connects only when a connection is first asked for (nothing is
+    /// awaited here: the Overview opens a target's dashboard without waiting on its server).
+    pub fn pool_lazy(&self, max: u32) -> Result<PgPool> {
         let zone = self.timestamp_zone.clone();
         Ok(PgPoolOptions::new()
             .after_connect(move |conn, _| {

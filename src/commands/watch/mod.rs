@@ -15,11 +15,13 @@ use futures::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::{self, App, Event, SessionInfo};
-use crate::cli::Global;
 use crate::config::Config;
 use crate::db::table;
+use crate::options::Global;
 use crate::ui::{self, Theme};
 use crate::worker::Worker;
+
+mod overview;
 
 const TICK: Duration = Duration::from_millis(200);
 
@@ -76,6 +78,11 @@ fn uninstall_panic_hook() {
 }
 
 pub async fn run(global: &Global, config: &Config) -> Result<()> {
+    // Several [[target]]s and no --target: the Overview of the fleet.
+    if global.target.is_none() && config.targets.len() > 1 {
+        let targets = crate::fleet::targets(config, global)?;
+        return overview::run(targets, global, config).await;
+    }
     let table_ref = global.table_ref()?;
     let cfg = global.connect_config();
     // Fail fast, before the screen switches, when the URL or the table is wrong.
@@ -124,13 +131,7 @@ pub async fn run_with_pool(
     let panic_in_loop = panic_for_test.is_some_and(|v| v != "worker");
     let mut app = App::new(session, interval, Instant::now());
     app.unused_index_after_inserts = unused_after;
-    // ratatui's hook leaves raw mode and the alternate screen; ours calls it for the loop's own
-    // panics only, and shows the cursor too.
-    let mut terminal = ratatui::init();
-    // Bracketed paste: a paste arrives as one event (bounded and handled in one pass by the
-    // prompt), not as thousands of key presses.
-    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
-    install_panic_hook();
+    let mut terminal = enter_terminal();
     let result = async {
         let mut keys = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
@@ -169,10 +170,7 @@ pub async fn run_with_pool(
                 }
             }
             if let Some(text) = app.clipboard.take() {
-                use std::io::Write;
-                let mut out = std::io::stdout();
-                let _ = out.write_all(ui::clipboard::osc52(&text).as_bytes());
-                let _ = out.flush();
+                write_clipboard(&text);
             }
             if app.quit {
                 break;
@@ -181,9 +179,33 @@ pub async fn run_with_pool(
         anyhow::Ok(())
     }
     .await;
+    leave_terminal();
+    result
+}
+
+/// Take the terminal: raw mode, the alternate screen, bracketed paste (a paste arrives as one
+/// event, bounded and handled in one pass by a prompt, not as thousands of key presses), and
+/// the panic hook. ratatui's hook leaves raw mode and the alternate screen; ours calls it for
+/// the loop's own panics only, and shows the cursor too.
+fn enter_terminal() -> ratatui::DefaultTerminal {
+    let terminal = ratatui::init();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableBracketedPaste);
+    install_panic_hook();
+    terminal
+}
+
+/// Give the terminal back as it was, on every way out of the loop.
+fn leave_terminal() {
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableBracketedPaste);
     ratatui::restore();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
     uninstall_panic_hook();
-    result
+}
+
+/// Put `text` on the terminal's clipboard (OSC 52).
+fn write_clipboard(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(ui::clipboard::osc52(text).as_bytes());
+    let _ = out.flush();
 }

@@ -1,0 +1,130 @@
+//! The options every command reads: the connection and table flags (`Global`), the output
+//! format, and `migrate`'s action and layout. The subcommands take these, never the parser
+//! (`cli`), so that the parser may name the subcommands' own arguments without a cycle.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::db::connect::ConnectConfig;
+use crate::ident::TableRef;
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// PostgreSQL URL (postgres://user[:password]@host[:port]/db). Without it, libpq's PG*
+    /// variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...) are used.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Schema of the watched table.
+    #[arg(long, default_value = "public", global = true)]
+    pub schema: String,
+
+    /// Name of the watched table.
+    #[arg(long, default_value = "idempotency_records", global = true)]
+    pub table: String,
+
+    /// statement_timeout for idemtop's queries, in milliseconds (1..=3600000). There is no
+    /// "0 = no timeout": an unbounded query could hold the dashboard and its locks forever.
+    #[arg(long, default_value_t = 5000, global = true, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub statement_timeout: u64,
+
+    /// Time zone in which `timestamp without time zone` columns are read (e.g. Europe/Berlin).
+    /// Default: the database's own TimeZone, as psql uses it (ALTER ROLE/DATABASE settings, else
+    /// the server's configuration when this role may read it).
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub timestamp_zone: Option<String>,
+
+    /// Read-only session: every write is refused by the server itself.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Dashboard refresh interval in seconds (+/- change it live) [default: 2, or the config's].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub interval: Option<u64>,
+
+    /// Configuration file (thresholds, retention policy, interval, colours)
+    /// [default: $XDG_CONFIG_HOME/idemtop/config.toml or ~/.config/idemtop/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Print the default configuration (TOML, commented) and exit.
+    #[arg(long, global = true)]
+    pub print_config: bool,
+
+    /// Work on this one of the configuration's [[target]] entries (by its name). Without it,
+    /// `check` and `metrics` cover every target, and the other commands use the flags above.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub target: Option<String>,
+}
+
+impl Global {
+    pub fn table_ref(&self) -> anyhow::Result<TableRef> {
+        TableRef::new(&self.schema, &self.table)
+            .map_err(|e| anyhow::anyhow!("invalid --schema/--table: {e}"))
+    }
+
+    pub fn connect_config(&self) -> ConnectConfig {
+        ConnectConfig {
+            url: self.database_url.clone(),
+            read_only: self.read_only,
+            statement_timeout: Duration::from_millis(self.statement_timeout),
+            application_name: "idemtop".into(),
+            timestamp_zone: self.timestamp_zone.clone(),
+        }
+    }
+
+    /// `--interval`, else the configuration's `refresh_interval_secs`.
+    pub fn refresh_interval(&self, config: &crate::config::Config) -> Duration {
+        Duration::from_secs(self.interval.unwrap_or(config.refresh_interval_secs).max(1))
+    }
+
+    /// The theme: colours from the configuration, none with `--no-color`/`NO_COLOR`.
+    pub fn theme(&self, config: &crate::config::Config) -> crate::ui::Theme {
+        crate::ui::Theme::from_config(self.color(), &config.colors)
+    }
+
+    /// `--no-color`, or `NO_COLOR` set to anything non-empty (no-color.org).
+    pub fn color(&self) -> bool {
+        !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+}
+
+/// `migrate --layout`: which migration set ([`crate::db::migrate::Layout`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum MigrateLayout {
+    #[default]
+    Plain,
+    Partitioned,
+}
+
+impl From<MigrateLayout> for crate::db::migrate::Layout {
+    fn from(l: MigrateLayout) -> Self {
+        match l {
+            MigrateLayout::Plain => Self::Plain,
+            MigrateLayout::Partitioned => Self::Partitioned,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum MigrateAction {
+    /// Apply every pending migration, each in its own transaction.
+    Run,
+    /// Revert the newest applied migration.
+    Revert,
+    /// List the migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}

@@ -149,7 +149,8 @@ pub struct RefreshReport {
     pub ratio_cpu: f64,
     /// The checks' gather (every 30 s with the exact pass's request, and on the Health screen).
     pub idemtop_gather: RefreshSide,
-    /// Seconds between exact passes in steady state: max(30 s, 600 x the pass's duration).
+    /// Seconds between exact passes in steady state: max(30 s, EXACT_PASS_BUDGET x the pass's
+    /// duration).
     pub exact_interval_secs: f64,
     /// Per 2 s refresh, amortised: the refresh + the exact pass x 2 s / its interval + the
     /// gather x 2 s / 30 s. CPU (backend + parallel workers, from /proc) and server time.

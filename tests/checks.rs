@@ -595,6 +595,28 @@ async fn a_large_table_is_sampled_and_says_so() {
         ret.detail.starts_with('~'),
         "estimated counts are marked: {ret:#?}"
     );
+
+    // After an exact pass the counts are exact, but the TTL facts still come from a bounded
+    // sample: never a scan of the whole table (issue 18).
+    let exact = idemtop::worker::refresh(
+        &mut conn,
+        &t,
+        SnapshotOptions {
+            exact_pass: true,
+            ..SnapshotOptions::default()
+        },
+    )
+    .await
+    .expect("snapshot with the exact pass");
+    assert!(exact.rows.exact, "{:?}", exact.rows);
+    let extras = checks::gather(&mut conn, &t, &exact, &cfg).await.unwrap();
+    let facts = extras.operations.as_ref().unwrap();
+    assert!(facts.sampled, "{facts:?}");
+    let scanned: i64 = facts.operations.iter().map(|o| o.rows).sum();
+    assert!(
+        scanned > 0 && scanned <= 40_000,
+        "{scanned} rows read after the exact pass"
+    );
 }
 
 #[tokio::test]

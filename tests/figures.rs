@@ -179,3 +179,24 @@ async fn steady_inserts_do_not_make_the_estimate_drift() {
     assert_eq!(fresh.rows.basis, RowsBasis::Statistics);
     within_2_percent(&fresh, real, "statistics only");
 }
+
+/// The dashboard's sampler starts its exact-pass budget with the session: its first refresh
+/// never scans a large table, and `E` (allow_exact_now) counts at once.
+#[tokio::test]
+async fn the_dashboards_first_refresh_does_not_scan_a_large_table() {
+    let url = migrated_db().await;
+    fill(&url, 15_000, 15_000).await;
+    let mut c = connect(&url).await;
+    c.execute("ANALYZE idempotency_records").await.unwrap();
+    counters_reach(&mut c, 30_000, 0).await;
+    let mut sampler = Sampler::budgeted_from_start();
+    let first = refresh(&mut c, &mut sampler, true).await;
+    assert_eq!(first.rows.basis, RowsBasis::Statistics, "{:?}", first.rows);
+    // Within the budget that started with the session: still no scan.
+    let second = refresh(&mut c, &mut sampler, true).await;
+    assert_ne!(second.rows.basis, RowsBasis::Exact, "{:?}", second.rows);
+    sampler.allow_exact_now();
+    let asked = refresh(&mut c, &mut sampler, true).await;
+    assert_eq!(asked.rows.basis, RowsBasis::Exact, "{:?}", asked.rows);
+    assert_eq!(asked.rows.total, 30_000);
+}

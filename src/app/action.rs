@@ -84,6 +84,8 @@ pub enum Action {
     /// Esc: close whatever is on top; never quits.
     Back,
     RefreshNow,
+    /// Count every operation exactly now (one serial scan of the table, bounded by a timeout).
+    CountExactly,
     TogglePause,
     FasterRefresh,
     SlowerRefresh,

@@ -48,6 +48,15 @@ impl App {
                     out.push(Request::Run(what));
                 }
             }
+            Action::CountExactly => {
+                self.refresh.exact_requested = true;
+                out.extend(self.maybe_refresh(true));
+                if out.is_empty() {
+                    self.say("counting exactly with the next refresh");
+                } else {
+                    self.say("counting exactly (one scan of the table)");
+                }
+            }
             Action::RefreshNow => {
                 out.extend(self.maybe_refresh(true));
                 if self.refresh.in_flight.is_some() && out.is_empty() {
@@ -200,7 +209,12 @@ impl App {
                 Err(why) => self.say(format!("no other order is offered: {why}")),
             },
             Action::CycleSort => {
-                self.records.sort = self.records.sort.next();
+                let indexes = self.dash.current.as_ref().map(|s| s.indexes.as_slice());
+                let (next, skipped) = sort_offer::next_served(self.records.sort, indexes);
+                if let Some(why) = sort_offer::why_skipped(&skipped) {
+                    self.say(why);
+                }
+                self.records.sort = next;
                 out.push(Request::LoadPage(self.records.reload()));
             }
             Action::CycleStatus => {

@@ -27,6 +27,28 @@ impl App {
                     .and_then(|m| m.cleanup_rule.clone())
                     .unwrap_or_else(|| "expires_at <= cutoff".into())
                     .replace("cutoff", "the server's now()");
+                // No index on expires_at: say what the cleanup will read before it starts
+                // (the dashboard's cleanup is the auto choice: a sweep of the heap).
+                let unindexed = self
+                    .dash
+                    .current
+                    .as_ref()
+                    .filter(|s| {
+                        s.expected_indexes
+                            .iter()
+                            .any(|i| i.column == "expires_at" && i.missing())
+                    })
+                    .map(|s| {
+                        format!(
+                            " Note: {}.",
+                            crate::db::maintenance::unindexed::warning(
+                                crate::db::maintenance::Method::Sweep,
+                                s.sizes.table_bytes,
+                                None
+                            )
+                        )
+                    })
+                    .unwrap_or_default();
                 let mut q = format!(
                     "Delete {} from {table} in short batches ({})?",
                     expired.unwrap_or_else(|| "all expired rows".into()),
@@ -38,6 +60,7 @@ impl App {
                         crate::sanitize::line(&r.describe())
                     ));
                 }
+                q.push_str(&unindexed);
                 q
             }
             Maintenance::Analyze => format!("Run ANALYZE on {table}?"),

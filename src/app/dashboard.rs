@@ -50,7 +50,12 @@ pub struct DashboardState {
 
 impl DashboardState {
     /// A new snapshot arrived.
-    pub fn apply(&mut self, snap: Snapshot) {
+    pub fn apply(&mut self, mut snap: Snapshot) {
+        // Once per snapshot, never per draw: the top operations and "(other)".
+        snap.operations = super::top_operations::fold(
+            std::mem::take(&mut snap.operations),
+            super::top_operations::TOP_OPERATIONS,
+        );
         self.rates = match &self.current {
             Some(prev) => rates(prev, &snap),
             None => Rates::default(),
@@ -95,7 +100,7 @@ impl DashboardState {
             .operations
             .get(self.selected_op)
             .map(|o| o.operation.as_str())
-            .filter(|o| *o != "(other)")
+            .filter(|o| *o != super::top_operations::OTHER)
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Also {
     /// Read the table model again (`r`, after an action, on a screen change); otherwise the
     /// model read on this connection is reused while the table keeps its oid.
     pub model: bool,
+    /// Run the exact per-operation pass now, outside its CPU budget (`E`: on demand).
+    pub exact_now: bool,
 }
 
 /// A failed database request, already readable.

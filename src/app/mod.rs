@@ -10,6 +10,8 @@ pub mod mapped;
 pub mod overview;
 pub mod payload;
 pub mod records;
+pub mod sort_offer;
+pub mod top_operations;
 
 mod actions;
 mod confirm;
@@ -99,6 +101,7 @@ impl App {
                 generation: 0,
                 due: now,
                 last_exact_pass: None,
+                exact_requested: false,
             },
             dash: DashboardState::default(),
             records: RecordsState::default(),
@@ -260,6 +263,8 @@ impl App {
             .refresh
             .last_exact_pass
             .is_none_or(|t| self.now.duration_since(t) >= EXACT_PASS_EVERY);
+        let exact_now = std::mem::take(&mut self.refresh.exact_requested);
+        let exact_pass = exact_pass || exact_now;
         if exact_pass {
             self.refresh.last_exact_pass = Some(self.now);
         }
@@ -273,6 +278,7 @@ impl App {
                 checks: self.screen == Screen::Health || exact_pass || force,
                 partitions: self.screen == Screen::Partitions,
                 model: force,
+                exact_now,
             },
         })
     }

@@ -197,6 +197,8 @@ pub struct Refresh {
     pub generation: u64,
     pub due: Instant,
     pub last_exact_pass: Option<Instant>,
+    /// `E` was pressed: the next refresh counts exactly now, whatever the pass's budget says.
+    pub exact_requested: bool,
 }
 
 /// Static facts about the session, shown in the header.

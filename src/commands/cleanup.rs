@@ -176,6 +176,11 @@ async fn execute(
 ) -> Result<CleanupSummary> {
     let table = global.table_ref()?;
     let pool = global.connect_config_for(config)?.pool(2).await?;
+    if !args.dry_run {
+        if let Some(w) = unindexed_notice(&pool, &table, args).await {
+            eprintln!("idemtop: {}", sanitize::line(&w));
+        }
+    }
     let cancel = signals.cancel.clone();
     let show = std::io::stderr().is_terminal();
     let mut shown = false;
@@ -197,6 +202,32 @@ async fn execute(
     }
     pool.close().await;
     result
+}
+
+/// Before a cleanup of a table no index on `expires_at` serves: what it will read (the plan,
+/// made inside the run, chooses the same way; `--dry-run` prints its reason). None when the
+/// index is there, or when the table cannot be read yet (the run then says why).
+async fn unindexed_notice(
+    pool: &sqlx::PgPool,
+    table: &crate::ident::TableRef,
+    args: &CleanupArgs,
+) -> Option<String> {
+    let mut conn = pool.acquire().await.ok()?;
+    let info = crate::db::table::resolve(&mut conn, table).await.ok()?;
+    if info.expiry(table).ok()?.indexed {
+        return None;
+    }
+    let heap: i64 = sqlx::query_scalar("SELECT pg_relation_size($1::oid)::int8")
+        .bind(sqlx::postgres::types::Oid(info.oid))
+        .fetch_one(&mut *conn)
+        .await
+        .ok()?;
+    let walk = args.method == MethodArg::Walk
+        || args.batch_size.is_some()
+        || info.partitioned
+        || info.server_version_num < 140_000;
+    let method = if walk { Method::Walk } else { Method::Sweep };
+    Some(maintenance::unindexed::warning(method, heap, None))
 }
 
 /// One line of progress: `deleted 12000 (~8000 left), 6 batches, last batch 4000 rows in 95 ms, 41000 rows/s, 0.3 s`
@@ -306,8 +337,12 @@ fn summary_line(s: &CleanupSummary) -> String {
             }
         ),
     };
+    let unindexed = match s.method_reason.find("no index leads with expires_at") {
+        Some(_) => format!("; {}", s.method_reason),
+        None => String::new(),
+    };
     format!(
-        "deleted {} expired {} in {} {} ({}), {secs:.2} s ({why})",
+        "deleted {} expired {} in {} {} ({}{unindexed}), {secs:.2} s ({why})",
         s.deleted,
         plural(s.deleted, "row", "rows"),
         s.batches,

@@ -110,7 +110,10 @@ impl Worker {
             table,
             events,
             connect,
-            refresh_conn: tokio::sync::Mutex::new(RefreshSession::default()),
+            refresh_conn: tokio::sync::Mutex::new(RefreshSession {
+                sampler: crate::db::snapshot::Sampler::budgeted_from_start(),
+                ..RefreshSession::default()
+            }),
             config,
             cleanup_cancel: Mutex::new(None),
             panic_for_test: AtomicBool::new(false),
@@ -155,7 +158,7 @@ impl Worker {
         // mid-query, is dropped.
         let result = match tokio::time::timeout(
             REFRESH_DEADLINE,
-            self.refresh_on(session, opts, also.model),
+            self.refresh_on(session, opts, also.model, also.exact_now),
         )
         .await
         {
@@ -255,6 +258,7 @@ impl Worker {
         session: &mut RefreshSession,
         opts: SnapshotOptions,
         reread_model: bool,
+        exact_now: bool,
     ) -> Result<(Snapshot, TableInfo)> {
         let (info, mapping) = session
             .model_mapped(
@@ -265,6 +269,9 @@ impl Worker {
             )
             .await?;
         let conn = connected(&mut session.conn, &self.connect).await?;
+        if exact_now {
+            session.sampler.allow_exact_now();
+        }
         let keep = crate::app::EXACT_PASS_EVERY * 3;
         let snap = session
             .sampler

@@ -29,8 +29,20 @@ pub enum LayoutArg {
 )]
 pub struct BenchArgs {
     /// Rows of generated history (created_at over the last 48 h: ~60% already expired).
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
-    pub rows: u64,
+    /// Default 1,000,000 (30,000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub rows: Option<u64>,
+    /// The CI size: 30,000 rows, 5 s steady-state windows, short memory and lock runs; about
+    /// two minutes on 2 cores. Targets that depend on the size are scaled to it.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seconds of each tool's window in the steady-state comparison (3 rounds; default 100,
+    /// 5 with --quick).
+    #[arg(long, value_name = "SECS")]
+    pub watch_secs: Option<u64>,
+    /// Repetitions of the cleanup comparison (the order alternates).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub cleanup_reps: usize,
     /// Physical order of the rows: `time` (created_at order, as a table filled over time) or
     /// `random` (the generator's order: expired rows on every page).
     #[arg(long, value_enum, default_value_t = LayoutArg::Time)]
@@ -56,12 +68,27 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    pub fn rows(&self) -> u64 {
+        self.rows
+            .unwrap_or(if self.quick { 30_000 } else { 1_000_000 })
+    }
+
     /// The command line that reproduces this run.
     pub fn command_line(&self) -> String {
         let mut s = format!(
             "idemtop-bench --rows {} --insert-rate {}",
-            self.rows, self.insert_rate
+            self.rows(),
+            self.insert_rate
         );
+        if self.quick {
+            s.push_str(" --quick");
+        }
+        if let Some(w) = self.watch_secs {
+            s.push_str(&format!(" --watch-secs {w}"));
+        }
+        if self.cleanup_reps != 3 {
+            s.push_str(&format!(" --cleanup-reps {}", self.cleanup_reps));
+        }
         if self.layout == LayoutArg::Random {
             s.push_str(" --layout random");
         }
@@ -114,8 +141,9 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
     if !(args.spread_hours.is_finite() && args.spread_hours >= 25.0) {
         bail!("--spread-hours must be at least 25 (the longest TTL is 24 h)");
     }
+    let quick = args.quick;
     let cfg = BenchConfig {
-        rows: args.rows,
+        rows: args.rows(),
         layout: match args.layout {
             LayoutArg::Time => Layout::Time,
             LayoutArg::Random => Layout::Random,
@@ -124,9 +152,28 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         skip_cleanup: args.skip_cleanup,
         spread: Duration::from_secs_f64(args.spread_hours * 3600.0),
         dashboard_bin: dashboard_bin(args),
-        dashboard_secs: args.dashboard_secs,
+        dashboard_secs: if quick {
+            args.dashboard_secs.min(15)
+        } else {
+            args.dashboard_secs
+        },
         command: args.command_line(),
-        ..BenchConfig::default()
+        watch_secs: args.watch_secs.unwrap_or(if quick { 3 } else { 100 }),
+        cleanup_reps: args.cleanup_reps,
+        quick,
+        ..if quick {
+            BenchConfig {
+                dashboard_secs: 15,
+                lock_secs: 2,
+                idle_secs: 1,
+                watch_rounds: 3,
+                keyframe_keys: 10,
+                cardinality_rows: 50_000,
+                ..BenchConfig::default()
+            }
+        } else {
+            BenchConfig::default()
+        }
     };
     let report = bench::run(&cfg).await?;
     println!("{}", bench::render(&report));

@@ -1,5 +1,6 @@
-//! `idemtop-bench` end to end at a tiny size (ignored: it takes about a minute and needs tmux
-//! for the memory part). Run:
+//! `idemtop-bench --quick` end to end (ignored here: it takes about two and a half minutes and
+//! needs tmux; `.ci/run` runs `idemtop-bench --quick` on the release build after the tests).
+//! Run:
 //! cargo build --release && cargo test --release -p idemtop-bench --test smoke -- --ignored --nocapture
 //! BENCH_ROWS=1000000 runs the default size through the same path; BENCH_LAYOUT=random and
 //! BENCH_SKIP_CLEANUP=1 pass --layout random and --skip-cleanup.
@@ -15,10 +16,11 @@ fn idemtop_bin() -> Option<std::path::PathBuf> {
 #[test]
 #[ignore]
 fn bench_report_is_complete_at_a_small_size() {
-    let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "20000".into());
+    let rows = std::env::var("BENCH_ROWS").unwrap_or_else(|_| "30000".into());
     let json = std::env::temp_dir().join(format!("idemtop-bench-{}.json", std::process::id()));
     let json_s = json.display().to_string();
     let mut argv: Vec<String> = vec![
+        "--quick".into(),
         "--rows".into(),
         rows.clone(),
         "--json".into(),
@@ -50,7 +52,7 @@ fn bench_report_is_complete_at_a_small_size() {
     }
     assert!(r["refresh"]["ratio_server"].as_f64().unwrap() > 1.0);
     let pages = r["paging"]["pages"].as_array().unwrap();
-    assert_eq!(pages.len(), 6, "{pages:?}");
+    assert_eq!(pages.len(), 9, "{pages:?}");
     assert!(r["paging"]["keyset_matches_offset"].as_bool().unwrap());
     assert!(r["dashboard_memory"]["rss_max_kb"].as_u64().unwrap() > 0);
     assert!(r["ui_stall"]["keys_during_stall"].as_u64().unwrap() > 10);
@@ -67,6 +69,15 @@ fn bench_report_is_complete_at_a_small_size() {
             assert!(c[side]["wal_bytes"].as_i64().unwrap() > 0);
         }
     }
+    // Every comparison ran in rounds, and the steady-state windows measured each tool.
+    assert_eq!(r["refresh"]["rounds"].as_array().unwrap().len(), 3);
+    assert!(r["refresh"]["amortised_cpu_ms"].as_f64().unwrap() > 0.0);
+    for tool in r["watch"]["tools"].as_array().unwrap() {
+        assert_eq!(tool["windows"].as_array().unwrap().len(), 3, "{tool}");
+    }
+    if std::env::var_os("BENCH_SKIP_CLEANUP").is_none() {
+        assert_eq!(r["cleanup"]["runs"].as_array().unwrap().len(), 3);
+    }
     let targets = r["targets"].as_array().unwrap();
-    assert!(targets.len() >= 8);
+    assert!(targets.len() >= 10);
 }

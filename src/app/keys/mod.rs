@@ -186,6 +186,7 @@ pub static BINDINGS: &[Binding] = &[
     b(&[K::Up, K::Char('k')], C::Dashboard, Action::Up, "", "select previous operation"),
     b(&[K::Down, K::Char('j')], C::Dashboard, Action::Down, "", "select next operation"),
     b(&[K::Enter], C::Dashboard, Action::Open, "records", "open records of the selected operation"),
+    b(&[K::Char('E')], C::Dashboard, Action::CountExactly, "", "count exactly now (one scan of the table)"),
     w(&[K::Char('C')], C::Dashboard, Action::CancelHolder, "", "cancel the xmin holder's query"),
     w(&[K::Char('T')], C::Dashboard, Action::TerminateHolder, "", "terminate the xmin holder"),
     b(&[K::Up, K::Char('k')], C::Records, Action::Up, "", "previous record"),

@@ -420,3 +420,32 @@ fn delete_needs_the_record_as_shown_never_just_a_key() {
 }
 
 mod health;
+
+#[test]
+fn e_asks_for_an_exact_pass_now_once_even_while_a_refresh_is_in_flight() {
+    let t0 = Instant::now();
+    let mut a = app(t0);
+    let g = refresh_gen(&update(&mut a, Event::Tick(t0)));
+    // In flight: nothing is sent now, the request waits for the next refresh.
+    assert!(update(&mut a, key('E')).is_empty());
+    assert_eq!(
+        a.flash_text(),
+        Some("counting exactly with the next refresh")
+    );
+    update(&mut a, ok(g, snapshot(0, 100)));
+    let reqs = update(&mut a, Event::Tick(t0 + Duration::from_secs(2)));
+    match reqs.as_slice() {
+        [Request::Refresh {
+            exact_pass, also, ..
+        }] => assert!(*exact_pass && also.exact_now, "{reqs:?}"),
+        other => panic!("expected one refresh, got {other:?}"),
+    }
+    let g2 = refresh_gen(&reqs);
+    update(&mut a, ok(g2, snapshot(0, 100)));
+    // Once: the next refresh is an ordinary one.
+    let reqs = update(&mut a, Event::Tick(t0 + Duration::from_secs(4)));
+    match reqs.as_slice() {
+        [Request::Refresh { also, .. }] => assert!(!also.exact_now, "{reqs:?}"),
+        other => panic!("expected one refresh, got {other:?}"),
+    }
+}

@@ -63,7 +63,11 @@ pub(super) fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snap
             format::ago_short(Some(at), s.taken_at)
         ),
         Some(_) => format!("Operations ({open}: records)"),
-        None => "Operations (~ from pg_stats; exact pass pending)".to_string(),
+        None => {
+            let exact = crate::app::keys::key_for(crate::app::action::Action::CountExactly)
+                .unwrap_or_default();
+            format!("Operations (~ from pg_stats; {exact}: count exactly)")
+        }
     };
     let table = Table::new(rows, widths)
         .header(

@@ -53,6 +53,8 @@ pub struct Report {
     pub paging: PagingReport,
     pub dashboard_memory: MemoryReport,
     pub ui_stall: StallReport,
+    pub keyframe: KeyFrameReport,
+    pub watch: WatchReport,
     pub cleanup: Option<CleanupReport>,
     pub targets: Vec<TargetCheck>,
     pub notes: Vec<String>,
@@ -101,6 +103,31 @@ pub struct RefreshSide {
     pub cpu_workers_ms: f64,
     /// Per statement, costliest first (from pg_stat_statements).
     pub breakdown: Vec<StatementCost>,
+    /// Every sample (server ms, client ms), to merge the blocks of several rounds.
+    #[serde(skip)]
+    pub raw: Vec<(f64, f64)>,
+}
+
+impl RefreshSide {
+    /// Blocks of the same side, measured in different rounds, as one.
+    pub fn merge(blocks: Vec<RefreshSide>) -> Option<RefreshSide> {
+        let mut it = blocks.into_iter();
+        let mut out = it.next()?;
+        for b in it {
+            let (n0, n1) = (out.reps as f64, b.reps as f64);
+            let w = |a: f64, c: f64| (a * n0 + c * n1) / (n0 + n1).max(1.0);
+            out.cpu_ms = w(out.cpu_ms, b.cpu_ms);
+            out.cpu_backend_ms = w(out.cpu_backend_ms, b.cpu_backend_ms);
+            out.cpu_workers_ms = w(out.cpu_workers_ms, b.cpu_workers_ms);
+            out.reps += b.reps;
+            out.raw.extend(b.raw);
+        }
+        let server: Vec<f64> = out.raw.iter().map(|r| r.0).collect();
+        let client: Vec<f64> = out.raw.iter().map(|r| r.1).collect();
+        out.server = Stats::of(&server);
+        out.client = Stats::of(&client);
+        Some(out)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +147,20 @@ pub struct RefreshReport {
     pub idemtop_exact_pass: RefreshSide,
     pub ratio_server: f64,
     pub ratio_cpu: f64,
+    /// The checks' gather (every 30 s with the exact pass's request, and on the Health screen).
+    pub idemtop_gather: RefreshSide,
+    /// Seconds between exact passes in steady state: max(30 s, EXACT_PASS_BUDGET x the pass's
+    /// duration).
+    pub exact_interval_secs: f64,
+    /// Per 2 s refresh, amortised: the refresh + the exact pass x 2 s / its interval + the
+    /// gather x 2 s / 30 s. CPU (backend + parallel workers, from /proc) and server time.
+    pub amortised_cpu_ms: f64,
+    pub amortised_server_ms: f64,
+    /// The guide's queries against that amortised cost: the headline ratios.
+    pub ratio_cpu_amortised: f64,
+    pub ratio_server_amortised: f64,
+    /// Medians of each round's block, guide and idemtop (the order alternates per round).
+    pub rounds: Vec<(String, f64, f64)>,
     /// Guide statements that failed verbatim and ran corrected (name, error).
     pub guide_fixed: Vec<(String, String)>,
     /// What idemtop's estimate-mode refresh showed, against the exact figures.
@@ -212,6 +253,23 @@ pub struct CleanupSide {
 #[derive(Debug, Clone, Serialize)]
 pub struct CleanupReport {
     pub insert_rate: f64,
+    /// The repetition whose throughput ratio is the median (of `runs`).
+    pub guide: CleanupSide,
+    pub idemtop: CleanupSide,
+    /// Median of the repetitions' ratios.
+    pub throughput_ratio: f64,
+    pub throughput_ratio_min: f64,
+    pub throughput_ratio_max: f64,
+    /// Median and largest of idemtop's insert p99 / idle over the repetitions.
+    pub p99_vs_idle_median: f64,
+    pub p99_vs_idle_max: f64,
+    /// Every repetition: (which ran first, guide, idemtop, ratio).
+    pub runs: Vec<CleanupRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupRun {
+    pub first: String,
     pub guide: CleanupSide,
     pub idemtop: CleanupSide,
     pub throughput_ratio: f64,

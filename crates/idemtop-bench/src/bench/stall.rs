@@ -114,6 +114,13 @@ pub(super) async fn drive(
                         ));
                     }
                 }
+                // A refresh that found the table locked is done too (it said who holds it).
+                Event::Db(DbEvent::Locked { generation, .. }) => {
+                    if let Some(t0) = outstanding.remove(generation) {
+                        run.refreshes
+                            .push((t0 - start, (now - t0).as_secs_f64() * 1000.0, true));
+                    }
+                }
                 Event::Db(DbEvent::Page { generation, .. }) => {
                     if let Some(t0) = page_waits.remove(generation) {
                         run.page_loads

@@ -1,38 +1,95 @@
-//! The targets and whether each one passed.
+//! The targets and whether each one passed. The issue states them for 10M rows (and the
+//! cleanup's also for 100k); the ratios to the guide's queries grow with the table (the guide
+//! reads every row, idemtop reads statistics), so below 10M rows those targets are scaled by
+//! the size, never below 2x, and the target column says what was asked of this run.
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------------
-// Targets and the printed table
+/// A ratio target stated for 10M rows, scaled to `rows` (at least 2x).
+fn scaled(at_10m: f64, rows: i64) -> f64 {
+    (at_10m * rows as f64 / 10_000_000.0).clamp(2.0, at_10m)
+}
 
+fn ratio_text(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}x")
+    } else {
+        format!("{x:.1}x")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn targets(
+    data: &DataSet,
     refresh: &RefreshReport,
     paging: &PagingReport,
     mem: &MemoryReport,
     stall: &StallReport,
+    keyframe: &KeyFrameReport,
+    watch: &WatchReport,
     cleanup: Option<&CleanupReport>,
 ) -> Vec<TargetCheck> {
     let mut out = Vec::new();
-    let mut check = |name: &str, value: String, target: &str, pass: Option<bool>| {
+    let mut check = |name: &str, value: String, target: String, pass: Option<bool>| {
         out.push(TargetCheck {
             name: name.into(),
             value,
-            target: target.into(),
+            target,
             pass,
         })
     };
+    let rows = data.rows;
+    let big = rows >= 10_000_000;
+
+    // Steady-state watching.
+    let idem = watch.tool("idemtop");
+    let pga = watch.tool("pg_activity");
+    let guide = watch.tool("guide queries");
+    match (idem, pga) {
+        (Some(i), Some(p)) => check(
+            "steady-state server CPU/min: idemtop vs pg_activity (median of windows)",
+            format!(
+                "{:.3} s vs {:.3} s",
+                i.cpu_s_per_min_median, p.cpu_s_per_min_median
+            ),
+            "<= pg_activity's".into(),
+            Some(i.cpu_s_per_min_median <= p.cpu_s_per_min_median),
+        ),
+        (Some(i), None) => check(
+            "steady-state server CPU/min: idemtop vs pg_activity",
+            format!("{:.3} s (pg_activity not run)", i.cpu_s_per_min_median),
+            "<= pg_activity's".into(),
+            None,
+        ),
+        _ => {}
+    }
+    if let (Some(i), Some(g)) = (idem, guide) {
+        let r = g.cpu_s_per_min_median / i.cpu_s_per_min_median.max(1e-9);
+        let t = scaled(100.0, rows);
+        check(
+            "steady-state server CPU/min: guide / idemtop",
+            ratio_text(r),
+            format!(">= {}", ratio_text(t)),
+            Some(r >= t),
+        );
+    }
+
+    // Per refresh, amortised.
     check(
-        "refresh server time (median)",
-        format!("{:.2} ms", refresh.idemtop.server.median_ms),
-        "<= 5 ms",
-        Some(refresh.idemtop.server.median_ms <= 5.0),
+        "refresh server time, amortised (exact pass + checks)",
+        format!("{:.2} ms", refresh.amortised_server_ms),
+        "<= 5 ms".into(),
+        Some(refresh.amortised_server_ms <= 5.0),
     );
+    let t = scaled(500.0, rows);
     check(
-        "refresh: guide / idemtop server time",
-        format!("{:.0}x", refresh.ratio_server),
-        ">= 150x",
-        Some(refresh.ratio_server >= 150.0),
+        "per refresh, guide / idemtop server CPU, amortised",
+        ratio_text(refresh.ratio_cpu_amortised),
+        format!(">= {}", ratio_text(t)),
+        Some(refresh.ratio_cpu_amortised >= t),
     );
+
+    // Records.
     let worst_keyset = paging
         .pages
         .iter()
@@ -40,62 +97,103 @@ pub(super) fn targets(
         .map(|p| p.server.median_ms)
         .fold(0.0, f64::max);
     check(
-        "records page, any depth (keyset, median)",
+        "records page, every offered order, any depth (median)",
         format!("{worst_keyset:.2} ms"),
-        "<= 5 ms",
+        "<= 5 ms".into(),
         Some(worst_keyset <= 5.0),
     );
+
+    // Cleanup.
+    let (ratio_t, p99_t) = if big { (1.0, 1.5) } else { (0.5, 3.0) };
     match cleanup {
         Some(c) => {
             check(
-                "cleanup throughput vs single DELETE",
-                format!("{:.2}x", c.throughput_ratio),
-                ">= 0.5x",
-                Some(c.throughput_ratio >= 0.5),
+                "cleanup throughput vs single DELETE (median of reps)",
+                format!(
+                    "{:.2}x ({:.2}-{:.2}, {} reps)",
+                    c.throughput_ratio,
+                    c.throughput_ratio_min,
+                    c.throughput_ratio_max,
+                    c.runs.len()
+                ),
+                format!(">= {ratio_t:.1}x"),
+                Some(c.throughput_ratio >= ratio_t),
             );
             check(
-                "insert p99 during cleanup vs idle",
+                "insert p99 during cleanup vs idle (median of reps)",
                 format!(
-                    "{:.1}x ({:.1} / {:.1} ms)",
-                    c.idemtop.p99_vs_idle, c.idemtop.during.p99_ms, c.idemtop.idle.p99_ms
+                    "{:.1}x (max {:.1}x)",
+                    c.p99_vs_idle_median, c.p99_vs_idle_max
                 ),
-                "<= 3x",
-                Some(c.idemtop.p99_vs_idle <= 3.0),
+                format!("<= {p99_t:.1}x"),
+                Some(c.p99_vs_idle_median <= p99_t),
             );
         }
         None => {
             check(
                 "cleanup throughput vs single DELETE",
                 "skipped".into(),
-                ">= 0.5x",
-                None,
-            );
-            check(
-                "insert p99 during cleanup vs idle",
-                "skipped".into(),
-                "<= 3x",
+                format!(">= {ratio_t:.1}x"),
                 None,
             );
         }
     }
+
+    // The dashboard.
     let rss_mb = mem.rss_max_kb as f64 / 1024.0;
     check(
-        "dashboard RSS (max)",
+        "dashboard RSS while browsing (max)",
         format!("{rss_mb:.1} MB"),
-        "<= 30 MB",
+        "<= 30 MB".into(),
         Some(rss_mb <= 30.0),
     );
     check(
         "refreshes never overlap (max in flight)",
         format!("{}", stall.max_refreshes_in_flight),
-        "<= 1",
+        "<= 1".into(),
         Some(stall.max_refreshes_in_flight <= 1),
     );
-    check(
-        "key to frame while locked (max)",
-        format!("{:.1} ms", stall.key_to_frame_stall.max_ms),
-        "<= 100 ms (guideline)",
-        Some(stall.key_to_frame_stall.n > 0 && stall.key_to_frame_stall.max_ms <= 100.0),
-    );
+    let kf = |r: &Option<KeyFrameRun>| {
+        r.as_ref()
+            .filter(|r| r.key_to_frame.n > 0)
+            .map(|r| (r.key_to_frame.p95_ms, r.key_to_frame.max_ms, r.missed))
+    };
+    match kf(&keyframe.locked) {
+        Some((p95, max, missed)) => check(
+            "key to frame, real binary in tmux, table locked (p95)",
+            format!("{p95:.1} ms (max {max:.1}, {missed} missed)"),
+            "<= 16 ms".into(),
+            Some(p95 <= 16.0 && missed == 0),
+        ),
+        None => check(
+            "key to frame, real binary in tmux, table locked (p95)",
+            "not measured".into(),
+            "<= 16 ms".into(),
+            None,
+        ),
+    }
+    match (kf(&keyframe.operations_10k), &keyframe.operations_10k) {
+        (Some((p95, max, missed)), Some(r)) => {
+            check(
+                "10,000 operations: key to frame (p95)",
+                format!("{p95:.1} ms (max {max:.1}, {missed} missed)"),
+                "<= 16 ms".into(),
+                Some(p95 <= 16.0 && missed == 0),
+            );
+            let mb = r.rss_max_kb as f64 / 1024.0;
+            check(
+                "10,000 operations: dashboard RSS (max)",
+                format!("{mb:.1} MB"),
+                "<= 30 MB".into(),
+                Some(mb <= 30.0),
+            );
+        }
+        _ => check(
+            "10,000 operations: key to frame (p95)",
+            "not measured".into(),
+            "<= 16 ms".into(),
+            None,
+        ),
+    }
     out
 }

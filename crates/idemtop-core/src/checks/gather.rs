@@ -141,8 +141,9 @@ pub struct OperationFact {
 }
 
 /// Read the facts the snapshot lacks. Each table scan runs in its own transaction under a
-/// local `statement_timeout` ([`GATHER_TIMEOUT`]) and reads a `TABLESAMPLE SYSTEM` sample
-/// when the snapshot's rows are not exact; a fact that fails is kept as its error. Fails only
+/// local `statement_timeout` ([`GATHER_TIMEOUT`]), without parallel workers, and reads a
+/// `TABLESAMPLE SYSTEM` sample unless the table is small, never more than
+/// `sample::ROW_BOUND` rows; a fact that fails is kept as its error. Fails only
 /// when the connection itself is lost.
 pub async fn gather(
     conn: &mut PgConnection,
@@ -276,18 +277,8 @@ pub(super) async fn operation_facts(
     snap: &Snapshot,
     cfg: &Config,
 ) -> Result<OperationFacts> {
-    let (sampled, percent) = if snap.rows.exact {
-        (false, 100.0)
-    } else {
-        let total = (snap.rows.total as f64).max(EXACT_ROW_LIMIT);
-        let pct = (SAMPLE_ROWS / total * 100.0).clamp(0.0001, 100.0);
-        (pct < 100.0, pct)
-    };
-    let sample = if sampled {
-        format!(" TABLESAMPLE SYSTEM ({percent:.6})")
-    } else {
-        String::new()
-    };
+    let plan = super::sample::SamplePlan::for_rows(snap.rows.total);
+    let (sample, limit) = (plan.tablesample(), super::sample::SamplePlan::limit());
     let (ops, ttls): (Vec<String>, Vec<f64>) = cfg
         .retention
         .per_operation
@@ -310,7 +301,7 @@ pub(super) async fn operation_facts(
                            {status} AS status_code
                       FROM {q}{sample}
                      -- 'infinity' has no TTL (and subtracting it is an error before 17)
-                     WHERE coalesce(isfinite({at}) AND isfinite({created}), true))
+                     WHERE coalesce(isfinite({at}) AND isfinite({created}), true){limit})
          SELECT r.operation, count(*)::int8,
                 min(r.ttl), percentile_cont(0.5) WITHIN GROUP (ORDER BY r.ttl), max(r.ttl),
                 coalesce(max(p.ttl), $3::float8),
@@ -321,7 +312,7 @@ pub(super) async fn operation_facts(
           ORDER BY count(*) DESC, r.operation",
         q = table.qualified()
     );
-    let mut tx = crate::db::connect::begin_bounded(&mut *conn, GATHER_TIMEOUT).await?;
+    let mut tx = crate::db::connect::begin_bounded_serial(&mut *conn, GATHER_TIMEOUT).await?;
     let rows: Result<Vec<OpRow>, sqlx::Error> = sqlx::query_as(&sql)
         .bind(&ops)
         .bind(&ttls)
@@ -331,6 +322,7 @@ pub(super) async fn operation_facts(
         .await;
     let _ = tx.rollback().await;
     let rows = rows?;
+    let (sampled, percent) = plan.settle(rows.iter().map(|r| r.1).sum());
     Ok(OperationFacts {
         sampled,
         sample_percent: percent,

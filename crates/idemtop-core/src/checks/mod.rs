@@ -34,6 +34,7 @@ use crate::sanitize;
 
 mod advice;
 mod gather;
+mod sample;
 
 pub use advice::quote_ident;
 use advice::*;
@@ -42,7 +43,7 @@ pub use xmin_horizon::xmin_horizon;
 
 /// The bound on each of [`gather`]'s table scans (a local `statement_timeout`).
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
-/// A table that is not counted exactly is sampled (`TABLESAMPLE SYSTEM`) for about this many rows.
+/// A table of more rows than this is sampled (`TABLESAMPLE SYSTEM`) for about this many rows.
 pub const SAMPLE_ROWS: f64 = 20_000.0;
 /// Time between the two snapshots of [`run_once`] (for the replay rate).
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);

@@ -199,3 +199,22 @@ pub async fn begin_bounded(
         .await?;
     Ok(tx)
 }
+
+/// [`begin_bounded`] without parallel workers (`max_parallel_workers_per_gather = 0`, local to
+/// the transaction), in the same round trip: for the periodic scans of a monitoring tool, whose
+/// cost is the server CPU it takes from the application. Parallel workers finish sooner but use
+/// more CPU in all (their start, their shares' merge), and a timeout bounds wall time only.
+pub async fn begin_bounded_serial(
+    conn: &mut PgConnection,
+    timeout: Duration,
+) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), \
+                set_config('max_parallel_workers_per_gather', '0', true)",
+    )
+    .bind(format!("{}ms", timeout.as_millis()))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}

@@ -39,6 +39,7 @@ mod errors;
 pub mod plan;
 mod rule;
 mod sweep;
+pub mod unindexed;
 mod vacuum;
 mod walk;
 
@@ -128,7 +129,7 @@ pub const SWEEP_MIN_SHARE: f64 = 0.25;
 /// Auto never sweeps for fewer expired rows than this (the walk is quick enough).
 pub const SWEEP_MIN_ROWS: u64 = 10_000;
 /// Pages in the first sweep batch.
-const SWEEP_INITIAL_PAGES: u64 = 16;
+const SWEEP_INITIAL_PAGES: u64 = 128;
 /// Largest sweep batch, in pages (80 MB).
 const SWEEP_MAX_PAGES: u64 = 10_240;
 /// Progress is reported at most this often (the sweep runs hundreds of batches a second).
@@ -361,12 +362,18 @@ mod tests {
     fn sweep_range_follows_the_target_duration() {
         let target = Duration::from_millis(2);
         // Twice as slow as wanted: half the pages.
-        assert_eq!(next_sweep_pages(64, Duration::from_millis(4), target), 32);
+        assert_eq!(next_sweep_pages(512, Duration::from_millis(4), target), 256);
         // Much faster than wanted: at most double.
-        assert_eq!(next_sweep_pages(64, Duration::from_micros(10), target), 128);
-        assert_eq!(next_sweep_pages(64, Duration::ZERO, target), 128);
-        // Never below one page or above the cap.
-        assert_eq!(next_sweep_pages(1, Duration::from_secs(1), target), 1);
+        assert_eq!(
+            next_sweep_pages(256, Duration::from_micros(10), target),
+            512
+        );
+        assert_eq!(next_sweep_pages(256, Duration::ZERO, target), 512);
+        // Never below the floor (a commit's fixed cost) or above the cap.
+        assert_eq!(
+            next_sweep_pages(512, Duration::from_secs(1), target),
+            SWEEP_MIN_PAGES
+        );
         assert_eq!(
             next_sweep_pages(SWEEP_MAX_PAGES, Duration::from_micros(1), target),
             SWEEP_MAX_PAGES

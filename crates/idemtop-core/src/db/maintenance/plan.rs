@@ -150,8 +150,17 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
     let timeout = plan_timeout(opts, started);
     let row_by_row =
         count_row_by_row(&mut conn, table, &info, &rule, &planned, cutoff, timeout).await?;
+    // Without the expiry index, say what the cleanup will read before it starts.
+    let heap_bytes: Option<i64> = if expiry_indexed {
+        None
+    } else {
+        sqlx::query_scalar("SELECT pg_relation_size($1::oid)::int8")
+            .bind(Oid(info.oid))
+            .fetch_one(&mut *conn)
+            .await?
+    };
     drop(conn);
-    let (method, method_reason) = choose_method(
+    let (method, mut method_reason) = choose_method(
         pool,
         table,
         &info,
@@ -161,6 +170,14 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
         &rule.column,
     )
     .await?;
+    if let Some(heap) = heap_bytes {
+        let warning = super::unindexed::warning(method, heap, row_by_row);
+        method_reason = if method == Method::Sweep && !opts_forced_sweep(opts) {
+            warning
+        } else {
+            format!("{method_reason}; {warning}")
+        };
+    }
     Ok(CleanupPlan {
         info,
         rule,
@@ -358,6 +375,11 @@ async fn count_row_by_row(
         }
     }
     Ok(Some(total))
+}
+
+/// `--method sweep` (its reason says so, and is kept).
+fn opts_forced_sweep(opts: &CleanupOptions) -> bool {
+    opts.method == MethodChoice::Sweep
 }
 
 /// Sweep or walk, and why. The sweep needs a plain table, PostgreSQL 14+ (TID range scans), no

@@ -71,7 +71,8 @@ pub(super) async fn exact_breakdown(
     let result: Result<Vec<Row>, sqlx::Error> = if small {
         sqlx::query_as(&sql).fetch_all(&mut *conn).await
     } else {
-        let mut tx = crate::db::connect::begin_bounded(&mut *conn, timeout).await?;
+        // Never parallel: the workers' CPU would escape the budget that bounds the pass.
+        let mut tx = crate::db::connect::begin_bounded_serial(&mut *conn, timeout).await?;
         let r = sqlx::query_as(&sql).fetch_all(&mut *tx).await;
         let _ = tx.rollback().await;
         r

@@ -45,7 +45,13 @@ pub struct Sampler {
     pub(super) anchor: Option<Anchor>,
     /// When the last exact pass on a large table ran and what the refresh with it cost.
     pub(super) last_exact_cost: Option<(std::time::Instant, Duration)>,
+    /// The budget starts with the session ([`Sampler::budgeted_from_start`]).
+    pub(super) defer_first: bool,
 }
+
+/// What a first exact pass is assumed to cost before one has run: a serial scan of the heap at
+/// this many bytes a second (this machine read ~1 GB/s; the margin errs towards waiting).
+const ASSUMED_SCAN_BYTES_PER_SEC: f64 = 500e6;
 
 /// The last exact counts and the counters at that moment.
 #[derive(Debug, Clone)]
@@ -59,15 +65,36 @@ pub(super) struct Anchor {
     pub(super) horizon: Horizon,
 }
 
-/// The exact pass may use at most 1/EXACT_PASS_BUDGET of the server's time: after one that
-/// took 1 s, the next waits at least this many seconds.
-pub(super) const EXACT_PASS_BUDGET: u32 = 60;
+/// The exact pass may use at most 1/EXACT_PASS_BUDGET of one core of the server: after one
+/// that took 1 s, the next waits at least this many seconds (33 min; 0.03 s of CPU a minute,
+/// a sixth of what pg_activity costs a server). The pass runs without
+/// parallel workers, on the backend alone, so the backend's CPU is at most the pass's elapsed
+/// time: a budget of elapsed time is a budget of server CPU (a parallel pass used ~1.8x its
+/// elapsed time in CPU). A pass that gave up at its timeout counts its timeout. Between passes the
+/// counts are carried forward by the counters; `E` on the dashboard counts exactly now.
+pub const EXACT_PASS_BUDGET: u32 = 2000;
 
 /// At most this many rows that expired since the anchor are counted; past it the anchor is
 /// too old to carry forward cheaply (the next exact pass makes a new one).
 pub(super) const EXPIRED_SINCE_CAP: i64 = 200_000;
 
 impl Sampler {
+    /// A sampler whose exact-pass budget starts with the session (the dashboard): the first
+    /// refresh reads the table's size, and the first exact pass of a large table waits as if
+    /// one of that size had just run (a small table is counted exactly on every refresh
+    /// anyway; `E` counts at once). Without it the first refresh asked to count exactly does.
+    pub fn budgeted_from_start() -> Self {
+        Self {
+            defer_first: true,
+            ..Self::default()
+        }
+    }
+
+    /// The next exact pass asked for runs whatever the budget says (on demand: a key).
+    pub fn allow_exact_now(&mut self) {
+        self.last_exact_cost = None;
+    }
+
     pub async fn take(
         &mut self,
         conn: &mut PgConnection,
@@ -83,8 +110,17 @@ impl Sampler {
                 opts.exact_pass = false;
             }
         }
+        let first = std::mem::take(&mut self.defer_first);
+        if first {
+            opts.exact_pass = false;
+        }
         let started = std::time::Instant::now();
         let mut snap = take_mapped(conn, table, info, tm, opts).await?;
+        if first {
+            let secs = snap.sizes.table_bytes.max(0) as f64 / ASSUMED_SCAN_BYTES_PER_SEC;
+            let assumed = Duration::from_secs_f64(secs).min(opts.exact_timeout);
+            self.last_exact_cost = Some((started, assumed));
+        }
         if opts.exact_pass {
             self.last_exact_cost = Some((started, started.elapsed()));
         }

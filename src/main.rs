@@ -53,6 +53,28 @@ fn main() -> ExitCode {
             }
         },
     };
+    // The mapping flags (--key, --expires, --ttl, ...) are the [[table]] section of this table,
+    // in place of the configuration file's.
+    let config = match global.mapping_from_flags() {
+        Ok(None) => config,
+        Ok(Some(entry)) => {
+            let mut config = config;
+            config
+                .tables
+                .retain(|e| !(e.schema == entry.schema && e.table == entry.table));
+            config.tables.push(entry);
+            config
+        }
+        Err(e) => {
+            eprintln!("idemtop: {e:#}");
+            let code = if matches!(cli.command, Some(Command::Check(_))) {
+                3
+            } else {
+                1
+            };
+            return ExitCode::from(code);
+        }
+    };
     let exit = |code: i32| {
         if code != 0 {
             std::process::exit(code)

@@ -61,9 +61,119 @@ pub struct Global {
     /// `check` and `metrics` cover every target, and the other commands use the flags above.
     #[arg(long, global = true, value_name = "NAME")]
     pub target: Option<String>,
+
+    /// The table's mapping on the command line, instead of a `[[table]]` section (the same
+    /// keys; with any of these flags they are the whole mapping of --schema.--table): the key
+    /// column(s), comma-separated.
+    #[arg(
+        long = "key",
+        global = true,
+        value_name = "COL[,COL]",
+        value_delimiter = ',',
+        help_heading = "Table mapping"
+    )]
+    pub map_key: Vec<String>,
+    /// Mapping: the expiry column (a timestamp).
+    #[arg(
+        long = "expires",
+        global = true,
+        value_name = "COL",
+        help_heading = "Table mapping"
+    )]
+    pub map_expires: Option<String>,
+    /// Mapping: no expiry column; a row expires this long after --created (e.g. 72h, 30d).
+    #[arg(
+        long = "ttl",
+        global = true,
+        value_name = "DURATION",
+        help_heading = "Table mapping"
+    )]
+    pub map_ttl: Option<String>,
+    /// Mapping: a permanent ledger, nothing ever expires (cleanup is refused).
+    #[arg(long = "permanent", global = true, help_heading = "Table mapping")]
+    pub map_permanent: bool,
+    /// Mapping: the creation column (a timestamp).
+    #[arg(
+        long = "created",
+        global = true,
+        value_name = "COL",
+        help_heading = "Table mapping"
+    )]
+    pub map_created: Option<String>,
+    /// Mapping: the stored status code column.
+    #[arg(
+        long = "status",
+        global = true,
+        value_name = "COL",
+        help_heading = "Table mapping"
+    )]
+    pub map_status: Option<String>,
+    /// Mapping: the stored response column.
+    #[arg(
+        long = "payload",
+        global = true,
+        value_name = "COL",
+        help_heading = "Table mapping"
+    )]
+    pub map_payload: Option<String>,
+    /// Mapping: the operation column(s), comma-separated (several are joined for display).
+    #[arg(
+        long = "operation",
+        global = true,
+        value_name = "COL[,COL]",
+        value_delimiter = ',',
+        help_heading = "Table mapping"
+    )]
+    pub map_operation: Vec<String>,
 }
 
 impl Global {
+    /// The mapping given by the `--key`, `--expires`, `--ttl`, `--permanent`, `--created`,
+    /// `--status`, `--payload` and `--operation` flags, as the `[[table]]` section of
+    /// --schema.--table; `None` when none of them is given. Checked as a section is.
+    pub fn mapping_from_flags(&self) -> anyhow::Result<Option<crate::db::shape::TableEntry>> {
+        let given = !self.map_key.is_empty()
+            || self.map_expires.is_some()
+            || self.map_ttl.is_some()
+            || self.map_permanent
+            || self.map_created.is_some()
+            || self.map_status.is_some()
+            || self.map_payload.is_some()
+            || !self.map_operation.is_empty();
+        if !given {
+            return Ok(None);
+        }
+        let trimmed = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        };
+        let fields = crate::db::shape::MappingFields {
+            key: trimmed(&self.map_key),
+            expires: self.map_expires.clone(),
+            ttl: self.map_ttl.clone(),
+            permanent: self.map_permanent,
+            created: self.map_created.clone(),
+            status: self.map_status.clone(),
+            payload: self.map_payload.clone(),
+            operation: trimmed(&self.map_operation),
+            ..Default::default()
+        };
+        let mapping = crate::db::shape::Mapping::try_from(fields).map_err(|e| {
+            anyhow::anyhow!(
+                "the table mapping flags (--key, --expires, --ttl, --permanent, --created, \
+                 --status, --payload, --operation): {}",
+                crate::sanitize::line(&e)
+            )
+        })?;
+        Ok(Some(crate::db::shape::TableEntry {
+            schema: self.schema.clone(),
+            table: self.table.clone(),
+            mapping,
+        }))
+    }
+
     pub fn table_ref(&self) -> anyhow::Result<TableRef> {
         TableRef::new(&self.schema, &self.table)
             .map_err(|e| anyhow::anyhow!("invalid --schema/--table: {e}"))

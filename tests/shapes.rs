@@ -662,3 +662,67 @@ async fn a_bad_mapping_config_is_a_readable_error() {
          it does not fit the table: key: public.idempotency_keys has no column idem_key;"
     ), "{out}");
 }
+
+/// The mapping flags are a `[[table]]` section on the command line: the table is read by them
+/// (source `config`), and a contradiction is refused in one sentence naming the flags.
+#[tokio::test]
+async fn the_mapping_flags_map_a_table_without_a_config_file() {
+    let url = loaded("stripe").await;
+    let home = TempDir::new();
+    let flags = [
+        "--database-url",
+        url.as_str(),
+        "--table",
+        "idempotency_keys",
+        "--key",
+        "user_id,idempotency_key",
+        "--created",
+        "created_at",
+        "--ttl",
+        "48h",
+        "--status",
+        "response_code",
+        "--payload",
+        "response_body",
+    ];
+    let mut args = flags.to_vec();
+    args.extend(["snapshot", "--format", "json"]);
+    let (code, out, err) = run(&args, &home);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &doc["mapping"];
+    assert_eq!(m["source"], "config", "{m}");
+    assert_eq!(m["columns"]["ttl"], "48h", "{m}");
+    assert_eq!(
+        m["columns"]["key"],
+        serde_json::json!(["user_id", "idempotency_key"])
+    );
+    // No operation flag: the operation role is missing (the section is the whole mapping).
+    assert!(
+        m["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "operation"),
+        "{m}"
+    );
+    // 100 hours of keys, 48 h to live: about 52 % expired, measured on the table itself.
+    let mut conn = connect(&url).await;
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys WHERE created_at <= now() - interval '48 hours'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let shown = doc["rows"]["expired"].as_i64().unwrap();
+    assert!((shown - expected).abs() <= 5, "{shown} vs {expected}");
+
+    let mut args = flags.to_vec();
+    args.extend(["--permanent", "snapshot"]);
+    let (code, _, err) = run(&args, &home);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the table mapping flags (--key, --expires, --ttl, --permanent"),
+        "{err}"
+    );
+}

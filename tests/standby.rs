@@ -119,7 +119,16 @@ async fn a_standby_is_named_by_its_primary_and_refuses_writes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut v = connect(&url).await;
     v.execute("VACUUM idempotency_records").await.unwrap();
-    let snap = snapshot(&url).await;
+    // Before PostgreSQL 15 the statistics travel through the stats collector: VACUUM's count
+    // reaches pg_stat_user_tables a moment later (under load, later still), so wait for it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let snap = loop {
+        let snap = snapshot(&url).await;
+        if snap.vacuum.n_dead_tup == 500 || Instant::now() > deadline {
+            break snap;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let h = snap.vacuum.xmin_horizon.as_ref().unwrap();
     assert_eq!(
         h.holder.as_ref().map(|x| x.kind),

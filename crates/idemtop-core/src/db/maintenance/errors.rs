@@ -69,8 +69,9 @@ pub(super) fn explain_cleanup_error(e: &sqlx::Error, table: &TableRef) -> anyhow
              even at the smallest batch size (try --batch-size with a small number)"
         ),
         // A referencing table's foreign key (ON DELETE RESTRICT / NO ACTION) still points at
-        // an expired row: name the constraint, say what would let it go.
-        Some("23503") => {
+        // an expired row: name the constraint, say what would let it go. PostgreSQL 18 reports
+        // an ON DELETE RESTRICT key as restrict_violation (23001), earlier ones as 23503.
+        Some("23503" | "23001") => {
             let constraint = match e {
                 sqlx::Error::Database(db) => db.constraint().map(sanitize::line),
                 _ => None,

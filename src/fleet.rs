@@ -63,14 +63,8 @@ impl Target {
 /// readable error; nothing is connected to here.
 pub fn targets(config: &Config, global: &Global) -> Result<Vec<Target>> {
     let mut all = targets_unzoned(config, global)?;
-    // `timestamp without time zone` columns are read in the zone of the table's `[[table]]`
-    // section (`timestamp_zone`) unless `--timestamp-zone` says otherwise.
     for t in &mut all {
-        if t.connect.timestamp_zone.is_none() {
-            t.connect.timestamp_zone = crate::db::shape::configured(&config.tables, &t.table)
-                .and_then(|e| e.mapping.timestamp_zone())
-                .map(str::to_owned);
-        }
+        crate::options::zone_from_config(&mut t.connect, config, &t.table);
     }
     Ok(all)
 }

@@ -197,12 +197,7 @@ impl Global {
         config: &crate::config::Config,
     ) -> anyhow::Result<ConnectConfig> {
         let mut c = self.connect_config();
-        if c.timestamp_zone.is_none() {
-            let table = self.table_ref()?;
-            c.timestamp_zone = crate::db::shape::configured(&config.tables, &table)
-                .and_then(|e| e.mapping.timestamp_zone())
-                .map(str::to_owned);
-        }
+        zone_from_config(&mut c, config, &self.table_ref()?);
         Ok(c)
     }
 
@@ -254,4 +249,14 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// `timestamp without time zone` columns are read in the zone of the table's `[[table]]`
+/// section (`timestamp_zone`) unless `--timestamp-zone` already set one.
+pub fn zone_from_config(c: &mut ConnectConfig, config: &crate::config::Config, table: &TableRef) {
+    if c.timestamp_zone.is_none() {
+        c.timestamp_zone = crate::db::shape::configured(&config.tables, table)
+            .and_then(|e| e.mapping.timestamp_zone())
+            .map(str::to_owned);
+    }
 }

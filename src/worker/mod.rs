@@ -224,7 +224,16 @@ impl Worker {
         // The checks read pg_cron's status too: the Activity screen's panel reuses it.
         let mut cron_from_checks = None;
         if also.checks {
-            let result = match checks::gather(conn, &self.table, snap, &self.config).await {
+            let gathered = checks::gather_cached(
+                conn,
+                &self.table,
+                snap,
+                &self.config,
+                &mut session.gather,
+                also.model,
+            )
+            .await;
+            let result = match gathered {
                 Ok(extras) => {
                     let results =
                         checks::evaluate(snap, session.previous.as_ref(), &extras, &self.config);

@@ -151,6 +151,41 @@ pub async fn gather(
     snap: &Snapshot,
     cfg: &Config,
 ) -> Result<Extras> {
+    gather_cached(conn, table, snap, cfg, &mut GatherCache::default(), true).await
+}
+
+/// How long the per-operation facts (the TTL sample, the costliest read of a gather: tens of
+/// ms of server CPU on a large table) are reused by a session that gathers again and again.
+/// TTLs and status mixes change with deployments, not from one refresh to the next.
+pub const OPERATION_FACTS_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a session that gathers again and again reuses ([`gather_cached`]).
+#[derive(Debug, Default, Clone)]
+pub struct GatherCache {
+    operations: Option<(std::time::Instant, OperationFacts)>,
+}
+
+impl GatherCache {
+    /// The per-operation facts read less than [`OPERATION_FACTS_REUSE`] ago, if any.
+    pub fn operations(&self) -> Option<&OperationFacts> {
+        self.operations
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < OPERATION_FACTS_REUSE)
+            .map(|(_, f)| f)
+    }
+}
+
+/// [`gather`] on a session that gathers again and again: the per-operation facts read less
+/// than [`OPERATION_FACTS_REUSE`] ago are reused unless `fresh` (the operator's `r`, after an
+/// action). Everything else (grants, owner, pg_cron) is read every time.
+pub async fn gather_cached(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    snap: &Snapshot,
+    cfg: &Config,
+    cache: &mut GatherCache,
+    fresh: bool,
+) -> Result<Extras> {
     let mut extras = Extras {
         table: table.clone(),
         ..Extras::default()
@@ -166,10 +201,17 @@ pub async fn gather(
 
     extras.grants = keep(grants(conn, table).await)?;
 
+    let reuse = if fresh { None } else { cache.operations() };
     extras.operations = if let Some(b) = &snap.blocked_by {
         Err(format!("not read: {}", sanitize::line(b)))
+    } else if let Some(facts) = reuse {
+        Ok(facts.clone())
     } else {
-        keep(operation_facts(conn, table, snap, cfg).await)?
+        let read = keep(operation_facts(conn, table, snap, cfg).await)?;
+        if let Ok(facts) = &read {
+            cache.operations = Some((std::time::Instant::now(), facts.clone()));
+        }
+        read
     };
 
     extras.cron = keep(cron::status(conn).await)?;

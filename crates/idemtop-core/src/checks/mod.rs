@@ -38,7 +38,10 @@ mod sample;
 
 pub use advice::quote_ident;
 use advice::*;
-pub use gather::{gather, run_once, Extras, OperationFact, OperationFacts, RoleGrant};
+pub use gather::{
+    gather, gather_cached, run_once, Extras, GatherCache, OperationFact, OperationFacts, RoleGrant,
+    OPERATION_FACTS_REUSE,
+};
 pub use xmin_horizon::xmin_horizon;
 
 /// The bound on each of [`gather`]'s table scans (a local `statement_timeout`).

@@ -99,11 +99,91 @@ pub fn histogram_fraction(bounds: &[DateTime<Utc>], t: DateTime<Utc>) -> Option<
     Some(((i as f64 + within) / buckets).clamp(0.0, 1.0))
 }
 
+/// What the snapshot reads of `pg_stats`: the histogram bounds of the column in expiry order
+/// and the most common values of a single operation column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct PlannerStats {
+    histogram: Vec<Ts>,
+    operation_mcv: Vec<(String, f64)>,
+}
+
+/// When the planner statistics read are reused: same table, same columns, no ANALYZE since
+/// (by the counters), and read less than [`PLANNER_STATS_REUSE`] ago (an ANALYZE's counter can
+/// move a moment before its statistics are committed).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct PlannerKey {
+    oid: u32,
+    expiry_column: String,
+    operation: Option<String>,
+    analyze_count: i64,
+}
+
+/// At most this old, planner statistics read on an earlier refresh are reused.
+pub(super) const PLANNER_STATS_REUSE: Duration = Duration::from_secs(30);
+
+/// What one refresh may reuse from an earlier one on the same session (see
+/// [`super::take_cached`]); empty for a one-off snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotCache {
+    planner: Option<(PlannerKey, Instant, PlannerStats)>,
+}
+
+impl SnapshotCache {
+    fn planner(&self, key: &PlannerKey) -> Option<&PlannerStats> {
+        match &self.planner {
+            Some((k, at, p)) if k == key && at.elapsed() < PLANNER_STATS_REUSE => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The expiry histogram and the operation MCVs in one round trip.
+async fn read_planner_stats(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    expiry_column: &str,
+    operation: Option<&str>,
+) -> Result<PlannerStats> {
+    // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
+    // Bounds of a `timestamp` column are read in the session's zone (the database's).
+    type Row = (Option<Vec<Ts>>, Option<Vec<String>>, Option<Vec<f32>>);
+    let (hist, vals, freqs): Row = sqlx::query_as(
+        "SELECT h.b, m.v, m.f FROM (SELECT 1) one
+           LEFT JOIN LATERAL (
+               SELECT histogram_bounds::text::timestamptz[] AS b FROM pg_stats
+                WHERE schemaname = $1 AND tablename = $2 AND attname = $3
+                ORDER BY inherited DESC LIMIT 1) h ON true
+           LEFT JOIN LATERAL (
+               SELECT most_common_vals::text::text[] AS v, most_common_freqs AS f FROM pg_stats
+                WHERE schemaname = $1 AND tablename = $2 AND attname = $4
+                ORDER BY inherited DESC LIMIT 1) m ON true",
+    )
+    .bind(table.schema.as_str())
+    .bind(table.table.as_str())
+    .bind(expiry_column)
+    .bind(operation.unwrap_or(""))
+    .fetch_one(&mut *conn)
+    .await?;
+    let operation_mcv = match (vals, freqs) {
+        (Some(vals), Some(freqs)) => vals
+            .into_iter()
+            .zip(freqs.into_iter().map(f64::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(PlannerStats {
+        histogram: hist.unwrap_or_default(),
+        operation_mcv,
+    })
+}
+
 pub(super) async fn estimates(
     conn: &mut PgConnection,
     table: &TableRef,
+    info: &TableInfo,
     tm: &TableMapping,
-    now: DateTime<Utc>,
+    stats: &StatsRow,
+    cache: &mut SnapshotCache,
 ) -> Result<Estimates> {
     // The histogram of the column in expiry order (the expiry column, or the creation column
     // of a TTL, its bounds moved by the TTL); the most common values of a single operation
@@ -121,49 +201,35 @@ pub(super) async fn estimates(
         Some((c, s)) => (c, chrono::Duration::from_std(s).unwrap_or_default()),
         None => (String::new(), chrono::Duration::zero()),
     };
-    // pg_stats has one row per column; for a partitioned parent the `inherited` row covers all.
-    // Bounds of a `timestamp` column are read in the session's zone (the database's); an
-    // 'infinity' bound has no place on the time axis and is left out.
-    let hist: Option<Vec<Ts>> = sqlx::query_scalar(
-        "SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
-          WHERE schemaname = $1 AND tablename = $2 AND attname = $3
-          ORDER BY inherited DESC LIMIT 1",
-    )
-    .bind(table.schema.as_str())
-    .bind(table.table.as_str())
-    .bind(&expiry_column)
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    type Mcv = (Option<Vec<String>>, Option<Vec<f32>>);
-    let mcv: Option<Mcv> = sqlx::query_as(
-        "SELECT most_common_vals::text::text[], most_common_freqs FROM pg_stats
-          WHERE schemaname = $1 AND tablename = $2 AND attname = $3
-          ORDER BY inherited DESC LIMIT 1",
-    )
-    .bind(table.schema.as_str())
-    .bind(table.table.as_str())
-    .bind(operation.as_deref().unwrap_or(""))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let operation_mcv = match mcv {
-        Some((Some(vals), Some(freqs))) => vals
-            .into_iter()
-            .zip(freqs.into_iter().map(f64::from))
-            .collect(),
-        _ => Vec::new(),
+    // A partitioned parent's own ANALYZE is not in its leaves' counters: read every time.
+    let key = (!info.partitioned).then(|| PlannerKey {
+        oid: info.oid,
+        expiry_column: expiry_column.clone(),
+        operation: operation.clone(),
+        analyze_count: stats.analyze_count,
+    });
+    let planner = match key.as_ref().and_then(|k| cache.planner(k)) {
+        Some(p) => p.clone(),
+        None => {
+            let p = read_planner_stats(conn, table, &expiry_column, operation.as_deref()).await?;
+            if let Some(k) = key {
+                cache.planner = Some((k, Instant::now(), p.clone()));
+            }
+            p
+        }
     };
+    // An 'infinity' bound has no place on the time axis and is left out.
     let mut est = Estimates {
-        expires_histogram: hist
-            .unwrap_or_default()
+        expires_histogram: planner
+            .histogram
             .into_iter()
             .filter_map(Ts::finite)
             .filter_map(|t| t.checked_add_signed(shift))
             .collect(),
-        now: Some(now),
+        now: Some(stats.now),
         expired_fraction: None,
-        operation_mcv,
+        operation_mcv: planner.operation_mcv,
     };
-    est.expired_fraction = est.fraction_at(now);
+    est.expired_fraction = est.fraction_at(stats.now);
     Ok(est)
 }

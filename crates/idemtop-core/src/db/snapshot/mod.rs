@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Executor, PgConnection};
+use sqlx::PgConnection;
 
 use crate::db::shape::{ExpirySql, Role};
 use crate::db::table::TableInfo;

@@ -47,6 +47,13 @@ pub struct Sampler {
     pub(super) last_exact_cost: Option<(std::time::Instant, Duration)>,
     /// The budget starts with the session ([`Sampler::budgeted_from_start`]).
     pub(super) defer_first: bool,
+    /// The last exact pass asked for by the schedule gave up at its timeout (or one is
+    /// predicted to): no more are made on schedule, only on demand ([`Sampler::allow_exact_now`]).
+    pub(super) passes_give_up: bool,
+    /// The next pass was asked for by the operator.
+    pub(super) on_demand: bool,
+    /// What the next snapshot may reuse from the previous one.
+    pub(super) cache: SnapshotCache,
 }
 
 /// What a first exact pass is assumed to cost before one has run: a serial scan of the heap at
@@ -74,6 +81,17 @@ pub(super) struct Anchor {
 /// counts are carried forward by the counters; `E` on the dashboard counts exactly now.
 pub const EXACT_PASS_BUDGET: u32 = 2000;
 
+/// Whether a first exact pass of a heap that a serial scan reads in `scan_secs` (assumed) fits
+/// in its timeout. Shared with the benchmark, which amortises the passes the dashboard makes.
+pub fn first_pass_fits(scan_secs: f64, timeout: Duration) -> bool {
+    scan_secs < timeout.as_secs_f64()
+}
+
+/// The assumed seconds of a serial scan of a heap of `table_bytes` (before one was measured).
+pub fn assumed_scan_secs(table_bytes: i64) -> f64 {
+    table_bytes.max(0) as f64 / ASSUMED_SCAN_BYTES_PER_SEC
+}
+
 /// At most this many rows that expired since the anchor are counted; past it the anchor is
 /// too old to carry forward cheaply (the next exact pass makes a new one).
 pub(super) const EXPIRED_SINCE_CAP: i64 = 200_000;
@@ -93,6 +111,14 @@ impl Sampler {
     /// The next exact pass asked for runs whatever the budget says (on demand: a key).
     pub fn allow_exact_now(&mut self) {
         self.last_exact_cost = None;
+        self.passes_give_up = false;
+        self.on_demand = true;
+    }
+
+    /// Whether exact passes run on schedule: not once one gave up at its timeout (it read the
+    /// table for nothing, and would again), nor when the first is predicted to.
+    pub fn passes_on_schedule(&self) -> bool {
+        !self.passes_give_up
     }
 
     pub async fn take(
@@ -105,24 +131,36 @@ impl Sampler {
         keep: Duration,
     ) -> Result<Snapshot> {
         let mut opts = opts;
+        let on_demand = std::mem::take(&mut self.on_demand);
         if let (true, Some((at, cost))) = (opts.exact_pass, self.last_exact_cost) {
             if at.elapsed() < cost * EXACT_PASS_BUDGET {
                 opts.exact_pass = false;
             }
+        }
+        if self.passes_give_up && !on_demand {
+            opts.exact_pass = false;
         }
         let first = std::mem::take(&mut self.defer_first);
         if first {
             opts.exact_pass = false;
         }
         let started = std::time::Instant::now();
-        let mut snap = take_mapped(conn, table, info, tm, opts).await?;
+        let mut snap = take_cached(conn, table, info, tm, opts, &mut self.cache).await?;
         if first {
-            let secs = snap.sizes.table_bytes.max(0) as f64 / ASSUMED_SCAN_BYTES_PER_SEC;
+            let secs = assumed_scan_secs(snap.sizes.table_bytes);
+            // A table whose serial scan would take longer than the pass may: the pass would
+            // give up at its timeout every time. Exact counts of it are made on demand only.
+            self.passes_give_up = !first_pass_fits(secs, opts.exact_timeout);
             let assumed = Duration::from_secs_f64(secs).min(opts.exact_timeout);
             self.last_exact_cost = Some((started, assumed));
         }
         if opts.exact_pass {
             self.last_exact_cost = Some((started, started.elapsed()));
+            // Gave up at its timeout: no more on schedule; one that finished (the table
+            // shrank, say, and the operator counted on demand) puts them back on schedule.
+            if snap.blocked_by.is_none() {
+                self.passes_give_up = !snap.rows.exact;
+            }
         }
         if snap.rows.exact && snap.operations_exact {
             self.anchor = Some(Anchor {

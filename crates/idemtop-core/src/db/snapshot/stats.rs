@@ -2,12 +2,20 @@
 
 use super::*;
 
-/// The relations that hold the rows: the table itself, or the leaf partitions.
-pub(super) const RELS: &str = "rels AS (
+/// The relations that hold the rows: the table itself, or the leaf partitions. A table that
+/// is not partitioned stays so while it keeps its oid (the model is read again when the oid
+/// changes), so it skips the partition tree.
+pub(super) fn rels(partitioned: bool) -> &'static str {
+    if partitioned {
+        "rels AS (
         SELECT relid FROM pg_partition_tree($1::oid) WHERE isleaf
         UNION ALL
         SELECT $1::oid WHERE NOT EXISTS (SELECT 1 FROM pg_partition_tree($1::oid))
-    )";
+    )"
+    } else {
+        "rels AS (SELECT $1::oid AS relid)"
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RawStats {
@@ -23,12 +31,19 @@ pub(super) struct RawStats {
     pub(super) last_autoanalyze: Option<DateTime<Utc>>,
     pub(super) vacuum_count: Option<i64>,
     pub(super) autovacuum_count: Option<i64>,
+    pub(super) analyze_count: Option<i64>,
     pub(super) n_tup_ins: Option<i64>,
     pub(super) n_tup_del: Option<i64>,
     pub(super) n_tup_upd: Option<i64>,
     pub(super) seq_scan: Option<i64>,
     pub(super) idx_scan: Option<i64>,
     pub(super) blocked_by: Option<String>,
+    pub(super) in_recovery: bool,
+    pub(super) replay_lag_secs: Option<f64>,
+    pub(super) receive_lsn: Option<String>,
+    pub(super) replay_lsn: Option<String>,
+    pub(super) receive_replay_gap: Option<i64>,
+    pub(super) cleanup_function: bool,
 }
 
 pub(super) struct StatsRow {
@@ -39,13 +54,35 @@ pub(super) struct StatsRow {
     pub(super) vacuum: Vacuum,
     pub(super) counters: Counters,
     pub(super) blocked_by: Option<String>,
+    /// ANALYZE runs (manual and auto) of the relations: what the planner statistics were read
+    /// at ([`super::SnapshotCache`]).
+    pub(super) analyze_count: i64,
+    pub(super) standby: Option<crate::db::horizon::Standby>,
+    /// The table's own cleanup function (migration 046) exists in its schema.
+    pub(super) cleanup_function: bool,
 }
 
-pub(super) async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<StatsRow> {
+/// The table's statistics and counters, with what every refresh also needs from the server
+/// in the same round trip: the refresh's `lock_timeout` (set for the session, before anything
+/// could wait on a lock), whether the server is a standby, and whether the cleanup function
+/// (`cleanup_fn`, `schema.name()`) exists.
+pub(super) async fn stats_row(
+    conn: &mut PgConnection,
+    oid: i64,
+    partitioned: bool,
+    cleanup_fn: &str,
+) -> Result<StatsRow> {
     let r: RawStats = sqlx::query_as(&format!(
-        "WITH {RELS},
+        "WITH {rels},
          st AS (SELECT s.* FROM pg_stat_user_tables s JOIN rels USING (relid))
-         SELECT now() AS now,
+         SELECT set_config('lock_timeout', '500ms', false) IS NOT NULL AS lock_timeout_set,
+                now() AS now,
+                pg_is_in_recovery() AS in_recovery,
+                CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS replay_lag_secs,
+                CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()::text END AS receive_lsn,
+                CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END AS replay_lsn,
+                CASE WHEN pg_is_in_recovery() THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::int8 END AS receive_replay_gap,
+                to_regprocedure($2) IS NOT NULL AS cleanup_function,
                 (SELECT sum(greatest(c.reltuples, 0))::float8 FROM pg_class c JOIN rels r ON r.relid = c.oid) AS reltuples,
                 (SELECT sum(n_live_tup)::int8 FROM st) AS n_live_tup,
                 (SELECT sum(n_dead_tup)::int8 FROM st) AS n_dead_tup,
@@ -57,6 +94,7 @@ pub(super) async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<Stats
                 (SELECT max(last_autoanalyze) FROM st) AS last_autoanalyze,
                 (SELECT sum(vacuum_count)::int8 FROM st) AS vacuum_count,
                 (SELECT sum(autovacuum_count)::int8 FROM st) AS autovacuum_count,
+                (SELECT sum(analyze_count + autoanalyze_count)::int8 FROM st) AS analyze_count,
                 (SELECT sum(n_tup_ins)::int8 FROM st) AS n_tup_ins,
                 (SELECT sum(n_tup_del)::int8 FROM st) AS n_tup_del,
                 (SELECT sum(n_tup_upd)::int8 FROM st) AS n_tup_upd,
@@ -64,9 +102,11 @@ pub(super) async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<Stats
                 (SELECT sum(coalesce(idx_scan, 0))::int8 FROM st) AS idx_scan,
                 (SELECT string_agg(what, ', ') FROM ({locks}) l
                   WHERE l.relation = $1::oid OR l.relation IN (SELECT relid FROM rels)) AS blocked_by",
+        rels = rels(partitioned),
         locks = access_exclusive_locks_sql!()
     ))
     .bind(oid)
+    .bind(cleanup_fn)
     .fetch_one(&mut *conn)
     .await?;
     let running = crate::db::maintenance::vacuum_progress(conn, oid as u32).await?;
@@ -96,36 +136,66 @@ pub(super) async fn stats_row(conn: &mut PgConnection, oid: i64) -> Result<Stats
             idx_scan: r.idx_scan.unwrap_or(0),
         },
         blocked_by: r.blocked_by,
+        analyze_count: r.analyze_count.unwrap_or(0),
+        standby: r.in_recovery.then_some(crate::db::horizon::Standby {
+            replay_lag_secs: r.replay_lag_secs,
+            receive_lsn: r.receive_lsn,
+            replay_lsn: r.replay_lsn,
+            receive_replay_gap_bytes: r.receive_replay_gap,
+        }),
+        cleanup_function: r.cleanup_function,
     })
 }
 
-pub(super) async fn sizes(conn: &mut PgConnection, oid: i64) -> Result<Sizes> {
-    let (total, table, index, toast): (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+/// Sizes by three size functions a relation (the total is the table with its TOAST plus the
+/// indexes, as `pg_total_relation_size` adds them).
+pub(super) async fn sizes(conn: &mut PgConnection, oid: i64, partitioned: bool) -> Result<Sizes> {
+    let (table_with_toast, index, toast): (Option<i64>, Option<i64>, Option<i64>) =
         sqlx::query_as(&format!(
-            "WITH {RELS}
-             SELECT sum(pg_total_relation_size(r.relid))::int8,
-                    sum(pg_table_size(r.relid) - CASE WHEN c.reltoastrelid <> 0
-                        THEN pg_total_relation_size(c.reltoastrelid) ELSE 0 END)::int8,
+            "WITH {rels}
+             SELECT sum(pg_table_size(r.relid))::int8,
                     sum(pg_indexes_size(r.relid))::int8,
                     sum(CASE WHEN c.reltoastrelid <> 0
                         THEN pg_total_relation_size(c.reltoastrelid) ELSE 0 END)::int8
-               FROM rels r JOIN pg_class c ON c.oid = r.relid"
+               FROM rels r JOIN pg_class c ON c.oid = r.relid",
+            rels = rels(partitioned)
         ))
         .bind(oid)
         .fetch_one(&mut *conn)
         .await?;
+    let (with_toast, index, toast) = (
+        table_with_toast.unwrap_or(0),
+        index.unwrap_or(0),
+        toast.unwrap_or(0),
+    );
     Ok(Sizes {
-        total_bytes: total.unwrap_or(0),
-        table_bytes: table.unwrap_or(0),
-        index_bytes: index.unwrap_or(0),
-        toast_bytes: toast.unwrap_or(0),
+        total_bytes: with_toast + index,
+        table_bytes: with_toast - toast,
+        index_bytes: index,
+        toast_bytes: toast,
     })
 }
+
+/// The indexes of a table that is not partitioned: the counters straight from the statistics
+/// functions (what `pg_stat_user_indexes` reads, without the view's joins).
+const PLAIN_INDEXES_SQL: &str = "
+SELECT c.relname::text,
+       coalesce((SELECT a.attname::text FROM pg_attribute a
+                  WHERE a.attrelid = $1::oid AND a.attnum = i.indkey[0]), '(expression)'),
+       CASE WHEN $2 THEN pg_relation_size(i.indexrelid)::int8 END,
+       pg_stat_get_numscans(i.indexrelid)::int8,
+       pg_stat_get_tuples_returned(i.indexrelid)::int8,
+       pg_stat_get_tuples_fetched(i.indexrelid)::int8,
+       i.indisprimary, i.indisunique, i.indisvalid
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = $1::oid
+ ORDER BY c.relname";
 
 pub(super) async fn indexes(
     conn: &mut PgConnection,
     oid: i64,
     probe: bool,
+    partitioned: bool,
 ) -> Result<Vec<IndexStats>> {
     type Row = (
         String,
@@ -139,8 +209,33 @@ pub(super) async fn indexes(
         bool,
     );
     // On a partitioned table the parent's indexes are partitioned indexes: add up their leaves.
-    let rows: Vec<Row> = sqlx::query_as(
-        "WITH idx AS (
+    let sql = if partitioned {
+        PARTITIONED_INDEXES_SQL
+    } else {
+        PLAIN_INDEXES_SQL
+    };
+    let rows: Vec<Row> = sqlx::query_as(sql)
+        .bind(oid)
+        .bind(probe)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| IndexStats {
+            name: r.0,
+            column: r.1,
+            size_bytes: r.2.unwrap_or(0),
+            idx_scan: r.3.unwrap_or(0),
+            idx_tup_read: r.4.unwrap_or(0),
+            idx_tup_fetch: r.5.unwrap_or(0),
+            primary: r.6,
+            unique: r.7,
+            valid: r.8,
+        })
+        .collect())
+}
+
+const PARTITIONED_INDEXES_SQL: &str = "WITH idx AS (
              SELECT i.indexrelid, i.indisprimary, i.indisunique, i.indisvalid
                FROM pg_index i WHERE i.indrelid = $1::oid
          ),
@@ -163,27 +258,7 @@ pub(super) async fn indexes(
                 (SELECT sum(s.idx_tup_fetch)::int8 FROM leaves l JOIN pg_stat_user_indexes s ON s.indexrelid = l.relid WHERE l.parent = idx.indexrelid),
                 idx.indisprimary, idx.indisunique, idx.indisvalid
            FROM idx JOIN pg_class c ON c.oid = idx.indexrelid
-          ORDER BY c.relname",
-    )
-    .bind(oid)
-    .bind(probe)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| IndexStats {
-            name: r.0,
-            column: r.1,
-            size_bytes: r.2.unwrap_or(0),
-            idx_scan: r.3.unwrap_or(0),
-            idx_tup_read: r.4.unwrap_or(0),
-            idx_tup_fetch: r.5.unwrap_or(0),
-            primary: r.6,
-            unique: r.7,
-            valid: r.8,
-        })
-        .collect())
-}
+          ORDER BY c.relname";
 
 /// Which of the guide's indexes exist, by name or, failing that, by leading column.
 pub fn expected(indexes: &[IndexStats]) -> Vec<ExpectedIndex> {

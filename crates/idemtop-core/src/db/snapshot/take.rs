@@ -23,7 +23,20 @@ pub async fn take_mapped(
     tm: &TableMapping,
     opts: SnapshotOptions,
 ) -> Result<Snapshot> {
-    match take_inner(conn, table, info, tm, opts).await {
+    take_cached(conn, table, info, tm, opts, &mut SnapshotCache::default()).await
+}
+
+/// [`take_mapped`] on a session that takes snapshots one after another: what `cache` holds
+/// from the previous one is reused while it still holds ([`SnapshotCache`]).
+pub async fn take_cached(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    tm: &TableMapping,
+    opts: SnapshotOptions,
+    cache: &mut SnapshotCache,
+) -> Result<Snapshot> {
+    match take_inner(conn, table, info, tm, opts, cache).await {
         Err(e) if crate::db::connect::sqlstate(&e).as_deref() == Some("42501") => {
             Err(crate::db::connect::permission_error(conn, &e, "SELECT", table).await)
         }
@@ -37,13 +50,15 @@ pub(super) async fn take_inner(
     info: &TableInfo,
     tm: &TableMapping,
     opts: SnapshotOptions,
+    cache: &mut SnapshotCache,
 ) -> Result<Snapshot> {
     let started = Instant::now();
-    // Never queue behind a lock for long, whatever the checks below miss.
-    conn.execute("SET lock_timeout = '500ms'").await?;
     let oid = info.oid as i64;
 
-    let stats = stats_row(conn, oid)
+    // Also sets the session's lock_timeout (500 ms): never queue behind a lock for long,
+    // whatever the checks below miss.
+    let cleanup_fn = format!("{}()", table.sibling(&crate::guide::cleanup_function()));
+    let stats = stats_row(conn, oid, info.partitioned, &cleanup_fn)
         .await
         .context("reading table statistics")?;
     let blocked_by = stats.blocked_by.clone();
@@ -58,9 +73,8 @@ pub(super) async fn take_inner(
         }
     }
     let probe = blocked_by.is_none();
-    let standby = crate::db::horizon::standby(conn)
-        .await
-        .context("reading whether the server is a standby")?;
+    let standby = stats.standby.clone();
+    let cleanup_function = stats.cleanup_function;
     let mut stats = stats;
     {
         let (holders, hidden) = crate::db::horizon::read(conn)
@@ -77,19 +91,16 @@ pub(super) async fn take_inner(
     }
 
     let sizes = if probe {
-        sizes(conn, oid).await.context("reading sizes")?
+        sizes(conn, oid, info.partitioned)
+            .await
+            .context("reading sizes")?
     } else {
         Sizes::default()
     };
-    let indexes = indexes(conn, oid, probe).await.context("reading indexes")?;
+    let indexes = indexes(conn, oid, probe, info.partitioned)
+        .await
+        .context("reading indexes")?;
     let expected_indexes = expected_for(&indexes, tm, table);
-    let cleanup_function: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
-        .bind(format!(
-            "{}()",
-            table.sibling(&crate::guide::cleanup_function())
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
 
     let estimated_total = if stats.n_live_tup > 0 || stats.reltuples < 0.0 {
         stats.n_live_tup as f64
@@ -109,7 +120,7 @@ pub(super) async fn take_inner(
         let est = if small {
             None
         } else {
-            Some(estimates(conn, table, tm, stats.now).await?)
+            Some(estimates(conn, table, info, tm, &stats, cache).await?)
         };
         let est_expired = est
             .as_ref()
@@ -178,7 +189,7 @@ pub(super) async fn take_inner(
             None => {
                 let est = match est {
                     Some(e) => e,
-                    None => estimates(conn, table, tm, stats.now).await?,
+                    None => estimates(conn, table, info, tm, &stats, cache).await?,
                 };
                 let total = estimated_total.round().max(0.0) as i64;
                 rows.total = total;

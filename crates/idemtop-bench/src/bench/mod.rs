@@ -371,7 +371,8 @@ async fn run_on(
         started,
         "6/7 steady-state watching: idemtop, pg_activity, the guide's queries",
     );
-    let watch = measure_watch(cfg, env, started).await?;
+    let mut watch = measure_watch(cfg, env, started).await?;
+    watch.add_periodic(&refresh);
     if let Some(why) = &watch.pg_activity_missing {
         notes.push(why.clone());
     }

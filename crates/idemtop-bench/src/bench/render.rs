@@ -48,6 +48,14 @@ fn render_keyframe_watch(r: &Report) -> String {
             t.cpu_ms_per_refresh,
             t.how
         );
+        if let Some(note) = &t.periodic_note {
+            let _ = writeln!(
+                s,
+                "   {:<22} {:>8.3} s CPU/min steady state ({note})",
+                "",
+                t.steady_s_per_min()
+            );
+        }
     }
     if let Some(why) = &w.pg_activity_missing {
         let _ = writeln!(s, "   {why}");
@@ -107,6 +115,7 @@ pub fn render(r: &Report) -> String {
         &rf.idemtop,
         &rf.idemtop_exact_pass,
         &rf.idemtop_gather,
+        &rf.idemtop_gather_sample,
     ] {
         let _ = writeln!(
             s,
@@ -141,11 +150,16 @@ pub fn render(r: &Report) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let _ = writeln!(s, "   exact pass: {}", rf.exact_schedule);
     let _ = writeln!(
         s,
-        "   idemtop amortised per 2 s refresh (exact pass every {:.0} s, checks every 30 s): \
+        "   idemtop amortised per 2 s refresh ({}, checks every 30 s, their TTL sample every {} s): \
          server {:.3} ms, CPU {:.3} ms = {:.3} s CPU/min",
-        rf.exact_interval_secs,
+        match rf.exact_interval_secs {
+            Some(i) => format!("exact pass every {i:.0} s"),
+            None => "no exact pass on schedule".to_string(),
+        },
+        idemtop_core::checks::OPERATION_FACTS_REUSE.as_secs(),
         rf.amortised_server_ms,
         rf.amortised_cpu_ms,
         rf.amortised_cpu_ms * 30.0 / 1000.0

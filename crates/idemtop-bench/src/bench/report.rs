@@ -147,13 +147,20 @@ pub struct RefreshReport {
     pub idemtop_exact_pass: RefreshSide,
     pub ratio_server: f64,
     pub ratio_cpu: f64,
-    /// The checks' gather (every 30 s with the exact pass's request, and on the Health screen).
+    /// The checks' gather (every 30 s with the exact pass's request, and on the Health screen),
+    /// reusing the TTL sample of an earlier one.
     pub idemtop_gather: RefreshSide,
+    /// The checks' gather that reads the TTL sample (every 10 min, and on `r`).
+    pub idemtop_gather_sample: RefreshSide,
     /// Seconds between exact passes in steady state: max(30 s, EXACT_PASS_BUDGET x the pass's
-    /// duration).
-    pub exact_interval_secs: f64,
-    /// Per 2 s refresh, amortised: the refresh + the exact pass x 2 s / its interval + the
-    /// gather x 2 s / 30 s. CPU (backend + parallel workers, from /proc) and server time.
+    /// duration); None when the dashboard makes none on schedule at this size (see
+    /// `exact_schedule`).
+    pub exact_interval_secs: Option<f64>,
+    /// Whether and how often the dashboard makes the exact pass on its own, and why.
+    pub exact_schedule: String,
+    /// Per 2 s refresh, amortised: the refresh (the planner statistics read every 15th) + the
+    /// exact pass x 2 s / its interval (when scheduled) + the gather x 2 s / 30 s + its TTL
+    /// sample x 2 s / 600 s. CPU (backend + parallel workers, from /proc) and server time.
     pub amortised_cpu_ms: f64,
     pub amortised_server_ms: f64,
     /// The guide's queries against that amortised cost: the headline ratios.

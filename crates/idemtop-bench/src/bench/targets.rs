@@ -50,21 +50,22 @@ pub(super) fn targets(
             "steady-state server CPU/min: idemtop vs pg_activity (median of windows)",
             format!(
                 "{:.3} s vs {:.3} s",
-                i.cpu_s_per_min_median, p.cpu_s_per_min_median
+                i.steady_s_per_min(),
+                p.steady_s_per_min()
             ),
             "<= pg_activity's".into(),
-            Some(i.cpu_s_per_min_median <= p.cpu_s_per_min_median),
+            Some(i.steady_s_per_min() <= p.steady_s_per_min()),
         ),
         (Some(i), None) => check(
             "steady-state server CPU/min: idemtop vs pg_activity",
-            format!("{:.3} s (pg_activity not run)", i.cpu_s_per_min_median),
+            format!("{:.3} s (pg_activity not run)", i.steady_s_per_min()),
             "<= pg_activity's".into(),
             None,
         ),
         _ => {}
     }
     if let (Some(i), Some(g)) = (idem, guide) {
-        let r = g.cpu_s_per_min_median / i.cpu_s_per_min_median.max(1e-9);
+        let r = g.steady_s_per_min() / i.steady_s_per_min().max(1e-9);
         let t = scaled(100.0, rows);
         check(
             "steady-state server CPU/min: guide / idemtop",

@@ -115,6 +115,13 @@ impl Sampler {
         self.on_demand = true;
     }
 
+    /// Forget what the next snapshot could reuse from the previous ones (the benchmark makes
+    /// its refreshes back to back, and reads the planner statistics as often as a 2 s refresh
+    /// does: one refresh in 15).
+    pub fn forget_reuse(&mut self) {
+        self.cache = SnapshotCache::default();
+    }
+
     /// Whether exact passes run on schedule: not once one gave up at its timeout (it read the
     /// table for nothing, and would again), nor when the first is predicted to.
     pub fn passes_on_schedule(&self) -> bool {

@@ -379,8 +379,8 @@ async fn another_schema_and_table_name_can_be_watched() {
 }
 
 /// The refresh reads the table model once per connection, reuses it while the table keeps its
-/// oid, reads it again on `r` (reread), after the table was recreated, and after a query failed
-/// on an undefined column.
+/// oid, reads it again on `r` (reread), after a snapshot found the table recreated, and after a
+/// query failed on an undefined column.
 #[tokio::test]
 async fn the_table_model_is_read_once_and_again_when_it_may_have_changed() {
     let url = migrated_db().await;
@@ -412,6 +412,22 @@ async fn the_table_model_is_read_once_and_again_when_it_may_have_changed() {
     )
     .await
     .unwrap();
+    // The next snapshot's first statement sees the other oid (no query of its own for it)...
+    let stale = session.model(&cfg, &table, false).await.unwrap();
+    assert_eq!(stale.oid, first.oid, "not checked on its own round trip");
+    let tm = snapshot::TableMapping::resolve(&[], &table, &stale);
+    let err = snapshot::take_mapped(
+        session.connection(&cfg).await.unwrap(),
+        &table,
+        &stale,
+        &tm,
+        SnapshotOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(snapshot::ModelChanged::is_in(&err), "{err:#}");
+    // ... and the model is read again.
+    session.forget_model_on(&err);
     let recreated = session.model(&cfg, &table, false).await.unwrap();
     assert_ne!(recreated.oid, first.oid);
     assert_eq!(

@@ -262,7 +262,28 @@ impl Worker {
         }
     }
 
+    /// One refresh; when the table turned out to be another one than its model was read for
+    /// (dropped and recreated), the model is read again and the refresh made once more.
     async fn refresh_on(
+        &self,
+        session: &mut RefreshSession,
+        opts: SnapshotOptions,
+        reread_model: bool,
+        exact_now: bool,
+    ) -> Result<(Snapshot, TableInfo)> {
+        match self
+            .refresh_once(session, opts, reread_model, exact_now)
+            .await
+        {
+            Err(e) if crate::db::snapshot::ModelChanged::is_in(&e) => {
+                session.forget_model_on(&e);
+                self.refresh_once(session, opts, true, exact_now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn refresh_once(
         &self,
         session: &mut RefreshSession,
         opts: SnapshotOptions,

@@ -63,8 +63,9 @@ impl RefreshSession {
     }
 
     /// The table model: read once per connection, and again when `reread` (the operator's `r`,
-    /// after an action), when the table no longer has the oid it was read with (dropped and
-    /// recreated), or after a query failed on an undefined table or column
+    /// after an action), after a snapshot found that the table no longer has the oid it was
+    /// read with (dropped and recreated: [`snapshot::ModelChanged`], checked in the snapshot's
+    /// first statement), or after a query failed on an undefined table or column
     /// ([`RefreshSession::forget_model_on`]).
     pub async fn model(
         &mut self,
@@ -74,17 +75,7 @@ impl RefreshSession {
     ) -> Result<TableInfo> {
         let conn = connected(&mut self.conn, connect).await?;
         if let (Some(info), false) = (&self.info, reread) {
-            let oid: Option<i64> = sqlx::query_scalar(
-                "SELECT c.oid::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE n.nspname = $1 AND c.relname = $2",
-            )
-            .bind(table.schema.as_str())
-            .bind(table.table.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            if oid == Some(i64::from(info.oid)) {
-                return Ok(info.clone());
-            }
+            return Ok(info.clone());
         }
         let info = table::resolve(conn, table).await?;
         self.info = Some(info.clone());
@@ -92,13 +83,15 @@ impl RefreshSession {
         Ok(info)
     }
 
-    /// After a failed query: an undefined table or column (42P01, 42703) means the model is
-    /// out of date.
+    /// After a failed query: an undefined table or column (42P01, 42703), or a table that is
+    /// no longer the one the model was read for, means the model is out of date.
     pub fn forget_model_on(&mut self, e: &anyhow::Error) {
-        if matches!(
-            crate::db::connect::sqlstate(e).as_deref(),
-            Some("42P01" | "42703")
-        ) {
+        if snapshot::ModelChanged::is_in(e)
+            || matches!(
+                crate::db::connect::sqlstate(e).as_deref(),
+                Some("42P01" | "42703")
+            )
+        {
             self.info = None;
             self.mapping = None;
         }

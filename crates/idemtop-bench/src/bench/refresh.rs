@@ -32,8 +32,9 @@ pub(super) async fn measure_refresh(env: &Env, data: &DataSet) -> Result<Refresh
             }
         }
     }
-    // idemtop: what the dashboard's worker sends on every refresh in steady state: the check
-    // that the table still has the oid its model was read with, then the sampler's snapshot.
+    // idemtop: what the dashboard's worker sends on every refresh in steady state: the
+    // sampler's snapshot (its first statement also checks that the table still has the oid its
+    // model was read with).
     let mut conn = env
         .probe_cfg("bench idemtop refresh", Duration::from_secs(5))
         .connect()
@@ -101,14 +102,6 @@ pub(super) async fn measure_refresh(env: &Env, data: &DataSet) -> Result<Refresh
                                     sampler.forget_reuse();
                                 }
                                 *n += 1;
-                                let _oid: Option<i64> = sqlx::query_scalar(
-                                    "SELECT c.oid::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                      WHERE n.nspname = $1 AND c.relname = $2",
-                                )
-                                .bind(table.schema.as_str())
-                                .bind(table.table.as_str())
-                                .fetch_optional(&mut *conn)
-                                .await?;
                                 let tm = idemtop_core::db::snapshot::TableMapping::resolve(
                                     &[],
                                     &table,

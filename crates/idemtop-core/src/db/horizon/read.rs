@@ -4,7 +4,13 @@ use super::*;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct Row {
-    pub(super) kind: String,
+    /// What this role may see (the same on every row).
+    pub(super) role: String,
+    pub(super) privileged: bool,
+    pub(super) hidden_sessions: i64,
+    pub(super) hidden_walsenders: i64,
+    /// None on the one row of a server where nobody holds the horizon.
+    pub(super) kind: Option<String>,
     pub(super) pid: Option<i32>,
     pub(super) usr: Option<String>,
     pub(super) app: Option<String>,
@@ -18,7 +24,7 @@ pub(super) struct Row {
     pub(super) slot_type: Option<String>,
     pub(super) active: Option<bool>,
     pub(super) xmin: Option<String>,
-    pub(super) catalog_only: bool,
+    pub(super) catalog_only: Option<bool>,
     pub(super) xids: Option<i64>,
     pub(super) secs: Option<f64>,
     pub(super) lag: Option<i64>,
@@ -63,7 +69,23 @@ WITH h AS (
       FROM pg_stat_replication r
      WHERE r.backend_xmin IS NOT NULL
 )
-SELECT * FROM h ORDER BY catalog_only, xids DESC NULLS LAST, xact_start NULLS LAST LIMIT $1";
+-- Sessions of other roles show neither their xmin nor their query without pg_read_all_stats
+-- (or the role itself); walsenders show only their pid.
+, p AS (
+    SELECT current_user::text AS role,
+           pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+             OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS privileged,
+           (SELECT count(*) FROM pg_stat_activity a
+             WHERE a.query = '<insufficient privilege>' AND a.pid <> pg_backend_pid()
+               AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))::int8
+             AS hidden_sessions,
+           (SELECT count(*) FROM pg_stat_replication r WHERE r.state IS NULL)::int8 AS hidden_walsenders
+)
+SELECT p.role, p.privileged, p.hidden_sessions, p.hidden_walsenders, x.*
+  FROM p LEFT JOIN LATERAL (
+      SELECT * FROM h ORDER BY catalog_only, xids DESC NULLS LAST, xact_start NULLS LAST LIMIT $1
+  ) x ON true
+ ORDER BY x.catalog_only, x.xids DESC NULLS LAST, x.xact_start NULLS LAST";
 
 /// Who holds xmins now (oldest first) and what this role cannot see. The estimate of the
 /// dead rows kept is left to [`XminHorizon::judge`], which knows the table's counters.
@@ -72,10 +94,22 @@ pub async fn read(conn: &mut PgConnection) -> Result<(Vec<Holder>, Vec<String>)>
         .bind(MAX_HOLDERS as i64)
         .fetch_all(&mut *conn)
         .await?;
+    let (role, privileged, hidden_sessions, hidden_walsenders) = rows
+        .first()
+        .map(|r| {
+            (
+                r.role.clone(),
+                r.privileged,
+                r.hidden_sessions,
+                r.hidden_walsenders,
+            )
+        })
+        .unwrap_or_default();
     let holders = rows
         .into_iter()
-        .map(|r| Holder {
-            kind: match r.kind.as_str() {
+        .filter_map(|r| Some((r.kind.clone()?, r)))
+        .map(|(kind, r)| Holder {
+            kind: match kind.as_str() {
                 "prepared_xact" => HolderKind::PreparedXact,
                 "replication_slot" => HolderKind::ReplicationSlot,
                 "standby_feedback" => HolderKind::StandbyFeedback,
@@ -94,26 +128,12 @@ pub async fn read(conn: &mut PgConnection) -> Result<(Vec<Holder>, Vec<String>)>
             slot_type: r.slot_type,
             active: r.active,
             xmin: r.xmin,
-            catalog_only: r.catalog_only,
+            catalog_only: r.catalog_only.unwrap_or(false),
             age_xids: r.xids.unwrap_or(0),
             age_secs: r.secs,
             lag_bytes: r.lag,
         })
         .collect();
-    // Sessions of other roles show neither their xmin nor their query without
-    // pg_read_all_stats (or the role itself); walsenders show only their pid.
-    let (role, privileged, hidden_sessions, hidden_walsenders): (String, bool, i64, i64) =
-        sqlx::query_as(
-            "SELECT current_user::text,
-                    pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
-                      OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-                    (SELECT count(*) FROM pg_stat_activity a
-                      WHERE a.query = '<insufficient privilege>' AND a.pid <> pg_backend_pid()
-                        AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database()))::int8,
-                    (SELECT count(*) FROM pg_stat_replication r WHERE r.state IS NULL)::int8",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
     let mut hidden = Vec::new();
     if !privileged && (hidden_sessions > 0 || hidden_walsenders > 0) {
         let mut what = Vec::new();

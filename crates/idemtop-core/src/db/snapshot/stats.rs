@@ -44,6 +44,13 @@ pub(super) struct RawStats {
     pub(super) replay_lsn: Option<String>,
     pub(super) receive_replay_gap: Option<i64>,
     pub(super) cleanup_function: bool,
+    pub(super) current_oid: Option<i64>,
+    pub(super) vp_phase: Option<String>,
+    pub(super) vp_total: Option<i64>,
+    pub(super) vp_scanned: Option<i64>,
+    pub(super) vp_vacuumed: Option<i64>,
+    pub(super) vp_index_passes: Option<i64>,
+    pub(super) vp_pid: Option<i32>,
 }
 
 pub(super) struct StatsRow {
@@ -60,22 +67,36 @@ pub(super) struct StatsRow {
     pub(super) standby: Option<crate::db::horizon::Standby>,
     /// The table's own cleanup function (migration 046) exists in its schema.
     pub(super) cleanup_function: bool,
+    /// The oid the table's name has now (None: no such table).
+    pub(super) current_oid: Option<i64>,
 }
 
 /// The table's statistics and counters, with what every refresh also needs from the server
 /// in the same round trip: the refresh's `lock_timeout` (set for the session, before anything
-/// could wait on a lock), whether the server is a standby, and whether the cleanup function
-/// (`cleanup_fn`, `schema.name()`) exists.
+/// could wait on a lock), the oid the table's name (`qualified`) has now (the model was read
+/// for `oid`), a VACUUM running on it, whether the server is a standby, and whether the
+/// cleanup function (`cleanup_fn`, `schema.name()`) exists.
 pub(super) async fn stats_row(
     conn: &mut PgConnection,
     oid: i64,
     partitioned: bool,
+    qualified: &str,
     cleanup_fn: &str,
 ) -> Result<StatsRow> {
     let r: RawStats = sqlx::query_as(&format!(
         "WITH {rels},
-         st AS (SELECT s.* FROM pg_stat_user_tables s JOIN rels USING (relid))
+         st AS (SELECT s.* FROM pg_stat_user_tables s JOIN rels USING (relid)),
+         vp AS (SELECT phase::text AS phase, heap_blks_total::int8 AS total,
+                       heap_blks_scanned::int8 AS scanned, heap_blks_vacuumed::int8 AS vacuumed,
+                       index_vacuum_count::int8 AS index_passes, pid::int4 AS pid
+                  FROM pg_stat_progress_vacuum
+                 WHERE relid = $1::oid OR relid IN (SELECT relid FROM rels)
+                 ORDER BY (relid = $1::oid) DESC, pid LIMIT 1)
          SELECT set_config('lock_timeout', '500ms', false) IS NOT NULL AS lock_timeout_set,
+                to_regclass($3)::oid::int8 AS current_oid,
+                (SELECT phase FROM vp) AS vp_phase, (SELECT total FROM vp) AS vp_total,
+                (SELECT scanned FROM vp) AS vp_scanned, (SELECT vacuumed FROM vp) AS vp_vacuumed,
+                (SELECT index_passes FROM vp) AS vp_index_passes, (SELECT pid FROM vp) AS vp_pid,
                 now() AS now,
                 pg_is_in_recovery() AS in_recovery,
                 CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS replay_lag_secs,
@@ -107,9 +128,20 @@ pub(super) async fn stats_row(
     ))
     .bind(oid)
     .bind(cleanup_fn)
+    .bind(qualified)
     .fetch_one(&mut *conn)
     .await?;
-    let running = crate::db::maintenance::vacuum_progress(conn, oid as u32).await?;
+    let running = match (r.vp_phase, r.vp_pid) {
+        (Some(phase), Some(pid)) => Some(crate::db::maintenance::VacuumProgress {
+            phase,
+            heap_blks_total: r.vp_total.unwrap_or(0),
+            heap_blks_scanned: r.vp_scanned.unwrap_or(0),
+            heap_blks_vacuumed: r.vp_vacuumed.unwrap_or(0),
+            index_vacuum_count: r.vp_index_passes.unwrap_or(0),
+            pid,
+        }),
+        _ => None,
+    };
     Ok(StatsRow {
         now: r.now,
         reltuples: r.reltuples.unwrap_or(0.0),
@@ -144,6 +176,7 @@ pub(super) async fn stats_row(
             receive_replay_gap_bytes: r.receive_replay_gap,
         }),
         cleanup_function: r.cleanup_function,
+        current_oid: r.current_oid,
     })
 }
 

@@ -2,6 +2,31 @@
 
 use super::*;
 
+/// The table's name no longer names the table the model was read for (dropped, or dropped and
+/// recreated): read the model again ([`crate::refresh::RefreshSession`] does, once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChanged(pub String);
+
+impl std::fmt::Display for ModelChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "table {} was dropped or recreated since its model was read",
+            crate::sanitize::line(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for ModelChanged {}
+
+impl ModelChanged {
+    /// Whether `e`'s chain holds a [`ModelChanged`].
+    pub fn is_in(e: &anyhow::Error) -> bool {
+        e.chain()
+            .any(|c| c.downcast_ref::<ModelChanged>().is_some())
+    }
+}
+
 /// Take one snapshot of a table with no `[[table]]` section (its detected mapping).
 pub async fn take(
     conn: &mut PgConnection,
@@ -58,9 +83,12 @@ pub(super) async fn take_inner(
     // Also sets the session's lock_timeout (500 ms): never queue behind a lock for long,
     // whatever the checks below miss.
     let cleanup_fn = format!("{}()", table.sibling(&crate::guide::cleanup_function()));
-    let stats = stats_row(conn, oid, info.partitioned, &cleanup_fn)
+    let stats = stats_row(conn, oid, info.partitioned, &table.qualified(), &cleanup_fn)
         .await
         .context("reading table statistics")?;
+    if stats.current_oid != Some(oid) {
+        return Err(ModelChanged(table.to_string()).into());
+    }
     let blocked_by = stats.blocked_by.clone();
     if blocked_by.is_some() {
         // Every figure below would queue behind the lock or come out as a zero that was never

@@ -55,7 +55,7 @@ pub(super) fn draw_operations(frame: &mut Frame, area: Rect, app: &App, s: &Snap
     let open = crate::app::keys::key_for(crate::app::action::Action::Open).unwrap_or_default();
     let title = match s.operations_as_of {
         Some(at) if !s.operations_exact => format!(
-            "Operations (~ exact pass of {} carried to now; Enter: records)",
+            "Operations (~ exact pass of {} carried to now; {open}: records)",
             format::ago_short(Some(at), s.taken_at)
         ),
         Some(at) if at < s.taken_at => format!(

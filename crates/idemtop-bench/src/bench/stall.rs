@@ -163,7 +163,8 @@ pub(super) async fn drive(
 // 4. The dashboard while the table is locked
 
 pub(super) async fn measure_stall(cfg: &BenchConfig, env: &Env) -> Result<StallReport> {
-    let lock_at = Duration::from_secs(5);
+    // The lock comes once the dashboard is up and refreshing (sooner in the quick run).
+    let lock_at = Duration::from_secs(if cfg.quick { 3 } else { 5 });
     let hold = Duration::from_secs(cfg.lock_secs.max(1));
     let total = lock_at + hold + Duration::from_secs(3);
     // Keys every 100 ms: records, moves, pages, screen switches. Nothing that writes.

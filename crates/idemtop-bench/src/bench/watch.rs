@@ -93,7 +93,7 @@ impl WatchReport {
 /// Seconds each tool runs before its window starts: its start-up (connections, the table
 /// model, the first checks) is not steady state.
 fn warmup(cfg: &BenchConfig) -> Duration {
-    Duration::from_secs(if cfg.quick { 3 } else { 10 })
+    Duration::from_secs(if cfg.quick { 2 } else { 10 })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

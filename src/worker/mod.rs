@@ -41,6 +41,9 @@ pub struct Worker {
     /// The refreshes' own session, made again after the server went away. Refreshes never
     /// overlap (the state allows one in flight), so this lock is never contended.
     refresh_conn: tokio::sync::Mutex<RefreshSession>,
+    /// What the checks' gathers reuse from one to the next (their TTL sample). Taken only
+    /// with the refresh session, so never contended either.
+    gather_cache: tokio::sync::Mutex<checks::GatherCache>,
     config: Config,
     cleanup_cancel: Mutex<Option<CancellationToken>>,
     /// Tests only: every task panics on purpose before doing its work (unit tests, and the
@@ -114,6 +117,7 @@ impl Worker {
                 sampler: crate::db::snapshot::Sampler::budgeted_from_start(),
                 ..RefreshSession::default()
             }),
+            gather_cache: tokio::sync::Mutex::new(checks::GatherCache::default()),
             config,
             cleanup_cancel: Mutex::new(None),
             panic_for_test: AtomicBool::new(false),
@@ -229,7 +233,7 @@ impl Worker {
                 &self.table,
                 snap,
                 &self.config,
-                &mut session.gather,
+                &mut *self.gather_cache.lock().await,
                 also.model,
             )
             .await;

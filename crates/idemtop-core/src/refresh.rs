@@ -24,8 +24,6 @@ pub struct RefreshSession {
     pub sampler: Sampler,
     /// The last snapshot taken on this session.
     pub previous: Option<Snapshot>,
-    /// What the checks' gathers on this session reuse.
-    pub gather: crate::checks::GatherCache,
 }
 
 impl RefreshSession {

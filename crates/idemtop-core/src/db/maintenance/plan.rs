@@ -120,12 +120,22 @@ impl CleanupPlan {
 
 /// Make the plan. Refuses (an error naming the reason) when the table's expiry cannot be judged.
 pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
-    let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
-    let info = table::resolve(&mut conn, table).await?;
+    make_on(&mut conn, table, opts).await
+}
+
+/// [`make`] on one connection (the cleanup then goes on with it: no other connection to open,
+/// no statement to prepare twice).
+pub async fn make_on(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    opts: &CleanupOptions,
+) -> Result<CleanupPlan> {
+    let started = std::time::Instant::now();
+    let info = table::resolve(&mut *conn, table).await?;
     // Under an ACCESS EXCLUSIVE lock every count would wait behind it and time out: say who
     // holds it instead of planning on figures that were never read.
-    if let Some(lock) = crate::db::locks::table_lock(&mut conn, info.oid).await? {
+    if let Some(lock) = crate::db::locks::table_lock(&mut *conn, info.oid).await? {
         return Err(crate::db::locks::TableLocked(lock).into());
     }
     let rule = DeleteRule::resolve(&opts.tables, table, &info).map_err(|why| anyhow!(why))?;
@@ -142,14 +152,14 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
 
     let mut planned = Vec::new();
     if info.partitioned {
-        let parts = partitions::list(&mut conn, info.oid).await?;
+        let parts = partitions::list(&mut *conn, info.oid).await?;
         for p in parts {
-            planned.push(plan_partition(&mut conn, &info, &rule, p, cutoff, can_drop).await?);
+            planned.push(plan_partition(&mut *conn, &info, &rule, p, cutoff, can_drop).await?);
         }
     }
     let timeout = plan_timeout(opts, started);
     let row_by_row =
-        count_row_by_row(&mut conn, table, &info, &rule, &planned, cutoff, timeout).await?;
+        count_row_by_row(&mut *conn, table, &info, &rule, &planned, cutoff, timeout).await?;
     // Without the expiry index, say what the cleanup will read before it starts.
     let heap_bytes: Option<i64> = if expiry_indexed {
         None
@@ -159,9 +169,8 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
             .fetch_one(&mut *conn)
             .await?
     };
-    drop(conn);
     let (method, mut method_reason) = choose_method(
-        pool,
+        &mut *conn,
         table,
         &info,
         opts,
@@ -387,7 +396,7 @@ fn opts_forced_sweep(opts: &CleanupOptions) -> bool {
 /// at least a quarter of the table and at least [`SWEEP_MIN_ROWS`] rows, or when no index leads
 /// with the expiry column (the walk would then read the whole table for every batch).
 async fn choose_method(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
     opts: &CleanupOptions,
@@ -408,7 +417,6 @@ async fn choose_method(
     if info.server_version_num < 140_000 {
         return walk("PostgreSQL 13 has no TID range scan to sweep with");
     }
-    let mut conn = pool.acquire().await?;
     let key = sweep_lock_key(info.oid);
     let other_sweep: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_locks

@@ -35,12 +35,11 @@ pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
 /// Prepare a sweep: `None` (walk instead) when the server cannot range-scan tuple ids (before
 /// PostgreSQL 14 the plan is a sequential scan per batch) or another sweep of the table runs.
 pub(super) async fn start_sweep(
-    pool: &PgPool,
+    mut conn: PgConnection,
     table: &TableRef,
     rule: &DeleteRule,
     oid: u32,
 ) -> Result<Option<Sweeper>> {
-    let mut conn = pool.acquire().await?.detach();
     // The parameters of the real statement are $1..$5; EXPLAIN gets constants in their place.
     let probe = sweep_sql(table, rule, "0", "1", "now()")
         .replace("$4", "'{}'::text[]")
@@ -83,12 +82,13 @@ pub(super) async fn start_sweep(
 }
 
 /// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
-/// take about `sweep_batch`. Returns (deleted, batches, why it stopped).
+/// take about `sweep_batch`. Returns the connection (it still holds the sweep's advisory lock
+/// until closed) and (deleted, batches, why it stopped).
 pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
     sweeper: Sweeper,
     run: &Run<'_>,
     reporter: &mut Reporter<'_, F>,
-) -> Result<(u64, u64, StopReason)> {
+) -> Result<(PgConnection, (u64, u64, StopReason))> {
     let Sweeper { mut conn, pages } = sweeper;
     let sql = sweep_sql(run.table, run.rule, "$1::int8", "$2::int8", "$3");
     let deleting = Instant::now();
@@ -164,9 +164,7 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
         });
         size = next_sweep_pages(size, took, run.opts.sweep_batch);
     };
-    // Closing ends the session, which releases the advisory lock.
-    let _ = sqlx::Connection::close(conn).await;
-    Ok((deleted, batches, stopped))
+    Ok((conn, (deleted, batches, stopped)))
 }
 
 /// A sweep range that hits a locked row is taken row by row when it is at most this many pages

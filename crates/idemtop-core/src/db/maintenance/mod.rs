@@ -389,11 +389,14 @@ mod tests {
     #[test]
     fn a_small_heap_is_swept_in_a_few_bounded_batches() {
         let target = Duration::from_millis(2);
-        for pages in [1, 100, 1_350, 4_481, 8_000, SMALL_SWEEP_PAGES] {
+        for pages in [1, 100, 1_350, 2_048, 2_049, 4_481, 8_000, SMALL_SWEEP_PAGES] {
             let floor = sweep_floor_pages(pages);
-            // At most SMALL_SWEEP_BATCHES ranges, each at most 16 MB of heap.
-            assert!(pages.div_ceil(floor) <= SMALL_SWEEP_BATCHES, "{pages}");
-            assert!(floor * 8192 <= 16 << 20, "{pages}");
+            // At most 4 ranges, each at most 16 MB of heap.
+            assert!(pages.div_ceil(floor) <= 4, "{pages}");
+            assert!(
+                floor <= SMALL_SWEEP_RANGE && floor * 8192 <= 16 << 20,
+                "{pages}"
+            );
             assert!(floor >= SWEEP_MIN_PAGES);
             // However slow a batch, the range stays at the floor.
             assert_eq!(
@@ -401,12 +404,23 @@ mod tests {
                 floor
             );
         }
-        // 30k rows of the benchmark (1,350 pages): 4 ranges of 338 pages; 100k (4,481): 1,121.
-        assert_eq!(sweep_floor_pages(1_350), 338);
-        assert_eq!(sweep_floor_pages(4_481), 1_121);
+        // 30k rows of the benchmark (1,350 pages): one range; 100k (4,481): three of 1,494.
+        assert_eq!(sweep_floor_pages(1_350), 1_350);
+        assert_eq!(sweep_floor_pages(2_049), 1_025);
+        assert_eq!(sweep_floor_pages(4_481), 1_494);
+        assert_eq!(sweep_floor_pages(SMALL_SWEEP_PAGES), SMALL_SWEEP_RANGE);
+        assert_eq!(sweep_floor_pages(10), SWEEP_MIN_PAGES);
         // A larger heap keeps the small floor and the time target.
         assert_eq!(sweep_floor_pages(SMALL_SWEEP_PAGES + 1), SWEEP_MIN_PAGES);
         assert_eq!(sweep_floor_pages(1_250_000), SWEEP_MIN_PAGES);
+    }
+
+    #[test]
+    fn the_sweep_session_bounds_the_count_of_what_is_left_as_its_own_transaction_would() {
+        assert_eq!(
+            format!("{}s", cleanup::LEFT_BEHIND_TIMEOUT.as_secs()),
+            BATCH_STATEMENT_TIMEOUT
+        );
     }
 
     #[test]

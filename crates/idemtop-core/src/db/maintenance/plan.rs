@@ -140,11 +140,9 @@ pub async fn make_on(
     }
     let rule = DeleteRule::resolve(&opts.tables, table, &info).map_err(|why| anyhow!(why))?;
     let expiry_indexed = rule.indexed;
-    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *conn)
-        .await?;
-    let can_drop: bool = sqlx::query_scalar(
-        "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
+    // The cutoff and whether the role owns the table, in one round trip.
+    let (cutoff, can_drop): (DateTime<Utc>, bool) = sqlx::query_as(
+        "SELECT now(), pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
     )
     .bind(Oid(info.oid))
     .fetch_one(&mut *conn)
@@ -418,14 +416,18 @@ async fn choose_method(
         return walk("PostgreSQL 13 has no TID range scan to sweep with");
     }
     let key = sweep_lock_key(info.oid);
-    let other_sweep: bool = sqlx::query_scalar(
+    // Another sweep's advisory lock, and the table's row estimate (for the share below), in one
+    // round trip.
+    let (other_sweep, reltuples): (bool, f64) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM pg_locks
                          WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
                            AND objsubid = 1 AND granted
-                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+                (SELECT reltuples::float8 FROM pg_class WHERE oid = $3)",
     )
     .bind(Oid((key >> 32) as u32))
     .bind(Oid(key as u32))
+    .bind(Oid(info.oid))
     .fetch_one(&mut *conn)
     .await?;
     if other_sweep {
@@ -446,11 +448,6 @@ async fn choose_method(
     if expired < SWEEP_MIN_ROWS {
         return walk("a small backlog: the index walk is quick");
     }
-    let reltuples: f64 =
-        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = $1")
-            .bind(Oid(info.oid))
-            .fetch_one(&mut *conn)
-            .await?;
     let rows = if reltuples >= 0.0 {
         reltuples
     } else {

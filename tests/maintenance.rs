@@ -244,15 +244,23 @@ async fn cleanup_deletes_exactly_the_expired_rows_while_live_rows_arrive() {
 
 /// Expired and live rows interleaved on every page (as after a backfill in random order).
 async fn insert_mixed(conn: &mut PgConnection, table: &TableRef, n: i64) {
+    insert_mixed_padded(conn, table, n, 0).await
+}
+
+/// [`insert_mixed`] with `pad` bytes of payload per row (a larger heap: a heap of up to 16 MB
+/// is swept in one batch).
+async fn insert_mixed_padded(conn: &mut PgConnection, table: &TableRef, n: i64, pad: i32) {
     sqlx::query(&format!(
         "INSERT INTO {} (request_id, operation, result_payload, status_code, created_at, expires_at)
-         SELECT gen_random_uuid(), CASE WHEN g % 3 = 0 THEN 'live' ELSE 'expired' END, '{{}}', 200,
+         SELECT gen_random_uuid(), CASE WHEN g % 3 = 0 THEN 'live' ELSE 'expired' END,
+                CASE WHEN $2 > 0 THEN jsonb_build_object('pad', repeat('x', $2)) ELSE '{{}}' END, 200,
                 now() - interval '3 days',
                 CASE WHEN g % 3 = 0 THEN now() + interval '1 hour' ELSE now() - interval '1 day' END
            FROM generate_series(1, $1) g",
         table.qualified()
     ))
     .bind(n)
+    .bind(pad)
     .execute(conn)
     .await
     .unwrap();
@@ -302,6 +310,48 @@ async fn walk_and_sweep_delete_the_same_rows_and_auto_picks_by_share() {
     );
     let small = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
     assert_eq!((small.method, small.deleted), (Method::Walk, 10_000));
+}
+
+/// A small heap (at most 16 MB) is swept in one range: it deletes exactly the rows expired by
+/// the cutoff, none that expires a moment later, and says nothing was left behind; the dry run
+/// gives the same figures.
+#[tokio::test]
+async fn a_small_heap_is_swept_in_one_batch_and_deletes_exactly_the_expired_rows() {
+    if !needs_major(14, "the heap sweep (a TID range scan)") {
+        return;
+    }
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    insert_mixed(&mut conn, &table, 30_000).await;
+    // Rows on both sides of the cutoff: expired a millisecond ago, or expiring in a minute.
+    sqlx::query(&format!(
+        "INSERT INTO {} (request_id, operation, result_payload, status_code, created_at, expires_at)
+         SELECT gen_random_uuid(), CASE WHEN g % 2 = 0 THEN 'expired' ELSE 'live' END, '{{}}', 200,
+                now() - interval '1 day',
+                CASE WHEN g % 2 = 0 THEN now() - interval '1 millisecond' ELSE now() + interval '1 minute' END
+           FROM generate_series(1, 2000) g",
+        table.qualified()
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.execute("ANALYZE idempotency_records").await.unwrap();
+    let pool = pool(&url).await;
+    let dry = dry_run(&pool, &table).await;
+    assert_eq!(
+        (dry.method, dry.expired_at_start),
+        (Method::Sweep, Some(21_000))
+    );
+    let s = run_cleanup(&pool, &table, &CleanupOptions::default()).await;
+    assert_eq!(
+        (s.method, s.batches, s.deleted, s.skipped, s.stopped),
+        (Method::Sweep, 1, 21_000, 0, StopReason::CaughtUp),
+        "{s:?}"
+    );
+    assert_eq!(s.expired_at_start, dry.expired_at_start);
+    assert_eq!(expired_by(&mut conn, &table, s.cutoff).await, 0);
+    assert_eq!(left(&mut conn, &table).await, (0, 11_000));
 }
 
 #[tokio::test]
@@ -420,7 +470,8 @@ async fn a_cancelled_sweep_keeps_what_it_did_and_a_second_run_finishes() {
     let url = migrated_db().await;
     let table = guide();
     let mut conn = connect(&url).await;
-    insert_mixed(&mut conn, &table, 60_000).await;
+    // About 30 MB of heap: more than one sweep batch (a small heap goes in ranges of 16 MB).
+    insert_mixed_padded(&mut conn, &table, 60_000, 400).await;
     let pool = pool(&url).await;
     let opts = CleanupOptions {
         method: MethodChoice::Sweep,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use bench::{BenchConfig, Layout};
+use bench::{BenchConfig, Layout, Part, Parts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LayoutArg {
@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Skip the cleanup comparison (the longest part: two copies of the data set).
     #[arg(long)]
     pub skip_cleanup: bool,
+    /// Run only these parts (a comma list of refresh, paging, memory, stall, keyframe, watch,
+    /// cleanup; default all). The data set is built either way.
+    #[arg(long, value_name = "PARTS", value_parser = Parts::parse, hide = true)]
+    pub only: Option<Parts>,
     /// Single-row inserts per second running during the cleanup comparison.
     #[arg(long, default_value_t = 200.0, value_name = "N")]
     pub insert_rate: f64,
@@ -68,6 +72,16 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The parts to run: `--only` (default all), less the cleanup with `--skip-cleanup`.
+    pub fn parts(&self) -> Parts {
+        let p = self.only.unwrap_or(Parts::ALL);
+        if self.skip_cleanup {
+            p.without(Part::Cleanup)
+        } else {
+            p
+        }
+    }
+
     pub fn rows(&self) -> u64 {
         self.rows
             .unwrap_or(if self.quick { 30_000 } else { 1_000_000 })
@@ -94,6 +108,9 @@ impl BenchArgs {
         }
         if self.skip_cleanup {
             s.push_str(" --skip-cleanup");
+        }
+        if let Some(p) = self.only.filter(|p| !p.is_all()) {
+            s.push_str(&format!(" --only {p}"));
         }
         if let Some(j) = &self.json {
             s.push_str(&format!(" --json {}", j.display()));
@@ -141,6 +158,9 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
     if !(args.spread_hours.is_finite() && args.spread_hours >= 25.0) {
         bail!("--spread-hours must be at least 25 (the longest TTL is 24 h)");
     }
+    if args.parts() == Parts::NONE {
+        bail!("--skip-cleanup with --only cleanup leaves nothing to run");
+    }
     let quick = args.quick;
     let cfg = BenchConfig {
         rows: args.rows(),
@@ -149,7 +169,7 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
             LayoutArg::Random => Layout::Random,
         },
         insert_rate: args.insert_rate,
-        skip_cleanup: args.skip_cleanup,
+        parts: args.parts(),
         spread: Duration::from_secs_f64(args.spread_hours * 3600.0),
         dashboard_bin: dashboard_bin(args),
         dashboard_secs: if quick {

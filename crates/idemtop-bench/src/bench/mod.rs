@@ -37,6 +37,7 @@ mod data;
 mod keyframe;
 mod memory;
 mod paging;
+mod parts;
 mod probe;
 mod refresh;
 mod render;
@@ -52,6 +53,7 @@ use data::*;
 pub use keyframe::*;
 use memory::*;
 use paging::*;
+pub use parts::*;
 use probe::*;
 use refresh::*;
 pub use render::*;
@@ -182,7 +184,8 @@ pub struct BenchConfig {
     pub layout: Layout,
     /// Inserts per second of the concurrent load during cleanup.
     pub insert_rate: f64,
-    pub skip_cleanup: bool,
+    /// The parts to run (`--only`; `--skip-cleanup` removes the cleanup).
+    pub parts: Parts,
     /// `created_at` is spread uniformly over this much of the past.
     pub spread: Duration,
     /// The idemtop binary to run under tmux for the memory measurement; None: in-process.
@@ -218,7 +221,7 @@ impl Default for BenchConfig {
             rows: 1_000_000,
             layout: Layout::Time,
             insert_rate: 200.0,
-            skip_cleanup: false,
+            parts: Parts::ALL,
             spread: Duration::from_secs(48 * 3600),
             dashboard_bin: None,
             dashboard_secs: 20,
@@ -351,41 +354,72 @@ async fn run_on(
         ),
     );
 
-    log(
-        started,
-        "1/7 refresh cost: guide queries vs idemtop refresh (alternating, 3 rounds)",
-    );
-    let refresh = measure_refresh(env, &data).await?;
-    log(
-        started,
-        "2/7 records paging: keyset vs OFFSET, every offered order",
-    );
-    let paging = measure_paging(env, &data).await?;
-    log(started, "3/7 dashboard memory");
-    let dashboard_memory = measure_memory(cfg, env).await?;
-    log(started, "4/7 dashboard under a locked table (in process)");
-    let ui_stall = measure_stall(cfg, env).await?;
-    log(started, "5/7 key to frame on the real binary");
-    let keyframe = measure_keyframe(cfg, env, started).await?;
-    log(
-        started,
-        "6/7 steady-state watching: idemtop, pg_activity, the guide's queries",
-    );
-    let mut watch = measure_watch(cfg, env, started).await?;
-    watch.add_periodic(&refresh);
-    if let Some(why) = &watch.pg_activity_missing {
+    let parts = cfg.parts;
+    let refresh = if parts.has(Part::Refresh) {
+        log(
+            started,
+            "1/7 refresh cost: guide queries vs idemtop refresh (alternating, 3 rounds)",
+        );
+        Some(measure_refresh(env, &data).await?)
+    } else {
+        None
+    };
+    let paging = if parts.has(Part::Paging) {
+        log(
+            started,
+            "2/7 records paging: keyset vs OFFSET, every offered order",
+        );
+        Some(measure_paging(env, &data).await?)
+    } else {
+        None
+    };
+    let dashboard_memory = if parts.has(Part::Memory) {
+        log(started, "3/7 dashboard memory");
+        Some(measure_memory(cfg, env).await?)
+    } else {
+        None
+    };
+    let ui_stall = if parts.has(Part::Stall) {
+        log(started, "4/7 dashboard under a locked table (in process)");
+        Some(measure_stall(cfg, env).await?)
+    } else {
+        None
+    };
+    let keyframe = if parts.has(Part::Keyframe) {
+        log(started, "5/7 key to frame on the real binary");
+        Some(measure_keyframe(cfg, env, started).await?)
+    } else {
+        None
+    };
+    let watch = if parts.has(Part::Watch) {
+        log(
+            started,
+            "6/7 steady-state watching: idemtop, pg_activity, the guide's queries",
+        );
+        let mut watch = measure_watch(cfg, env, started).await?;
+        if let Some(refresh) = &refresh {
+            watch.add_periodic(refresh);
+        }
+        Some(watch)
+    } else {
+        None
+    };
+    if let Some(why) = watch.as_ref().and_then(|w| w.pg_activity_missing.as_ref()) {
         notes.push(why.clone());
     }
-    let cleanup = if cfg.skip_cleanup {
-        None
-    } else {
+    let cleanup = if parts.has(Part::Cleanup) {
         log(
             started,
             "7/7 cleanup: guide's DELETE vs batched cleanup, with inserts (alternating)",
         );
         Some(measure_cleanup(cfg, env, started).await?)
+    } else {
+        None
     };
-    if !refresh.guide_fixed.is_empty() {
+    if !parts.is_all() {
+        notes.push(format!("--only {}: the other parts were not run", parts));
+    }
+    if let Some(refresh) = refresh.as_ref().filter(|r| !r.guide_fixed.is_empty()) {
         notes.push(format!(
             "the guide's {} queries fail verbatim (column \"tablename\" does not exist in \
              pg_stat_user_indexes/pg_stat_user_tables); measured with relname/indexrelname",
@@ -413,12 +447,12 @@ async fn run_on(
     }
     let targets = targets(
         &data,
-        &refresh,
-        &paging,
-        &dashboard_memory,
-        &ui_stall,
-        &keyframe,
-        &watch,
+        refresh.as_ref(),
+        paging.as_ref(),
+        dashboard_memory.as_ref(),
+        ui_stall.as_ref(),
+        keyframe.as_ref(),
+        watch.as_ref(),
         cleanup.as_ref(),
     );
     Ok(Report {

@@ -42,6 +42,7 @@ impl Stats {
     }
 }
 
+/// Every part's figures; `None`: the part was not run (`--only`, `--skip-cleanup`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub command: String,
@@ -49,12 +50,12 @@ pub struct Report {
     pub total_secs: f64,
     pub server: ServerInfo,
     pub data: DataSet,
-    pub refresh: RefreshReport,
-    pub paging: PagingReport,
-    pub dashboard_memory: MemoryReport,
-    pub ui_stall: StallReport,
-    pub keyframe: KeyFrameReport,
-    pub watch: WatchReport,
+    pub refresh: Option<RefreshReport>,
+    pub paging: Option<PagingReport>,
+    pub dashboard_memory: Option<MemoryReport>,
+    pub ui_stall: Option<StallReport>,
+    pub keyframe: Option<KeyFrameReport>,
+    pub watch: Option<WatchReport>,
     pub cleanup: Option<CleanupReport>,
     pub targets: Vec<TargetCheck>,
     pub notes: Vec<String>,

@@ -140,11 +140,22 @@ impl ConnectConfig {
     }
 
     /// A small pool. One connection is made first, so a wrong URL, a refused connection or a
-    /// bad password is reported at once and readably; the pool itself connects lazily.
+    /// bad password is reported at once; it stays in the pool (a command's first query does
+    /// not open another). When it fails, [`Self::connect`] says why, readably.
     pub async fn pool(&self, max: u32) -> Result<PgPool> {
-        let first = self.connect().await?;
-        let _ = first.close().await;
-        self.pool_lazy(max)
+        let pool = self.pool_lazy(max)?;
+        match pool.acquire().await {
+            Ok(mut first) => {
+                first.return_to_pool().await;
+                Ok(pool)
+            }
+            Err(_) => {
+                pool.close().await;
+                let first = self.connect().await?;
+                let _ = first.close().await;
+                self.pool_lazy(max)
+            }
+        }
     }
 
     /// A small pool that connects only when a connection is first asked for (nothing is

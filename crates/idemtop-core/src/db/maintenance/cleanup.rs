@@ -27,13 +27,17 @@ pub async fn cleanup(
     mut progress: impl FnMut(&CleanupProgress),
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
+    // One connection plans, checks the privileges and sweeps (and counts what is left): each
+    // connection opened and each statement prepared again costs a round trip or more, which a
+    // small backlog notices.
+    let mut conn = pool.acquire().await?;
     // --max-duration bounds the whole run: the plan's count gets what is left of it (a count
     // that does not finish leaves the backlog uncounted, never zero), and the batches stop when
     // it is over. The client-side bound below only catches a server that answers nothing.
     let plan = match opts.max_duration {
         Some(max) => tokio::time::timeout(
             max + Duration::from_secs(10),
-            super::plan::make(pool, table, opts),
+            super::plan::make_on(&mut conn, table, opts),
         )
         .await
         .map_err(|_| {
@@ -42,15 +46,12 @@ pub async fn cleanup(
                 max.as_secs_f64()
             )
         })??,
-        None => super::plan::make(pool, table, opts).await?,
+        None => super::plan::make_on(&mut conn, table, opts).await?,
     };
     if opts.dry_run && plan.row_by_row.is_none() {
         bail!("the dry run could not count the expired rows within its 30 s statement timeout: it has no figure to give (the run itself would start deleting anyway)");
     }
-    let privs = {
-        let mut conn = pool.acquire().await?;
-        privileges(&mut conn, plan.info.oid).await?
-    };
+    let privs = privileges(&mut conn, plan.info.oid).await?;
     let planned: Vec<PartitionOutcome> = plan
         .partitions
         .iter()
@@ -101,6 +102,14 @@ pub async fn cleanup(
     if !missing.is_empty() {
         return Err(privilege_error(&privs.role, &missing.join(", "), table));
     }
+    // The sweep goes on with this connection; anything else gives it back to the pool first
+    // (the partitions below and the walk take their own: a pool of one must not wait on it).
+    let sweep_conn = if plan.method == Method::Sweep {
+        Some(conn.detach())
+    } else {
+        conn.return_to_pool().await;
+        None
+    };
     // Partitions that provably hold no live row go whole (DETACH, DROP: no row-by-row DELETE,
     // almost no WAL); the batches below then see only the rest.
     let mut partitions = planned;
@@ -149,13 +158,21 @@ pub async fn cleanup(
         expired_at_start,
     };
     let mut reporter = Reporter::new(&mut progress);
-    let sweeper = if plan.method == Method::Sweep {
-        start_sweep(pool, table, &plan.rule, plan.info.oid).await?
-    } else {
-        None
+    let sweeper = match sweep_conn {
+        Some(c) => start_sweep(c, table, &plan.rule, plan.info.oid).await?,
+        None => None,
     };
+    // The sweep's connection, kept to count what is left (then closed: that releases the
+    // sweep's advisory lock).
+    let mut swept = None;
     let (outcome, method) = match sweeper {
-        Some(sweeper) => (sweep(sweeper, &run, &mut reporter).await, Method::Sweep),
+        Some(sweeper) => {
+            let outcome = sweep(sweeper, &run, &mut reporter).await.map(|(c, o)| {
+                swept = Some(c);
+                o
+            });
+            (outcome, Method::Sweep)
+        }
         None => {
             let how = WalkHow {
                 // FOR UPDATE needs UPDATE on some column; without it batches run without row
@@ -175,7 +192,11 @@ pub async fn cleanup(
     // assumed zero.
     let mut skipped = 0;
     if matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
-        match left_behind(pool, table, &plan.rule, plan.cutoff).await {
+        let left = match swept.as_mut() {
+            Some(c) => left_behind_on(c, table, &plan.rule, plan.cutoff, true).await,
+            None => left_behind(pool, table, &plan.rule, plan.cutoff).await,
+        };
+        match left {
             Ok(0) => {}
             Ok(n) => {
                 skipped = n;
@@ -186,6 +207,9 @@ pub async fn cleanup(
                 stopped = StopReason::Incomplete;
             }
         }
+    }
+    if let Some(c) = swept {
+        let _ = sqlx::Connection::close(c).await;
     }
     Ok(summary(
         deleted, batches, stopped, method, skipped, partitions,
@@ -200,7 +224,19 @@ pub(super) async fn left_behind(
     cutoff: DateTime<Utc>,
 ) -> Result<u64> {
     let mut conn = pool.acquire().await?;
-    let mut tx = crate::db::connect::begin_bounded(&mut conn, Duration::from_secs(30)).await?;
+    left_behind_on(&mut conn, table, rule, cutoff, false).await
+}
+
+/// [`left_behind`] on the given connection. `session_bounded`: the connection's session
+/// already has the 30 s statement timeout (the sweep's): the count runs alone, without the
+/// three round trips of a bounded transaction.
+pub(super) async fn left_behind_on(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    rule: &DeleteRule,
+    cutoff: DateTime<Utc>,
+    session_bounded: bool,
+) -> Result<u64> {
     let sql = format!(
         "SELECT count(*)::int8 FROM (SELECT 1 FROM {} WHERE {} LIMIT $2) s",
         table.qualified(),
@@ -209,10 +245,20 @@ pub(super) async fn left_behind(
     let q = sqlx::query_scalar(&sql)
         .bind(rule.bound(cutoff))
         .bind(COUNT_CAP as i64);
-    let n: i64 = rule.bind_scalar(q, cutoff).fetch_one(&mut *tx).await?;
-    tx.commit().await?;
+    let q = rule.bind_scalar(q, cutoff);
+    let n: i64 = if session_bounded {
+        q.fetch_one(&mut *conn).await?
+    } else {
+        let mut tx = crate::db::connect::begin_bounded(conn, LEFT_BEHIND_TIMEOUT).await?;
+        let n = q.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        n
+    };
     Ok(n.max(0) as u64)
 }
+
+/// `statement_timeout` of the count of what is left (the sweep's session has the same).
+pub(super) const LEFT_BEHIND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What both ways of finding the rows share.
 pub(super) struct Run<'a> {

@@ -361,22 +361,65 @@ mod tests {
     #[test]
     fn sweep_range_follows_the_target_duration() {
         let target = Duration::from_millis(2);
+        let big = sweep_floor_pages(1_000_000);
+        assert_eq!(big, SWEEP_MIN_PAGES);
+        let next = |c, took| next_sweep_pages(c, took, target, big);
         // Twice as slow as wanted: half the pages.
-        assert_eq!(next_sweep_pages(512, Duration::from_millis(4), target), 256);
+        assert_eq!(next(512, Duration::from_millis(4)), 256);
         // Much faster than wanted: at most double.
-        assert_eq!(
-            next_sweep_pages(256, Duration::from_micros(10), target),
-            512
-        );
-        assert_eq!(next_sweep_pages(256, Duration::ZERO, target), 512);
+        assert_eq!(next(256, Duration::from_micros(10)), 512);
+        assert_eq!(next(256, Duration::ZERO), 512);
         // Never below the floor (a commit's fixed cost) or above the cap.
+        assert_eq!(next(512, Duration::from_secs(1)), SWEEP_MIN_PAGES);
         assert_eq!(
-            next_sweep_pages(512, Duration::from_secs(1), target),
+            next(SWEEP_MAX_PAGES, Duration::from_micros(1)),
+            SWEEP_MAX_PAGES
+        );
+        // A floor out of range is brought back into it.
+        assert_eq!(
+            next_sweep_pages(512, Duration::from_secs(1), target, 0),
             SWEEP_MIN_PAGES
         );
         assert_eq!(
-            next_sweep_pages(SWEEP_MAX_PAGES, Duration::from_micros(1), target),
+            next_sweep_pages(512, Duration::from_secs(1), target, u64::MAX),
             SWEEP_MAX_PAGES
+        );
+    }
+
+    #[test]
+    fn a_small_heap_is_swept_in_a_few_bounded_batches() {
+        let target = Duration::from_millis(2);
+        for pages in [1, 100, 1_350, 2_048, 2_049, 4_481, 8_000, SMALL_SWEEP_PAGES] {
+            let floor = sweep_floor_pages(pages);
+            // At most 4 ranges, each at most 16 MB of heap.
+            assert!(pages.div_ceil(floor) <= 4, "{pages}");
+            assert!(
+                floor <= SMALL_SWEEP_RANGE && floor * 8192 <= 16 << 20,
+                "{pages}"
+            );
+            assert!(floor >= SWEEP_MIN_PAGES);
+            // However slow a batch, the range stays at the floor.
+            assert_eq!(
+                next_sweep_pages(floor, Duration::from_secs(1), target, floor),
+                floor
+            );
+        }
+        // 30k rows of the benchmark (1,350 pages): one range; 100k (4,481): three of 1,494.
+        assert_eq!(sweep_floor_pages(1_350), 1_350);
+        assert_eq!(sweep_floor_pages(2_049), 1_025);
+        assert_eq!(sweep_floor_pages(4_481), 1_494);
+        assert_eq!(sweep_floor_pages(SMALL_SWEEP_PAGES), SMALL_SWEEP_RANGE);
+        assert_eq!(sweep_floor_pages(10), SWEEP_MIN_PAGES);
+        // A larger heap keeps the small floor and the time target.
+        assert_eq!(sweep_floor_pages(SMALL_SWEEP_PAGES + 1), SWEEP_MIN_PAGES);
+        assert_eq!(sweep_floor_pages(1_250_000), SWEEP_MIN_PAGES);
+    }
+
+    #[test]
+    fn the_sweep_session_bounds_the_count_of_what_is_left_as_its_own_transaction_would() {
+        assert_eq!(
+            format!("{}s", cleanup::LEFT_BEHIND_TIMEOUT.as_secs()),
+            BATCH_STATEMENT_TIMEOUT
         );
     }
 

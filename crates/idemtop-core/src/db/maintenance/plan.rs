@@ -120,21 +120,29 @@ impl CleanupPlan {
 
 /// Make the plan. Refuses (an error naming the reason) when the table's expiry cannot be judged.
 pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Result<CleanupPlan> {
-    let started = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
-    let info = table::resolve(&mut conn, table).await?;
+    make_on(&mut conn, table, opts).await
+}
+
+/// [`make`] on one connection (the cleanup then goes on with it: no other connection to open,
+/// no statement to prepare twice).
+pub async fn make_on(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    opts: &CleanupOptions,
+) -> Result<CleanupPlan> {
+    let started = std::time::Instant::now();
+    let info = table::resolve(&mut *conn, table).await?;
     // Under an ACCESS EXCLUSIVE lock every count would wait behind it and time out: say who
     // holds it instead of planning on figures that were never read.
-    if let Some(lock) = crate::db::locks::table_lock(&mut conn, info.oid).await? {
+    if let Some(lock) = crate::db::locks::table_lock(&mut *conn, info.oid).await? {
         return Err(crate::db::locks::TableLocked(lock).into());
     }
     let rule = DeleteRule::resolve(&opts.tables, table, &info).map_err(|why| anyhow!(why))?;
     let expiry_indexed = rule.indexed;
-    let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *conn)
-        .await?;
-    let can_drop: bool = sqlx::query_scalar(
-        "SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
+    // The cutoff and whether the role owns the table, in one round trip.
+    let (cutoff, can_drop): (DateTime<Utc>, bool) = sqlx::query_as(
+        "SELECT now(), pg_has_role(c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1",
     )
     .bind(Oid(info.oid))
     .fetch_one(&mut *conn)
@@ -142,14 +150,14 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
 
     let mut planned = Vec::new();
     if info.partitioned {
-        let parts = partitions::list(&mut conn, info.oid).await?;
+        let parts = partitions::list(&mut *conn, info.oid).await?;
         for p in parts {
-            planned.push(plan_partition(&mut conn, &info, &rule, p, cutoff, can_drop).await?);
+            planned.push(plan_partition(&mut *conn, &info, &rule, p, cutoff, can_drop).await?);
         }
     }
     let timeout = plan_timeout(opts, started);
     let row_by_row =
-        count_row_by_row(&mut conn, table, &info, &rule, &planned, cutoff, timeout).await?;
+        count_row_by_row(&mut *conn, table, &info, &rule, &planned, cutoff, timeout).await?;
     // Without the expiry index, say what the cleanup will read before it starts.
     let heap_bytes: Option<i64> = if expiry_indexed {
         None
@@ -159,9 +167,8 @@ pub async fn make(pool: &PgPool, table: &TableRef, opts: &CleanupOptions) -> Res
             .fetch_one(&mut *conn)
             .await?
     };
-    drop(conn);
     let (method, mut method_reason) = choose_method(
-        pool,
+        &mut *conn,
         table,
         &info,
         opts,
@@ -387,7 +394,7 @@ fn opts_forced_sweep(opts: &CleanupOptions) -> bool {
 /// at least a quarter of the table and at least [`SWEEP_MIN_ROWS`] rows, or when no index leads
 /// with the expiry column (the walk would then read the whole table for every batch).
 async fn choose_method(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     table: &TableRef,
     info: &TableInfo,
     opts: &CleanupOptions,
@@ -408,16 +415,19 @@ async fn choose_method(
     if info.server_version_num < 140_000 {
         return walk("PostgreSQL 13 has no TID range scan to sweep with");
     }
-    let mut conn = pool.acquire().await?;
     let key = sweep_lock_key(info.oid);
-    let other_sweep: bool = sqlx::query_scalar(
+    // Another sweep's advisory lock, and the table's row estimate (for the share below), in one
+    // round trip.
+    let (other_sweep, reltuples): (bool, f64) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM pg_locks
                          WHERE locktype = 'advisory' AND classid = $1 AND objid = $2
                            AND objsubid = 1 AND granted
-                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+                (SELECT reltuples::float8 FROM pg_class WHERE oid = $3)",
     )
     .bind(Oid((key >> 32) as u32))
     .bind(Oid(key as u32))
+    .bind(Oid(info.oid))
     .fetch_one(&mut *conn)
     .await?;
     if other_sweep {
@@ -438,11 +448,6 @@ async fn choose_method(
     if expired < SWEEP_MIN_ROWS {
         return walk("a small backlog: the index walk is quick");
     }
-    let reltuples: f64 =
-        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = $1")
-            .bind(Oid(info.oid))
-            .fetch_one(&mut *conn)
-            .await?;
     let rows = if reltuples >= 0.0 {
         reltuples
     } else {

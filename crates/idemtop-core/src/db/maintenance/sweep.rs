@@ -35,66 +35,74 @@ pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
 /// Prepare a sweep: `None` (walk instead) when the server cannot range-scan tuple ids (before
 /// PostgreSQL 14 the plan is a sequential scan per batch) or another sweep of the table runs.
 pub(super) async fn start_sweep(
-    pool: &PgPool,
+    mut conn: PgConnection,
     table: &TableRef,
     rule: &DeleteRule,
     oid: u32,
 ) -> Result<Option<Sweeper>> {
-    let mut conn = pool.acquire().await?.detach();
-    // The parameters of the real statement are $1..$5; EXPLAIN gets constants in their place.
-    let probe = sweep_sql(table, rule, "0", "1", "now()")
-        .replace("$4", "'{}'::text[]")
-        .replace("$5", "NULL::timestamptz");
-    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {probe}"))
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| explain_cleanup_error(&e, table))?;
-    if !plan.iter().any(|l| l.contains("Tid Range Scan")) {
-        tracing::info!("no TID range scan on this server: cleanup walks the index");
-        let _ = sqlx::Connection::close(conn).await;
-        return Ok(None);
-    }
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(sweep_lock_key(oid))
-        .fetch_one(&mut conn)
-        .await?;
+    // The lock, the batches' session settings and the pages to sweep, in one round trip (the
+    // settings do not matter when the lock is not taken: the connection is closed then, which
+    // also releases the lock when the sweep is given up below).
+    let (locked, _, _, pages): (bool, String, String, i64) = sqlx::query_as(
+        "SELECT pg_try_advisory_lock($1), set_config('statement_timeout', $2, false),
+                set_config('lock_timeout', $3, false),
+                pg_relation_size($4::oid) / current_setting('block_size')::int8",
+    )
+    .bind(sweep_lock_key(oid))
+    .bind(BATCH_STATEMENT_TIMEOUT)
+    .bind(BATCH_LOCK_TIMEOUT)
+    .bind(Oid(oid))
+    .fetch_one(&mut conn)
+    .await?;
     if !locked {
         tracing::info!("another cleanup sweeps {table}: this one walks the index");
         let _ = sqlx::Connection::close(conn).await;
         return Ok(None);
     }
-    sqlx::query(
-        "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
-    )
-    .bind(BATCH_STATEMENT_TIMEOUT)
-    .bind(BATCH_LOCK_TIMEOUT)
-    .execute(&mut conn)
-    .await?;
-    let pages: i64 = sqlx::query_scalar(
-        "SELECT pg_relation_size($1::oid) / current_setting('block_size')::int8",
-    )
-    .bind(Oid(oid))
-    .fetch_one(&mut conn)
-    .await?;
-    Ok(Some(Sweeper {
-        conn,
-        pages: pages.max(0) as u64,
-    }))
+    let pages = pages.max(0) as u64;
+    // Without a TID range scan every batch would read the whole table. A small heap (at most 4
+    // batches of at most 16 MB, see sweep_floor_pages) is not worth the check: even then its
+    // batches read at most 4 x 64 MB.
+    if pages > SMALL_SWEEP_PAGES {
+        // The parameters of the real statement are $1..$5; EXPLAIN gets constants instead.
+        let probe = sweep_sql(table, rule, "0", "1", "now()")
+            .replace("$4", "'{}'::text[]")
+            .replace("$5", "NULL::timestamptz");
+        let plan: Result<Vec<String>, sqlx::Error> =
+            sqlx::query_scalar(&format!("EXPLAIN {probe}"))
+                .fetch_all(&mut conn)
+                .await;
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = sqlx::Connection::close(conn).await;
+                return Err(explain_cleanup_error(&e, table));
+            }
+        };
+        if !plan.iter().any(|l| l.contains("Tid Range Scan")) {
+            tracing::info!("no TID range scan on this server: cleanup walks the index");
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(Sweeper { conn, pages }))
 }
 
 /// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
-/// take about `sweep_batch`. Returns (deleted, batches, why it stopped).
+/// take about `sweep_batch`. Returns the connection (it still holds the sweep's advisory lock
+/// until closed) and (deleted, batches, why it stopped).
 pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
     sweeper: Sweeper,
     run: &Run<'_>,
     reporter: &mut Reporter<'_, F>,
-) -> Result<(u64, u64, StopReason)> {
+) -> Result<(PgConnection, (u64, u64, StopReason))> {
     let Sweeper { mut conn, pages } = sweeper;
     let sql = sweep_sql(run.table, run.rule, "$1::int8", "$2::int8", "$3");
     let deleting = Instant::now();
     let (mut deleted, mut batches, mut retries) = (0u64, 0u64, 0u32);
     let mut next = 0u64;
-    let mut size = SWEEP_INITIAL_PAGES;
+    let floor = sweep_floor_pages(pages);
+    let mut size = SWEEP_INITIAL_PAGES.max(floor);
     let stopped = loop {
         if next >= pages {
             break StopReason::CaughtUp;
@@ -125,7 +133,7 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
                 match sweep_row_by_row(&mut conn, run, next, end).await {
                     Ok(rows) => {
                         retries = 0;
-                        size = SWEEP_INITIAL_PAGES;
+                        size = SWEEP_INITIAL_PAGES.max(floor);
                         rows
                     }
                     Err(e) => {
@@ -162,11 +170,9 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
             pages_total: Some(pages),
             ..run.progress(deleted, batches, deleting)
         });
-        size = next_sweep_pages(size, took, run.opts.sweep_batch);
+        size = next_sweep_pages(size, took, run.opts.sweep_batch, floor);
     };
-    // Closing ends the session, which releases the advisory lock.
-    let _ = sqlx::Connection::close(conn).await;
-    Ok((deleted, batches, stopped))
+    Ok((conn, (deleted, batches, stopped)))
 }
 
 /// A sweep range that hits a locked row is taken row by row when it is at most this many pages
@@ -239,14 +245,39 @@ pub(super) async fn sweep_row_by_row(
 /// took 141 batches of ~16 ms (a commit here waits ~8 ms for its flush): 0.17x the DELETE.
 pub(super) const SWEEP_MIN_PAGES: u64 = 128;
 
+/// A heap of at most this many pages (64 MB) is a small sweep: see [`sweep_floor_pages`].
+pub(super) const SMALL_SWEEP_PAGES: u64 = 8192;
+/// The largest range of a small sweep (16 MB of heap): at most 4 of them.
+pub(super) const SMALL_SWEEP_RANGE: u64 = 2048;
+
+/// The fewest pages in a sweep batch of a heap of `pages` pages. A small heap (at most
+/// [`SMALL_SWEEP_PAGES`]) goes in the fewest equal ranges of at most [`SMALL_SWEEP_RANGE`]
+/// pages (one for a heap of up to 16 MB, four at 64 MB): a batch's fixed costs (its round
+/// trip, its commit's flush) were most of the time of a 2 ms batch, and a 100k-row table took
+/// 35 of them where the single DELETE takes one statement (which, at that size, left the
+/// inserts' p99 at 1-2x idle). A larger heap keeps [`SWEEP_MIN_PAGES`], its batches sized by
+/// the time target: a long run of large commits is what makes the inserts wait.
+pub(super) fn sweep_floor_pages(pages: u64) -> u64 {
+    if pages <= SMALL_SWEEP_PAGES {
+        let ranges = pages.div_ceil(SMALL_SWEEP_RANGE).max(1);
+        pages
+            .div_ceil(ranges)
+            .clamp(SWEEP_MIN_PAGES, SMALL_SWEEP_RANGE)
+    } else {
+        SWEEP_MIN_PAGES
+    }
+}
+
 /// The next sweep range: the last range scaled to the target duration, at most twice the last,
-/// within `[SWEEP_MIN_PAGES, SWEEP_MAX_PAGES]`.
-pub(super) fn next_sweep_pages(current: u64, took: Duration, target: Duration) -> u64 {
+/// within `[floor, SWEEP_MAX_PAGES]` (`floor`: [`sweep_floor_pages`], at least
+/// [`SWEEP_MIN_PAGES`]).
+pub(super) fn next_sweep_pages(current: u64, took: Duration, target: Duration, floor: u64) -> u64 {
     let grown = current.saturating_mul(2);
     let proposed = if took.is_zero() {
         grown as f64
     } else {
         current as f64 * target.as_secs_f64() / took.as_secs_f64()
     };
-    (proposed.min(grown as f64).round() as u64).clamp(SWEEP_MIN_PAGES, SWEEP_MAX_PAGES)
+    let floor = floor.clamp(SWEEP_MIN_PAGES, SWEEP_MAX_PAGES);
+    (proposed.min(grown as f64).round() as u64).clamp(floor, SWEEP_MAX_PAGES)
 }

@@ -185,12 +185,12 @@ pub(super) async fn cleanup_variant(
             cfg.insert_rate,
             stop.clone(),
         ));
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(if cfg.quick { 500 } else { 1000 })).await;
         stop.cancel();
         let _ = h.await;
     }
-    // Let the checkpoint's writes settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the checkpoint's writes settle (a quick run's copy is a few MB).
+    tokio::time::sleep(Duration::from_millis(if cfg.quick { 700 } else { 2000 })).await;
     log(
         started,
         &format!("  idle insert latency ({} s)", cfg.idle_secs),

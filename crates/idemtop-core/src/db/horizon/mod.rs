@@ -293,31 +293,6 @@ pub struct Standby {
     pub receive_replay_gap_bytes: Option<i64>,
 }
 
-/// `Some` on a hot standby (`pg_is_in_recovery()`), with its replay lag.
-pub async fn standby(conn: &mut PgConnection) -> Result<Option<Standby>> {
-    type R = (
-        bool,
-        Option<f64>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    );
-    let r: R = sqlx::query_as(
-        "SELECT pg_is_in_recovery(),
-                extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
-                pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
-                pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::int8",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(r.0.then_some(Standby {
-        replay_lag_secs: r.1,
-        receive_lsn: r.2,
-        replay_lsn: r.3,
-        receive_replay_gap_bytes: r.4,
-    }))
-}
-
 impl Standby {
     /// `standby, replay lag 3 s, 0 B received not replayed`.
     pub fn describe(&self) -> String {

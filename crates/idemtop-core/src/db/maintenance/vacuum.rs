@@ -127,24 +127,28 @@ impl VacuumProgress {
     }
 }
 
+/// The VACUUM running on the table whose oid is `$1` (or, for a partitioned table, on one of
+/// its partitions): at most one row of `phase, total, scanned, vacuumed, index_passes, pid`.
+/// Also read by every refresh, inside its statistics statement.
+pub const VACUUM_PROGRESS_SQL: &str = "SELECT phase::text AS phase, heap_blks_total::int8 AS total,
+                heap_blks_scanned::int8 AS scanned, heap_blks_vacuumed::int8 AS vacuumed,
+                index_vacuum_count::int8 AS index_passes, pid::int4 AS pid
+           FROM pg_stat_progress_vacuum
+          WHERE relid = $1::oid
+             OR relid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass))
+          ORDER BY (relid = $1::oid) DESC, pid
+          LIMIT 1";
+
 /// The VACUUM running on the table (or, for a partitioned table, on one of its partitions),
 /// if any. Use another connection than the one running the VACUUM.
 pub async fn vacuum_progress(
     conn: &mut PgConnection,
     table_oid: u32,
 ) -> Result<Option<VacuumProgress>> {
-    let row: Option<(String, i64, i64, i64, i64, i32)> = sqlx::query_as(
-        "SELECT phase::text, heap_blks_total::int8, heap_blks_scanned::int8,
-                heap_blks_vacuumed::int8, index_vacuum_count::int8, pid::int4
-           FROM pg_stat_progress_vacuum
-          WHERE relid = $1
-             OR relid IN (SELECT relid FROM pg_partition_tree($1::regclass))
-          ORDER BY (relid = $1) DESC, pid
-          LIMIT 1",
-    )
-    .bind(Oid(table_oid))
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<(String, i64, i64, i64, i64, i32)> = sqlx::query_as(VACUUM_PROGRESS_SQL)
+        .bind(Oid(table_oid))
+        .fetch_optional(conn)
+        .await?;
     Ok(row.map(
         |(
             phase,

@@ -86,12 +86,7 @@ pub(super) async fn stats_row(
     let r: RawStats = sqlx::query_as(&format!(
         "WITH {rels},
          st AS (SELECT s.* FROM pg_stat_user_tables s JOIN rels USING (relid)),
-         vp AS (SELECT phase::text AS phase, heap_blks_total::int8 AS total,
-                       heap_blks_scanned::int8 AS scanned, heap_blks_vacuumed::int8 AS vacuumed,
-                       index_vacuum_count::int8 AS index_passes, pid::int4 AS pid
-                  FROM pg_stat_progress_vacuum
-                 WHERE relid = $1::oid OR relid IN (SELECT relid FROM rels)
-                 ORDER BY (relid = $1::oid) DESC, pid LIMIT 1)
+         vp AS ({progress})
          SELECT set_config('lock_timeout', '500ms', false) IS NOT NULL AS lock_timeout_set,
                 to_regclass($3)::oid::int8 AS current_oid,
                 (SELECT phase FROM vp) AS vp_phase, (SELECT total FROM vp) AS vp_total,
@@ -124,6 +119,7 @@ pub(super) async fn stats_row(
                 (SELECT string_agg(what, ', ') FROM ({locks}) l
                   WHERE l.relation = $1::oid OR l.relation IN (SELECT relid FROM rels)) AS blocked_by",
         rels = rels(partitioned),
+        progress = crate::db::maintenance::VACUUM_PROGRESS_SQL,
         locks = access_exclusive_locks_sql!()
     ))
     .bind(oid)

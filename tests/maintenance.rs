@@ -354,6 +354,62 @@ async fn a_small_heap_is_swept_in_one_batch_and_deletes_exactly_the_expired_rows
     assert_eq!(left(&mut conn, &table).await, (0, 11_000));
 }
 
+/// A heap of several ranges is swept on two connections at once: exactly the rows expired by
+/// the cutoff go, none expiring a minute later, every page is reported done; chosen on the
+/// planner's estimate, the run counts the backlog as it deletes it (`expired_at_start` is what
+/// it deleted, nothing is left). One connection gives the same.
+#[tokio::test]
+async fn a_sweep_on_two_connections_deletes_exactly_the_expired_rows() {
+    if !needs_major(14, "the heap sweep (a TID range scan)") {
+        return;
+    }
+    let url = migrated_db().await;
+    let table = guide();
+    let mut conn = connect(&url).await;
+    let pool = pool(&url).await;
+    for workers in [2, 1] {
+        // About 45 MB of heap: swept in three ranges.
+        insert_mixed_padded(&mut conn, &table, 60_000, 600).await;
+        sqlx::query(&format!(
+            "INSERT INTO {} (request_id, operation, result_payload, status_code, created_at, expires_at)
+             SELECT gen_random_uuid(), 'live', '{{}}', 200, now() - interval '1 day', now() + interval '1 minute'
+               FROM generate_series(1, 500)",
+            table.qualified()
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.execute("ANALYZE idempotency_records").await.unwrap();
+        let mut seen = Vec::new();
+        let s = maintenance::cleanup(
+            &pool,
+            &table,
+            &CleanupOptions {
+                sweep_workers: workers,
+                ..CleanupOptions::default()
+            },
+            &CancellationToken::new(),
+            |p| seen.push(p.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (s.method, s.deleted, s.skipped, s.stopped),
+            (Method::Sweep, 40_000, 0, StopReason::CaughtUp),
+            "{workers} connections: {s:?}"
+        );
+        assert!(s.batches >= 3, "{s:?}");
+        assert!(s.method_reason.contains("planner's estimate"), "{s:?}");
+        assert_eq!(s.expired_at_start, Some(40_000), "{s:?}");
+        let last = seen.last().expect("progress was reported");
+        assert_eq!(last.pages_done, last.pages_total, "{last:?}");
+        assert_eq!(last.deleted, 40_000);
+        assert_eq!(expired_by(&mut conn, &table, s.cutoff).await, 0);
+        assert_eq!(left(&mut conn, &table).await, (0, 20_500));
+        conn.execute("TRUNCATE idempotency_records").await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_sweep_waits_for_a_locked_row_then_deletes_it() {
     if !needs_major(14, "the heap sweep (a TID range scan)") {
@@ -473,8 +529,10 @@ async fn a_cancelled_sweep_keeps_what_it_did_and_a_second_run_finishes() {
     // About 30 MB of heap: more than one sweep batch (a small heap goes in ranges of 16 MB).
     insert_mixed_padded(&mut conn, &table, 60_000, 400).await;
     let pool = pool(&url).await;
+    // One connection: two would take both ranges of this heap before the cancel is seen.
     let opts = CleanupOptions {
         method: MethodChoice::Sweep,
+        sweep_workers: 1,
         ..CleanupOptions::default()
     };
     let cancel = CancellationToken::new();

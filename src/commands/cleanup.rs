@@ -48,6 +48,12 @@ pub struct CleanupArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_batch_ms: u64,
 
+    /// Connections that sweep at once (1-8): while one waits for its commit's WAL flush,
+    /// another deletes. 1 is the gentlest on a busy server.
+    #[arg(long, default_value_t = maintenance::DEFAULT_SWEEP_WORKERS, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(maintenance::MAX_SWEEP_WORKERS)))]
+    pub sweep_workers: u32,
+
     /// Format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -71,6 +77,7 @@ impl CleanupArgs {
                 MethodArg::Sweep => MethodChoice::Sweep,
             },
             sweep_batch: Duration::from_millis(self.sweep_batch_ms),
+            sweep_workers: self.sweep_workers,
             max_duration: self.max_duration.map(Duration::from_secs),
             dry_run: self.dry_run,
             fixed_batch: self.batch_size,
@@ -398,6 +405,7 @@ mod tests {
             partitions: Vec::new(),
             rule: "expires_at <= cutoff".into(),
             references: Vec::new(),
+            wal_compression: None,
         }
     }
 
@@ -505,6 +513,8 @@ mod tests {
             "sweep",
             "--sweep-batch-ms",
             "5",
+            "--sweep-workers",
+            "1",
         ])
         .unwrap();
         let o = h.args.options();
@@ -514,10 +524,13 @@ mod tests {
         assert_eq!(o.target_batch, Duration::from_millis(250));
         assert_eq!(o.method, MethodChoice::Sweep);
         assert_eq!(o.sweep_batch, Duration::from_millis(5));
+        assert_eq!(o.sweep_workers, 1);
         assert_eq!(h.args.format, Format::Json);
         let d = Harness::try_parse_from(["x"]).unwrap().args;
         assert_eq!(d.options(), CleanupOptions::default());
         assert_eq!(d.format, Format::Text);
         assert!(Harness::try_parse_from(["x", "--batch-size", "0"]).is_err());
+        assert!(Harness::try_parse_from(["x", "--sweep-workers", "0"]).is_err());
+        assert!(Harness::try_parse_from(["x", "--sweep-workers", "9"]).is_err());
     }
 }

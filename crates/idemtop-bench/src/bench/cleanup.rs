@@ -258,7 +258,15 @@ pub(super) async fn cleanup_variant(
             (
                 s.deleted,
                 Some(s.batches),
-                Some(s.method.as_str().to_string()),
+                // The method, and the compression of its full-page images when the role could
+                // set it (the bench's role is a superuser; another role needs GRANT SET ON
+                // PARAMETER wal_compression).
+                Some(match &s.wal_compression {
+                    Some(c) => {
+                        format!("{}, wal_compression={c} in its sessions", s.method.as_str())
+                    }
+                    None => s.method.as_str().to_string(),
+                }),
             )
         }
     };

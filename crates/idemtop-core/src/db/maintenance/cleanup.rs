@@ -24,7 +24,7 @@ pub async fn cleanup(
     table: &TableRef,
     opts: &CleanupOptions,
     cancel: &CancellationToken,
-    mut progress: impl FnMut(&CleanupProgress),
+    mut progress: impl FnMut(&CleanupProgress) + Send,
 ) -> Result<CleanupSummary> {
     let started = Instant::now();
     // One connection plans, checks the privileges and sweeps (and counts what is left): each
@@ -76,6 +76,7 @@ pub async fn cleanup(
         partitions,
         rule: plan.rule.describe(),
         references: plan.rule.references.clone(),
+        wal_compression: None,
     };
     if opts.dry_run {
         return Ok(summary(0, 0, StopReason::CaughtUp, plan.method, 0, planned));
@@ -159,18 +160,44 @@ pub async fn cleanup(
     };
     let mut reporter = Reporter::new(&mut progress);
     let sweeper = match sweep_conn {
-        Some(c) => start_sweep(c, table, &plan.rule, plan.info.oid).await?,
+        Some(c) => {
+            start_sweep(
+                c,
+                table,
+                &plan.rule,
+                plan.info.oid,
+                plan.info.server_version_num,
+            )
+            .await?
+        }
         None => None,
     };
+    let helpers = match &sweeper {
+        Some(s) => {
+            sweep_helpers(
+                pool,
+                opts.sweep_workers.clamp(1, MAX_SWEEP_WORKERS),
+                s.wal_compression.as_deref(),
+            )
+            .await
+        }
+        None => Vec::new(),
+    };
+    let wal_compression = sweeper.as_ref().and_then(|s| s.wal_compression.clone());
     // The sweep's connection, kept to count what is left (then closed: that releases the
     // sweep's advisory lock).
     let mut swept = None;
+    let mut met_lock = false;
     let (outcome, method) = match sweeper {
         Some(sweeper) => {
-            let outcome = sweep(sweeper, &run, &mut reporter).await.map(|(c, o)| {
-                swept = Some(c);
-                o
-            });
+            let outcome =
+                sweep(sweeper, helpers, &run, &mut reporter)
+                    .await
+                    .map(|(c, o, locked)| {
+                        swept = Some(c);
+                        met_lock = locked;
+                        o
+                    });
             (outcome, Method::Sweep)
         }
         None => {
@@ -191,7 +218,11 @@ pub async fn cleanup(
     // session, being deleted by another cleanup, or written during the run. Counted, never
     // assumed zero.
     let mut skipped = 0;
-    if matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
+    let recount = match swept.as_mut() {
+        Some(c) => sweep_needs_recount(c, &plan, met_lock).await,
+        None => true,
+    };
+    if recount && matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
         let left = match swept.as_mut() {
             Some(c) => left_behind_on(c, table, &plan.rule, plan.cutoff, true).await,
             None => left_behind(pool, table, &plan.rule, plan.cutoff).await,
@@ -211,9 +242,43 @@ pub async fn cleanup(
     if let Some(c) = swept {
         let _ = sqlx::Connection::close(c).await;
     }
-    Ok(summary(
-        deleted, batches, stopped, method, skipped, partitions,
-    ))
+    let mut done = summary(deleted, batches, stopped, method, skipped, partitions);
+    done.wal_compression = wal_compression;
+    // A sweep chosen on the planner's estimate did not count first: what it deleted and what
+    // the count after it found left are the backlog at the start (every expired row of the
+    // pages that existed then). Stopped early, the backlog stays uncounted.
+    if plan.row_by_row.is_none()
+        && method == Method::Sweep
+        && matches!(done.stopped, StopReason::CaughtUp | StopReason::Incomplete)
+        && (done.stopped == StopReason::CaughtUp || skipped > 0)
+    {
+        done.expired_at_start = Some(deleted + skipped + plan.rows_in_drops());
+    }
+    Ok(done)
+}
+
+/// Whether what a sweep left must be counted. A sweep deletes every row of the pages that
+/// existed at its start that the rule lets go, as the single DELETE would; an expired row can
+/// only be left where a range met a locked row, where the rule keeps rows in flight (one may
+/// finish after its page was swept), or where an UPDATE moved an expired row to a page already
+/// swept. In a table that statistics show never updated (`n_tup_upd` 0: the guide's immutable
+/// records), with no row in flight and no lock met, there is nothing to count: the count would
+/// read every dead tuple the sweep left and prune its page (a third of a sweep's time).
+async fn sweep_needs_recount(
+    conn: &mut PgConnection,
+    plan: &super::plan::CleanupPlan,
+    met_lock: bool,
+) -> bool {
+    if met_lock || plan.rule.inflight.is_some() {
+        return true;
+    }
+    let updated: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "SELECT (pg_stat_get_tuples_updated($1::oid) + pg_stat_get_xact_tuples_updated($1::oid))::int8",
+    )
+    .bind(Oid(plan.info.oid))
+    .fetch_one(&mut *conn)
+    .await;
+    !matches!(updated, Ok(0))
 }
 
 /// Expired rows (as of `cutoff`) still there after a cleanup, counted up to [`COUNT_CAP`].

@@ -56,7 +56,8 @@ pub struct CleanupPlan {
     /// Every partition (empty for a plain table), in the order they are handled.
     pub partitions: Vec<PlannedPartition>,
     /// Expired rows (as of the cutoff) outside the partitions to drop, counted up to
-    /// [`COUNT_CAP`]; `None` when the count did not finish within its timeout.
+    /// [`COUNT_CAP`]; `None` when the count did not finish within its timeout, or was not made
+    /// (a sweep chosen on the planner's estimate: it counts what it deletes).
     pub row_by_row: Option<u64>,
     /// How the expired rows outside dropped partitions are found.
     pub method: Method,
@@ -155,7 +156,51 @@ pub async fn make_on(
             planned.push(plan_partition(&mut *conn, &info, &rule, p, cutoff, can_drop).await?);
         }
     }
+    // A backlog that the planner puts at a large share of a plain table is swept without being
+    // counted first: the count read as many pages as the sweep then deletes from (0.5 s of a
+    // 1.8 s cleanup of 1M expired rows), and the sweep counts what it deletes and what it left.
+    // The estimate only chooses the method; which rows go is still each row's own condition.
+    let swept_uncounted =
+        match estimate_deletable(&mut *conn, table, &info, &rule, cutoff, opts).await {
+            Some(estimate) => {
+                let (method, reason) = choose_method(
+                    &mut *conn,
+                    table,
+                    &info,
+                    opts,
+                    estimate.round().max(0.0) as u64,
+                    expiry_indexed,
+                    &rule.column,
+                )
+                .await?;
+                (method == Method::Sweep).then(|| {
+                    format!(
+                        "{reason} (the planner's estimate: {} expired rows; counted as they go)",
+                        crate::format::count(estimate.round().max(0.0) as i64)
+                    )
+                })
+            }
+            None => None,
+        };
     let timeout = plan_timeout(opts, started);
+    if let Some(method_reason) = swept_uncounted {
+        // The dry run exists to count; it still names the method and reason the run will have.
+        let row_by_row = if opts.dry_run {
+            count_row_by_row(&mut *conn, table, &info, &rule, &planned, cutoff, timeout).await?
+        } else {
+            None
+        };
+        return Ok(CleanupPlan {
+            info,
+            rule,
+            cutoff,
+            partitions: planned,
+            row_by_row,
+            method: Method::Sweep,
+            method_reason,
+            can_drop,
+        });
+    }
     let row_by_row =
         count_row_by_row(&mut *conn, table, &info, &rule, &planned, cutoff, timeout).await?;
     // Without the expiry index, say what the cleanup will read before it starts.
@@ -330,6 +375,46 @@ async fn has_live_row(
     }
 }
 
+/// The planner's estimate of the rows the rule lets go (`EXPLAIN` of the count's scan: no row
+/// is read), when it may choose the method alone: an automatic choice for a plain table with
+/// the expiry index (a dry run chooses the same way, then counts). `None` otherwise, or when
+/// EXPLAIN fails (the count then decides, as before).
+async fn estimate_deletable(
+    conn: &mut PgConnection,
+    table: &TableRef,
+    info: &TableInfo,
+    rule: &DeleteRule,
+    cutoff: DateTime<Utc>,
+    opts: &CleanupOptions,
+) -> Option<f64> {
+    if info.partitioned || !rule.indexed || opts.method != MethodChoice::Auto {
+        return None;
+    }
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}",
+        table.qualified(),
+        rule.deletable("", "$1", "$2", "$3")
+    );
+    let q = sqlx::query_scalar::<_, sqlx::types::Json<serde_json::Value>>(&sql)
+        .bind(rule.bound(cutoff));
+    match rule.bind_scalar(q, cutoff).fetch_one(&mut *conn).await {
+        Ok(plan) => plan_rows(&plan.0),
+        Err(e) => {
+            tracing::info!("no planner estimate of the backlog ({e}): counting it");
+            None
+        }
+    }
+}
+
+/// `Plan Rows` of the top node of an `EXPLAIN (FORMAT JSON)` document.
+pub(super) fn plan_rows(plan: &serde_json::Value) -> Option<f64> {
+    plan.get(0)?
+        .get("Plan")?
+        .get("Plan Rows")?
+        .as_f64()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+}
+
 /// Expired rows outside the partitions to drop, counted up to [`COUNT_CAP`]; `None` when the
 /// count timed out.
 async fn count_row_by_row(
@@ -469,5 +554,26 @@ async fn choose_method(
         ))
     } else {
         walk("the backlog is a small share of the table: the index walk reads only it")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_rows;
+
+    #[test]
+    fn plan_rows_reads_the_top_node_and_refuses_what_is_not_a_count() {
+        let doc = serde_json::json!([{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 1234.0}}]);
+        assert_eq!(plan_rows(&doc), Some(1234.0));
+        assert_eq!(plan_rows(&serde_json::json!([{"Plan": {}}])), None);
+        assert_eq!(plan_rows(&serde_json::json!([])), None);
+        assert_eq!(
+            plan_rows(&serde_json::json!({"Plan": {"Plan Rows": 1}})),
+            None
+        );
+        assert_eq!(
+            plan_rows(&serde_json::json!([{"Plan": {"Plan Rows": -1.0}}])),
+            None
+        );
     }
 }

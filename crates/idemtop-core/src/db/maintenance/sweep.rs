@@ -1,5 +1,8 @@
 //! The sweep: the heap in physical order by TID ranges (PostgreSQL 14+), row by row where a range hits a lock.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
 use super::*;
 
 /// The DELETE of one sweep batch: the rows of a range of heap pages that the rule lets go.
@@ -24,6 +27,8 @@ pub(super) fn sweep_sql(
 pub(super) struct Sweeper {
     pub(super) conn: PgConnection,
     pub(super) pages: u64,
+    /// `wal_compression` as the sweep's sessions set it (see [`compress_full_pages`]).
+    pub(super) wal_compression: Option<String>,
 }
 
 /// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
@@ -39,13 +44,19 @@ pub(super) async fn start_sweep(
     table: &TableRef,
     rule: &DeleteRule,
     oid: u32,
+    server_version_num: i32,
 ) -> Result<Option<Sweeper>> {
+    // The batches commit asynchronously: each would otherwise wait for its own WAL flush, the
+    // connection idle meanwhile (3,477 batches of 6M rows spent half their time so). A crash
+    // can then lose the last batches' deletes, never anything else: those rows come back as
+    // they were, expired, for the next cleanup; the sweep ends with a commit that waits for
+    // all of them (see `sweep`).
     // The lock, the batches' session settings and the pages to sweep, in one round trip (the
     // settings do not matter when the lock is not taken: the connection is closed then, which
     // also releases the lock when the sweep is given up below).
-    let (locked, _, _, pages): (bool, String, String, i64) = sqlx::query_as(
+    let (locked, _, _, _, pages): (bool, String, String, String, i64) = sqlx::query_as(
         "SELECT pg_try_advisory_lock($1), set_config('statement_timeout', $2, false),
-                set_config('lock_timeout', $3, false),
+                set_config('lock_timeout', $3, false), set_config('synchronous_commit', 'off', false),
                 pg_relation_size($4::oid) / current_setting('block_size')::int8",
     )
     .bind(sweep_lock_key(oid))
@@ -85,94 +96,296 @@ pub(super) async fn start_sweep(
             return Ok(None);
         }
     }
-    Ok(Some(Sweeper { conn, pages }))
+    let wal_compression = compress_full_pages(&mut conn, server_version_num).await;
+    Ok(Some(Sweeper {
+        conn,
+        pages,
+        wal_compression,
+    }))
+}
+
+/// Compress the sweep's full-page images when the server does not already and the role may
+/// set `wal_compression` (a superuser, or `GRANT SET ON PARAMETER wal_compression`, PostgreSQL
+/// 15+): the first change of a page after a checkpoint writes the whole 8 kB page to the WAL,
+/// and a cleanup changes every page it deletes from, so its WAL is mostly those images (3.7 GB
+/// for 6M rows of 417 B). Less WAL is less for every commit on the server to wait for, and
+/// fewer checkpoints forced by `max_wal_size` in the middle of the run. Only this session's
+/// WAL is compressed; the setting dies with the connection. `lz4` where the server has it,
+/// then `zstd`, then `pglz`. Returns the value set.
+async fn compress_full_pages(conn: &mut PgConnection, server_version_num: i32) -> Option<String> {
+    let sql = if server_version_num >= 150_000 {
+        "SELECT CASE WHEN current_setting('wal_compression') = 'off'
+                      AND has_parameter_privilege('wal_compression', 'SET')
+                THEN set_config('wal_compression',
+                       (SELECT CASE WHEN 'lz4' = ANY (enumvals) THEN 'lz4'
+                                    WHEN 'zstd' = ANY (enumvals) THEN 'zstd'
+                                    ELSE 'pglz' END
+                          FROM pg_settings WHERE name = 'wal_compression'), false) END"
+    } else {
+        "SELECT CASE WHEN current_setting('wal_compression') = 'off'
+                      AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                THEN set_config('wal_compression', 'on', false) END"
+    };
+    match sqlx::query_scalar::<_, Option<String>>(sql)
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::info!("wal_compression left as it is: {e}");
+            None
+        }
+    }
 }
 
 /// Sweep the heap in ranges of pages, each its own statement (autocommit), the range sized to
-/// take about `sweep_batch`. Returns the connection (it still holds the sweep's advisory lock
-/// until closed) and (deleted, batches, why it stopped).
-pub(super) async fn sweep<F: FnMut(&CleanupProgress)>(
+/// take about `sweep_batch`, on the sweeper's connection and its helpers at once: each takes the
+/// next range when it is done with one, so while one waits for its commit's flush the other
+/// deletes. Returns the lead connection (it still holds the sweep's advisory lock until closed)
+/// and (deleted, batches, why it stopped), and whether a range met a locked row (the count of
+/// what is left is then needed). The helpers are closed.
+pub(super) async fn sweep<F: FnMut(&CleanupProgress) + Send>(
     sweeper: Sweeper,
+    helpers: Vec<PgConnection>,
     run: &Run<'_>,
     reporter: &mut Reporter<'_, F>,
-) -> Result<(PgConnection, (u64, u64, StopReason))> {
-    let Sweeper { mut conn, pages } = sweeper;
+) -> Result<(PgConnection, (u64, u64, StopReason), bool)> {
+    let Sweeper {
+        mut conn, pages, ..
+    } = sweeper;
+    let mut helpers = helpers;
     let sql = sweep_sql(run.table, run.rule, "$1::int8", "$2::int8", "$3");
-    let deleting = Instant::now();
-    let (mut deleted, mut batches, mut retries) = (0u64, 0u64, 0u32);
-    let mut next = 0u64;
-    let floor = sweep_floor_pages(pages);
-    let mut size = SWEEP_INITIAL_PAGES.max(floor);
-    let stopped = loop {
-        if next >= pages {
-            break StopReason::CaughtUp;
+    let shared = SweepShared {
+        next: AtomicU64::new(0),
+        deleted: AtomicU64::new(0),
+        batches: AtomicU64::new(0),
+        pages_done: AtomicU64::new(0),
+        stopped: Mutex::new(None),
+        failed: AtomicBool::new(false),
+        locked: AtomicBool::new(false),
+        deleting: Instant::now(),
+        pages,
+        floor: sweep_floor_pages(pages),
+    };
+    let reporter = Mutex::new(reporter);
+    let workers = std::iter::once(&mut conn)
+        .chain(helpers.iter_mut())
+        .map(|c| sweep_worker(c, &sql, run, &shared, &reporter));
+    let results = futures::future::join_all(workers).await;
+    for h in helpers {
+        let _ = sqlx::Connection::close(h).await;
+    }
+    if let Some(e) = results.into_iter().find_map(|r| r.err()) {
+        let _ = sqlx::Connection::close(conn).await;
+        return Err(e);
+    }
+    // The batches commit without waiting for their WAL to reach the disk (see
+    // `synchronous_commit` in start_sweep); one commit that waits for it makes every batch
+    // before it durable before the deleted rows are reported.
+    sqlx::query("SELECT set_config('synchronous_commit', 'on', false), txid_current()")
+        .execute(&mut conn)
+        .await
+        .map_err(|e| {
+            anyhow!("the deleted rows could not be made durable (the server may lose the last batches, which the next cleanup deletes again): {e}")
+        })?;
+    let stopped = shared
+        .stopped
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .unwrap_or(StopReason::CaughtUp);
+    Ok((
+        conn,
+        (
+            shared.deleted.load(Ordering::Relaxed),
+            shared.batches.load(Ordering::Relaxed),
+            stopped,
+        ),
+        shared.locked.load(Ordering::Relaxed),
+    ))
+}
+
+/// What the sweep's connections share: the next page to take and the running totals.
+struct SweepShared {
+    next: AtomicU64,
+    deleted: AtomicU64,
+    batches: AtomicU64,
+    pages_done: AtomicU64,
+    stopped: Mutex<Option<StopReason>>,
+    failed: AtomicBool,
+    /// A range met a row locked by another session.
+    locked: AtomicBool,
+    deleting: Instant,
+    pages: u64,
+    floor: u64,
+}
+
+/// One connection of the sweep: takes the next range until none is left, the run stops, or
+/// another connection failed.
+async fn sweep_worker<F: FnMut(&CleanupProgress)>(
+    conn: &mut PgConnection,
+    sql: &str,
+    run: &Run<'_>,
+    shared: &SweepShared,
+    reporter: &Mutex<&mut Reporter<'_, F>>,
+) -> Result<()> {
+    let mut size = SWEEP_INITIAL_PAGES.max(shared.floor);
+    loop {
+        if shared.failed.load(Ordering::Relaxed) {
+            return Ok(());
         }
         if let Some(stopped) = run.should_stop() {
-            break stopped;
+            if let Ok(mut s) = shared.stopped.lock() {
+                s.get_or_insert(stopped);
+            }
+            return Ok(());
         }
-        let end = next.saturating_add(size).min(pages);
+        let lo = shared.next.fetch_add(size, Ordering::Relaxed);
+        if lo >= shared.pages {
+            return Ok(());
+        }
+        let hi = lo.saturating_add(size).min(shared.pages);
         let t0 = Instant::now();
-        let q = sqlx::query(&sql)
-            .bind(next as i64)
-            .bind(end as i64)
-            .bind(run.rule.bound(run.cutoff));
-        let done = run.rule.bind_query(q, run.cutoff).execute(&mut conn).await;
+        let rows = match delete_range(conn, sql, run, lo, hi, &shared.locked).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                shared.failed.store(true, Ordering::Relaxed);
+                return Err(run.failed(
+                    &e,
+                    shared.deleted.load(Ordering::Relaxed),
+                    shared.batches.load(Ordering::Relaxed),
+                ));
+            }
+        };
         let took = t0.elapsed();
-        let rows = match done {
-            Ok(r) => {
-                retries = 0;
-                r.rows_affected()
-            }
-            // A row of the range is locked by another session past the lock timeout: take the
-            // range row by row, skipping what stays locked (counted as left behind at the end),
-            // the way the walk skips locked rows.
-            Err(e)
-                if db_sqlstate(&e).as_deref() == Some("55P03")
-                    && end - next <= ROW_BY_ROW_MAX_PAGES =>
-            {
-                match sweep_row_by_row(&mut conn, run, next, end).await {
-                    Ok(rows) => {
-                        retries = 0;
-                        size = SWEEP_INITIAL_PAGES.max(floor);
-                        rows
-                    }
-                    Err(e) => {
-                        let _ = sqlx::Connection::close(conn).await;
-                        return Err(run.failed(&e, deleted, batches));
-                    }
-                }
-            }
+        let deleted = shared.deleted.fetch_add(rows, Ordering::Relaxed) + rows;
+        let batches = shared.batches.fetch_add(1, Ordering::Relaxed) + 1;
+        let done = shared.pages_done.fetch_add(hi - lo, Ordering::Relaxed) + (hi - lo);
+        if let Ok(mut r) = reporter.lock() {
+            r.report(CleanupProgress {
+                batch_size: rows.min(u64::from(u32::MAX)) as u32,
+                last_batch: took,
+                method: Method::Sweep,
+                pages_done: Some(done),
+                pages_total: Some(shared.pages),
+                ..run.progress(deleted, batches, shared.deleting)
+            });
+        }
+        size = next_sweep_pages(size, took, run.opts.sweep_batch, shared.floor);
+    }
+}
+
+/// Delete the expired rows of pages `lo..hi`: one statement; where a row of the range stays
+/// locked past the batch's lock timeout, pieces of at most [`ROW_BY_ROW_MAX_PAGES`], a piece
+/// that hits the lock row by row (skipping what stays locked, counted as left behind at the
+/// end, as the walk skips locked rows); a transient failure is retried.
+async fn delete_range(
+    conn: &mut PgConnection,
+    sql: &str,
+    run: &Run<'_>,
+    lo: u64,
+    hi: u64,
+    locked: &AtomicBool,
+) -> Result<u64, sqlx::Error> {
+    let mut retries = 0;
+    loop {
+        match range_batch(conn, sql, run, lo, hi).await {
+            Ok(rows) => return Ok(rows),
             Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
-                tracing::info!("a row of pages {next}..{end} is locked: narrowing the range");
-                size = ROW_BY_ROW_MAX_PAGES;
-                continue;
+                locked.store(true, Ordering::Relaxed);
+                if hi - lo <= ROW_BY_ROW_MAX_PAGES {
+                    return sweep_row_by_row(conn, run, lo, hi).await;
+                }
+                tracing::info!("a row of pages {lo}..{hi} is locked: narrowing the range");
+                let mut total = 0;
+                let mut p = lo;
+                while p < hi {
+                    let q = p.saturating_add(ROW_BY_ROW_MAX_PAGES).min(hi);
+                    total += match range_batch(conn, sql, run, p, q).await {
+                        Ok(rows) => rows,
+                        Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
+                            sweep_row_by_row(conn, run, p, q).await?
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    p = q;
+                }
+                return Ok(total);
             }
             Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
                 retries += 1;
-                tracing::warn!("cleanup sweep of pages {next}..{end} failed, retrying: {e}");
-                size = (size / 4).max(1);
+                tracing::warn!("cleanup sweep of pages {lo}..{hi} failed, retrying: {e}");
                 run.retry_pause(retries).await;
-                continue;
             }
-            Err(e) => {
-                let _ = sqlx::Connection::close(conn).await;
-                return Err(run.failed(&e, deleted, batches));
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One sweep statement over pages `lo..hi`: the rows it deleted.
+async fn range_batch(
+    conn: &mut PgConnection,
+    sql: &str,
+    run: &Run<'_>,
+    lo: u64,
+    hi: u64,
+) -> Result<u64, sqlx::Error> {
+    let q = sqlx::query(sql)
+        .bind(lo as i64)
+        .bind(hi as i64)
+        .bind(run.rule.bound(run.cutoff));
+    Ok(run
+        .rule
+        .bind_query(q, run.cutoff)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
+/// Helper connections for a sweep of `workers` connections in all: each from the pool (its
+/// session set up as the pool sets every connection up: the time zone the rule's bound is read
+/// in), detached from it (their session settings must not go back), with the batches' timeouts.
+/// Fewer, or none, when the pool has no more to give within a second: the sweep then runs on
+/// what it has.
+pub(super) async fn sweep_helpers(
+    pool: &PgPool,
+    workers: u32,
+    wal_compression: Option<&str>,
+) -> Vec<PgConnection> {
+    let mut helpers = Vec::new();
+    for _ in 1..workers.max(1) {
+        let conn = match tokio::time::timeout(Duration::from_secs(1), pool.acquire()).await {
+            Ok(Ok(c)) => c.detach(),
+            Ok(Err(e)) => {
+                tracing::info!("no helper connection for the sweep ({e}): fewer connections");
+                break;
+            }
+            Err(_) => {
+                tracing::info!("no helper connection for the sweep within 1 s: fewer connections");
+                break;
             }
         };
-        deleted += rows;
-        batches += 1;
-        next = end;
-        reporter.report(CleanupProgress {
-            batch_size: rows.min(u64::from(u32::MAX)) as u32,
-            last_batch: took,
-            method: Method::Sweep,
-            pages_done: Some(next),
-            pages_total: Some(pages),
-            ..run.progress(deleted, batches, deleting)
-        });
-        size = next_sweep_pages(size, took, run.opts.sweep_batch, floor);
-    };
-    Ok((conn, (deleted, batches, stopped)))
+        let mut conn = conn;
+        let set: Result<(String, String, String, Option<String>), sqlx::Error> = sqlx::query_as(
+            "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
+                    set_config('synchronous_commit', 'off', false),
+                    CASE WHEN $3::text IS NOT NULL THEN set_config('wal_compression', $3, false) END",
+        )
+        .bind(BATCH_STATEMENT_TIMEOUT)
+        .bind(BATCH_LOCK_TIMEOUT)
+        .bind(wal_compression)
+        .fetch_one(&mut conn)
+        .await;
+        match set {
+            Ok(_) => helpers.push(conn),
+            Err(e) => {
+                tracing::info!("a helper connection for the sweep failed ({e}): fewer connections");
+                let _ = sqlx::Connection::close(conn).await;
+                break;
+            }
+        }
+    }
+    helpers
 }
 
 /// A sweep range that hits a locked row is taken row by row when it is at most this many pages

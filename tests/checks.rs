@@ -816,6 +816,7 @@ fn extras_ok() -> Extras {
             sampled: false,
             sample_percent: 100.0,
             operations: vec![],
+            read_at: None,
         }),
         cron: Ok(CronStatus::NotAvailable),
     }
@@ -898,6 +899,7 @@ fn cached_failures_and_retention_thresholds() {
             sampled: false,
             sample_percent: 100.0,
             operations: ops,
+            read_at: None,
         });
         let r = checks::evaluate(&s, None, &e, &cfg);
         (
@@ -1638,4 +1640,48 @@ async fn the_check_runner_exits_like_a_nagios_plugin() {
     let mut conn = connect(&url).await;
     insert(&mut conn, 20, "charge", 0.0, 24.0, 500).await;
     assert_eq!(check_cmd::run(&global(&url), &cfg, &args).await.unwrap(), 2);
+}
+
+/// The per-operation facts are reused by a session for up to 10 minutes: a verdict resting on
+/// facts read a minute or more before the snapshot says how long ago they were read.
+#[test]
+fn retention_and_cached_failures_say_how_old_their_sample_is() {
+    let cfg = Config::default();
+    let s = fixtures::snapshot(0, 1000);
+    let mut e = extras_ok();
+    let facts = |read_at| OperationFacts {
+        sampled: true,
+        sample_percent: 2.5,
+        operations: vec![OperationFact {
+            operation: "a".into(),
+            rows: 1000,
+            ttl_min_secs: 3600.0,
+            ttl_median_secs: 3600.0,
+            ttl_max_secs: 7200.0,
+            policy_secs: 3600.0,
+            over_policy: 200,
+            s5xx: 100,
+        }],
+        read_at,
+    };
+    e.operations = Ok(facts(Some(s.taken_at - chrono::Duration::seconds(420))));
+    let r = checks::evaluate(&s, None, &e, &cfg);
+    for id in ["retention", "cached_failures"] {
+        let d = &find(&r, id).detail;
+        assert!(
+            d.contains("sampled 2.500% of the table's pages, read 7m 00s ago"),
+            "{id}: {d}"
+        );
+    }
+    // Read with the snapshot: no age to give.
+    e.operations = Ok(facts(Some(s.taken_at)));
+    let r = checks::evaluate(&s, None, &e, &cfg);
+    for id in ["retention", "cached_failures"] {
+        let d = &find(&r, id).detail;
+        assert!(
+            d.contains("sampled 2.500% of the table's pages"),
+            "{id}: {d}"
+        );
+        assert!(!d.contains(" ago"), "{id}: {d}");
+    }
 }

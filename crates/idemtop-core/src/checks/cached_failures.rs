@@ -14,7 +14,7 @@ pub(super) fn cached_failures(snap: &Snapshot, extras: &Extras, cfg: &Config) ->
                     .iter()
                     .map(|o| (o.operation.clone(), o.rows, o.s5xx))
                     .collect(),
-                f.describe(),
+                f.describe_at(snap.taken_at),
                 !f.sampled,
                 f.scale(),
             ),

@@ -100,6 +100,9 @@ pub struct OperationFacts {
     /// Share of the table's pages read, in percent (100 when not sampled).
     pub sample_percent: f64,
     pub operations: Vec<OperationFact>,
+    /// When they were read (this machine's clock). A session reuses them for up to
+    /// [`OPERATION_FACTS_REUSE`]: the checks say how old they are.
+    pub read_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl OperationFacts {
@@ -109,6 +112,21 @@ impl OperationFacts {
             100.0 / self.sample_percent
         } else {
             1.0
+        }
+    }
+
+    /// [`OperationFacts::describe`], and how long before `now` they were read when that is a
+    /// minute or more (a session reuses them: see [`OPERATION_FACTS_REUSE`]).
+    pub fn describe_at(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let how = self.describe();
+        match self.read_at.map(|at| (now - at).num_seconds()) {
+            Some(age) if age >= 60 => {
+                format!(
+                    "{how}, read {} ago",
+                    crate::format::duration_secs(age as f64)
+                )
+            }
+            _ => how,
         }
     }
 
@@ -368,6 +386,7 @@ pub(super) async fn operation_facts(
     Ok(OperationFacts {
         sampled,
         sample_percent: percent,
+        read_at: Some(chrono::Utc::now()),
         operations: rows
             .into_iter()
             .map(|r| OperationFact {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
+pub(super) fn retention(snap: &Snapshot, extras: &Extras, cfg: &Config) -> CheckResult {
     const ID: &str = "retention";
     const NAME: &str = "Retention (TTL policy)";
     let facts = match &extras.operations {
@@ -35,7 +35,7 @@ pub(super) fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
             "within policy",
             format!(
                 "every TTL (expires_at - created_at) is within its operation's policy ({policy_text}; {})",
-                facts.describe()
+                facts.describe_at(snap.taken_at)
             ),
             "",
         );
@@ -116,7 +116,7 @@ pub(super) fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
              {policy_text} ({})",
             est(over),
             format::percent(share),
-            facts.describe()
+            facts.describe_at(snap.taken_at)
         ),
         advice.join(" "),
     )
@@ -124,5 +124,5 @@ pub(super) fn retention(extras: &Extras, cfg: &Config) -> CheckResult {
 
 pub(super) const CHECK: Check = Check {
     id: "retention",
-    eval: |f| retention(f.extras, f.cfg),
+    eval: |f| retention(f.snap, f.extras, f.cfg),
 };

@@ -346,6 +346,14 @@ pub fn render(r: &Report) -> String {
                 c.p99_vs_idle_median,
                 c.p99_vs_idle_max
             );
+            let _ = writeln!(
+                s,
+                "   p99 vs idle divides by the server's idle p99, the median of all {} idle windows: {:.1} ms (windows {:.1}-{:.1} ms)",
+                c.runs.len() * 2,
+                c.idle_p99_ms,
+                c.idle_p99_min_ms,
+                c.idle_p99_max_ms
+            );
             for run in &c.runs {
                 let _ = writeln!(
                     s,

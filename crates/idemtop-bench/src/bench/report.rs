@@ -255,6 +255,7 @@ pub struct CleanupSide {
     pub method: Option<String>,
     pub idle: Latency,
     pub during: Latency,
+    /// `during.p99_ms` over the run's idle p99 (`CleanupReport::idle_p99_ms`).
     pub p99_vs_idle: f64,
 }
 
@@ -271,6 +272,11 @@ pub struct CleanupReport {
     /// Median and largest of idemtop's insert p99 / idle over the repetitions.
     pub p99_vs_idle_median: f64,
     pub p99_vs_idle_max: f64,
+    /// The idle p99 every `p99_vs_idle` divides by: the median of all idle windows' p99 (one
+    /// before each cleanup), and their range.
+    pub idle_p99_ms: f64,
+    pub idle_p99_min_ms: f64,
+    pub idle_p99_max_ms: f64,
     /// Every repetition: (which ran first, guide, idemtop, ratio).
     pub runs: Vec<CleanupRun>,
 }

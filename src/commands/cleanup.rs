@@ -54,6 +54,12 @@ pub struct CleanupArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(maintenance::MAX_SWEEP_WORKERS)))]
     pub sweep_workers: u32,
 
+    /// Each sweep batch waits for its own WAL flush, instead of committing asynchronously with
+    /// one commit at the end that waits for all of them: gentler on a busy server's other
+    /// commits, slower.
+    #[arg(long)]
+    pub sweep_sync_commit: bool,
+
     /// Format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -78,6 +84,7 @@ impl CleanupArgs {
             },
             sweep_batch: Duration::from_millis(self.sweep_batch_ms),
             sweep_workers: self.sweep_workers,
+            sweep_sync_commit: self.sweep_sync_commit,
             max_duration: self.max_duration.map(Duration::from_secs),
             dry_run: self.dry_run,
             fixed_batch: self.batch_size,
@@ -515,6 +522,7 @@ mod tests {
             "5",
             "--sweep-workers",
             "1",
+            "--sweep-sync-commit",
         ])
         .unwrap();
         let o = h.args.options();
@@ -525,6 +533,7 @@ mod tests {
         assert_eq!(o.method, MethodChoice::Sweep);
         assert_eq!(o.sweep_batch, Duration::from_millis(5));
         assert_eq!(o.sweep_workers, 1);
+        assert!(o.sweep_sync_commit);
         assert_eq!(h.args.format, Format::Json);
         let d = Harness::try_parse_from(["x"]).unwrap().args;
         assert_eq!(d.options(), CleanupOptions::default());

@@ -60,6 +60,16 @@ pub struct BenchArgs {
     /// Single-row inserts per second running during the cleanup comparison.
     #[arg(long, default_value_t = 200.0, value_name = "N")]
     pub insert_rate: f64,
+    /// idemtop's side of the cleanup comparison: `idemtop cleanup --sweep-workers N` (default:
+    /// its default).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub sweep_workers: Option<u32>,
+    /// idemtop's side of the cleanup comparison: `--sweep-batch-ms MS`.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_batch_ms: Option<u64>,
+    /// idemtop's side of the cleanup comparison: `--sweep-sync-commit`.
+    #[arg(long)]
+    pub sweep_sync_commit: bool,
     /// Hours over which created_at is spread (48: ~59.6% expired with the guide's TTLs).
     #[arg(long, default_value_t = 48.0, value_name = "H", hide = true)]
     pub spread_hours: f64,
@@ -111,6 +121,15 @@ impl BenchArgs {
         }
         if let Some(p) = self.only.filter(|p| !p.is_all()) {
             s.push_str(&format!(" --only {p}"));
+        }
+        if let Some(w) = self.sweep_workers {
+            s.push_str(&format!(" --sweep-workers {w}"));
+        }
+        if let Some(b) = self.sweep_batch_ms {
+            s.push_str(&format!(" --sweep-batch-ms {b}"));
+        }
+        if self.sweep_sync_commit {
+            s.push_str(" --sweep-sync-commit");
         }
         if let Some(j) = &self.json {
             s.push_str(&format!(" --json {}", j.display()));
@@ -180,6 +199,17 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         command: args.command_line(),
         watch_secs: args.watch_secs.unwrap_or(if quick { 3 } else { 100 }),
         cleanup_reps: args.cleanup_reps,
+        cleanup_options: {
+            let d = idemtop_core::db::maintenance::CleanupOptions::default();
+            idemtop_core::db::maintenance::CleanupOptions {
+                sweep_workers: args.sweep_workers.unwrap_or(d.sweep_workers),
+                sweep_batch: args
+                    .sweep_batch_ms
+                    .map_or(d.sweep_batch, Duration::from_millis),
+                sweep_sync_commit: args.sweep_sync_commit,
+                ..d
+            }
+        },
         quick,
         ..if quick {
             BenchConfig {

@@ -232,7 +232,10 @@ pub(super) async fn cleanup_variant(
 
     let what = match variant {
         Variant::Guide => "guide: SELECT * FROM cleanup_expired_idempotency_records()",
-        Variant::Idemtop => "idemtop: maintenance::cleanup (default options)",
+        Variant::Idemtop if cfg.cleanup_options == maintenance::CleanupOptions::default() => {
+            "idemtop: maintenance::cleanup (default options)"
+        }
+        Variant::Idemtop => "idemtop: maintenance::cleanup (options of the command line)",
     };
     log(started, &format!("  cleanup: {what}"));
     let lsn0: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
@@ -267,14 +270,8 @@ pub(super) async fn cleanup_variant(
                 .pool(4)
                 .await?;
             let token = CancellationToken::new();
-            let s = maintenance::cleanup(
-                &pool,
-                &table,
-                &maintenance::CleanupOptions::default(),
-                &token,
-                |_| {},
-            )
-            .await?;
+            let s =
+                maintenance::cleanup(&pool, &table, &cfg.cleanup_options, &token, |_| {}).await?;
             pool.close().await;
             (
                 s.deleted,

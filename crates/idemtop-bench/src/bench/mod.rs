@@ -207,6 +207,8 @@ pub struct BenchConfig {
     pub watch_insert_rate: f64,
     /// Repetitions of the cleanup comparison (the order alternates).
     pub cleanup_reps: usize,
+    /// idemtop's side of the cleanup comparison (default: `idemtop cleanup`'s defaults).
+    pub cleanup_options: idemtop_core::db::maintenance::CleanupOptions,
     /// Keys pressed in each key-to-frame run.
     pub keyframe_keys: usize,
     /// Rows of the 10,000-operation table.
@@ -233,6 +235,7 @@ impl Default for BenchConfig {
             watch_rounds: 3,
             watch_insert_rate: 100.0,
             cleanup_reps: 3,
+            cleanup_options: idemtop_core::db::maintenance::CleanupOptions::default(),
             keyframe_keys: 20,
             cardinality_rows: 200_000,
             quick: false,

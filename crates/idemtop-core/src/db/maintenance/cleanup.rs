@@ -167,6 +167,7 @@ pub async fn cleanup(
                 &plan.rule,
                 plan.info.oid,
                 plan.info.server_version_num,
+                opts.sweep_sync_commit,
             )
             .await?
         }
@@ -178,6 +179,7 @@ pub async fn cleanup(
                 pool,
                 opts.sweep_workers.clamp(1, MAX_SWEEP_WORKERS),
                 s.wal_compression.as_deref(),
+                opts.sweep_sync_commit,
             )
             .await
         }

@@ -91,6 +91,10 @@ pub struct CleanupOptions {
     /// Connections that sweep at once (`--sweep-workers`, at least 1): while one waits for its
     /// commit's WAL flush, another deletes.
     pub sweep_workers: u32,
+    /// Each sweep batch waits for its own WAL flush (`--sweep-sync-commit`) instead of
+    /// committing asynchronously with one waiting commit at the end: gentler on the other
+    /// commits of a busy server, slower.
+    pub sweep_sync_commit: bool,
     /// The `[[table]]` sections of the configuration: the table's mapping says what may be
     /// deleted ([`DeleteRule`]); without one, its detected shape does.
     pub tables: Vec<crate::db::shape::TableEntry>,
@@ -158,6 +162,7 @@ impl Default for CleanupOptions {
             method: MethodChoice::Auto,
             sweep_batch: Duration::from_millis(2),
             sweep_workers: DEFAULT_SWEEP_WORKERS,
+            sweep_sync_commit: false,
             tables: Vec::new(),
         }
     }

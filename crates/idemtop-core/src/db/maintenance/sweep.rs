@@ -45,6 +45,7 @@ pub(super) async fn start_sweep(
     rule: &DeleteRule,
     oid: u32,
     server_version_num: i32,
+    sync_commit: bool,
 ) -> Result<Option<Sweeper>> {
     // The batches commit asynchronously: each would otherwise wait for its own WAL flush, the
     // connection idle meanwhile (3,477 batches of 6M rows spent half their time so). A crash
@@ -56,13 +57,16 @@ pub(super) async fn start_sweep(
     // also releases the lock when the sweep is given up below).
     let (locked, _, _, _, pages): (bool, String, String, String, i64) = sqlx::query_as(
         "SELECT pg_try_advisory_lock($1), set_config('statement_timeout', $2, false),
-                set_config('lock_timeout', $3, false), set_config('synchronous_commit', 'off', false),
+                set_config('lock_timeout', $3, false),
+                CASE WHEN $5 THEN current_setting('synchronous_commit')
+                     ELSE set_config('synchronous_commit', 'off', false) END,
                 pg_relation_size($4::oid) / current_setting('block_size')::int8",
     )
     .bind(sweep_lock_key(oid))
     .bind(BATCH_STATEMENT_TIMEOUT)
     .bind(BATCH_LOCK_TIMEOUT)
     .bind(Oid(oid))
+    .bind(sync_commit)
     .fetch_one(&mut conn)
     .await?;
     if !locked {
@@ -351,6 +355,7 @@ pub(super) async fn sweep_helpers(
     pool: &PgPool,
     workers: u32,
     wal_compression: Option<&str>,
+    sync_commit: bool,
 ) -> Vec<PgConnection> {
     let mut helpers = Vec::new();
     for _ in 1..workers.max(1) {
@@ -368,12 +373,14 @@ pub(super) async fn sweep_helpers(
         let mut conn = conn;
         let set: Result<(String, String, String, Option<String>), sqlx::Error> = sqlx::query_as(
             "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
-                    set_config('synchronous_commit', 'off', false),
+                    CASE WHEN $4 THEN current_setting('synchronous_commit')
+                         ELSE set_config('synchronous_commit', 'off', false) END,
                     CASE WHEN $3::text IS NOT NULL THEN set_config('wal_compression', $3, false) END",
         )
         .bind(BATCH_STATEMENT_TIMEOUT)
         .bind(BATCH_LOCK_TIMEOUT)
         .bind(wal_compression)
+        .bind(sync_commit)
         .fetch_one(&mut conn)
         .await;
         match set {

@@ -49,7 +49,7 @@ pub struct CleanupArgs {
     pub sweep_batch_ms: u64,
 
     /// Connections that sweep at once (1-8): while one waits for its commit's WAL flush,
-    /// another deletes. 1 is the gentlest on a busy server.
+    /// another deletes.
     #[arg(long, default_value_t = maintenance::DEFAULT_SWEEP_WORKERS, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(maintenance::MAX_SWEEP_WORKERS)))]
     pub sweep_workers: u32,

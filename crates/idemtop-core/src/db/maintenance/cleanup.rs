@@ -220,11 +220,13 @@ pub async fn cleanup(
     // session, being deleted by another cleanup, or written during the run. Counted, never
     // assumed zero.
     let mut skipped = 0;
-    let recount = match swept.as_mut() {
-        Some(c) => sweep_needs_recount(c, &plan, met_lock).await,
-        None => true,
-    };
-    if recount && matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete) {
+    let finished = matches!(stopped, StopReason::CaughtUp | StopReason::Incomplete);
+    let recount = finished
+        && match swept.as_mut() {
+            Some(c) => sweep_needs_recount(c, &plan, met_lock).await,
+            None => true,
+        };
+    if recount {
         let left = match swept.as_mut() {
             Some(c) => left_behind_on(c, table, &plan.rule, plan.cutoff, true).await,
             None => left_behind(pool, table, &plan.rule, plan.cutoff).await,
@@ -249,11 +251,12 @@ pub async fn cleanup(
     // A sweep chosen on the planner's estimate did not count first: what it deleted and what
     // the count after it found left are the backlog at the start (every expired row of the
     // pages that existed then). Stopped early, the backlog stays uncounted.
-    if plan.row_by_row.is_none()
-        && method == Method::Sweep
-        && matches!(done.stopped, StopReason::CaughtUp | StopReason::Incomplete)
-        && (done.stopped == StopReason::CaughtUp || skipped > 0)
-    {
+    let counted_after = match done.stopped {
+        StopReason::CaughtUp => true,
+        StopReason::Incomplete => skipped > 0,
+        StopReason::Cancelled | StopReason::MaxDuration => false,
+    };
+    if plan.row_by_row.is_none() && method == Method::Sweep && counted_after {
         done.expired_at_start = Some(deleted + skipped + plan.rows_in_drops());
     }
     Ok(done)

@@ -163,12 +163,13 @@ pub async fn make_on(
     let swept_uncounted =
         match estimate_deletable(&mut *conn, table, &info, &rule, cutoff, opts).await {
             Some(estimate) => {
+                let estimate = estimate.round() as u64;
                 let (method, reason) = choose_method(
                     &mut *conn,
                     table,
                     &info,
                     opts,
-                    estimate.round().max(0.0) as u64,
+                    estimate,
                     expiry_indexed,
                     &rule.column,
                 )
@@ -176,7 +177,7 @@ pub async fn make_on(
                 (method == Method::Sweep).then(|| {
                     format!(
                         "{reason} (the planner's estimate: {} expired rows; counted as they go)",
-                        crate::format::count(estimate.round().max(0.0) as i64)
+                        crate::format::count(estimate.min(i64::MAX as u64) as i64)
                     )
                 })
             }

@@ -31,6 +31,13 @@ pub(super) struct Sweeper {
     pub(super) wal_compression: Option<String>,
 }
 
+/// The session settings of every sweep connection, `$1` to `$3`: the batches' statement and
+/// lock timeouts and, unless `$3` (`--sweep-sync-commit`), asynchronous commits.
+const SWEEP_SESSION_SETTINGS: &str = "set_config('statement_timeout', $1, false),
+        set_config('lock_timeout', $2, false),
+        CASE WHEN $3 THEN current_setting('synchronous_commit')
+             ELSE set_config('synchronous_commit', 'off', false) END";
+
 /// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
 /// each other's rows, so a second cleanup walks the index (with `SKIP LOCKED`) instead.
 pub(crate) fn sweep_lock_key(oid: u32) -> i64 {
@@ -55,18 +62,15 @@ pub(super) async fn start_sweep(
     // The lock, the batches' session settings and the pages to sweep, in one round trip (the
     // settings do not matter when the lock is not taken: the connection is closed then, which
     // also releases the lock when the sweep is given up below).
-    let (locked, _, _, _, pages): (bool, String, String, String, i64) = sqlx::query_as(
-        "SELECT pg_try_advisory_lock($1), set_config('statement_timeout', $2, false),
-                set_config('lock_timeout', $3, false),
-                CASE WHEN $5 THEN current_setting('synchronous_commit')
-                     ELSE set_config('synchronous_commit', 'off', false) END,
-                pg_relation_size($4::oid) / current_setting('block_size')::int8",
-    )
-    .bind(sweep_lock_key(oid))
+    let (_, _, _, locked, pages): (String, String, String, bool, i64) = sqlx::query_as(&format!(
+        "SELECT {SWEEP_SESSION_SETTINGS}, pg_try_advisory_lock($4),
+                pg_relation_size($5::oid) / current_setting('block_size')::int8"
+    ))
     .bind(BATCH_STATEMENT_TIMEOUT)
     .bind(BATCH_LOCK_TIMEOUT)
-    .bind(Oid(oid))
     .bind(sync_commit)
+    .bind(sweep_lock_key(oid))
+    .bind(Oid(oid))
     .fetch_one(&mut conn)
     .await?;
     if !locked {
@@ -150,14 +154,13 @@ async fn compress_full_pages(conn: &mut PgConnection, server_version_num: i32) -
 /// what is left is then needed). The helpers are closed.
 pub(super) async fn sweep<F: FnMut(&CleanupProgress) + Send>(
     sweeper: Sweeper,
-    helpers: Vec<PgConnection>,
+    mut helpers: Vec<PgConnection>,
     run: &Run<'_>,
     reporter: &mut Reporter<'_, F>,
 ) -> Result<(PgConnection, (u64, u64, StopReason), bool)> {
     let Sweeper {
         mut conn, pages, ..
     } = sweeper;
-    let mut helpers = helpers;
     let sql = sweep_sql(run.table, run.rule, "$1::int8", "$2::int8", "$3");
     let shared = SweepShared {
         next: AtomicU64::new(0),
@@ -183,15 +186,17 @@ pub(super) async fn sweep<F: FnMut(&CleanupProgress) + Send>(
         let _ = sqlx::Connection::close(conn).await;
         return Err(e);
     }
-    // The batches commit without waiting for their WAL to reach the disk (see
-    // `synchronous_commit` in start_sweep); one commit that waits for it makes every batch
-    // before it durable before the deleted rows are reported.
-    sqlx::query("SELECT set_config('synchronous_commit', 'on', false), txid_current()")
-        .execute(&mut conn)
-        .await
-        .map_err(|e| {
-            anyhow!("the deleted rows could not be made durable (the server may lose the last batches, which the next cleanup deletes again): {e}")
-        })?;
+    // Unless each batch waited for its own flush, the batches committed without waiting for
+    // their WAL to reach the disk (see `SWEEP_SESSION_SETTINGS`); one commit that waits for it
+    // makes every batch before it durable before the deleted rows are reported.
+    if !run.opts.sweep_sync_commit {
+        sqlx::query("SELECT set_config('synchronous_commit', 'on', false), txid_current()")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| {
+                anyhow!("the deleted rows could not be made durable (the server may lose the last batches, which the next cleanup deletes again): {e}")
+            })?;
+    }
     let stopped = shared
         .stopped
         .lock()
@@ -282,7 +287,8 @@ async fn sweep_worker<F: FnMut(&CleanupProgress)>(
 /// Delete the expired rows of pages `lo..hi`: one statement; where a row of the range stays
 /// locked past the batch's lock timeout, pieces of at most [`ROW_BY_ROW_MAX_PAGES`], a piece
 /// that hits the lock row by row (skipping what stays locked, counted as left behind at the
-/// end, as the walk skips locked rows); a transient failure is retried.
+/// end, as the walk skips locked rows); after a transient failure, the rest of the range in
+/// pieces a quarter the size, up to [`MAX_RETRIES`] failures in a row.
 async fn delete_range(
     conn: &mut PgConnection,
     sql: &str,
@@ -291,39 +297,37 @@ async fn delete_range(
     hi: u64,
     locked: &AtomicBool,
 ) -> Result<u64, sqlx::Error> {
-    let mut retries = 0;
-    loop {
-        match range_batch(conn, sql, run, lo, hi).await {
-            Ok(rows) => return Ok(rows),
+    let (mut total, mut retries) = (0, 0);
+    let mut step = hi - lo;
+    let mut p = lo;
+    while p < hi {
+        let q = p.saturating_add(step).min(hi);
+        match range_batch(conn, sql, run, p, q).await {
+            Ok(rows) => {
+                total += rows;
+                retries = 0;
+                p = q;
+            }
             Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
                 locked.store(true, Ordering::Relaxed);
-                if hi - lo <= ROW_BY_ROW_MAX_PAGES {
-                    return sweep_row_by_row(conn, run, lo, hi).await;
-                }
-                tracing::info!("a row of pages {lo}..{hi} is locked: narrowing the range");
-                let mut total = 0;
-                let mut p = lo;
-                while p < hi {
-                    let q = p.saturating_add(ROW_BY_ROW_MAX_PAGES).min(hi);
-                    total += match range_batch(conn, sql, run, p, q).await {
-                        Ok(rows) => rows,
-                        Err(e) if db_sqlstate(&e).as_deref() == Some("55P03") => {
-                            sweep_row_by_row(conn, run, p, q).await?
-                        }
-                        Err(e) => return Err(e),
-                    };
+                if q - p <= ROW_BY_ROW_MAX_PAGES {
+                    total += sweep_row_by_row(conn, run, p, q).await?;
                     p = q;
+                } else {
+                    tracing::info!("a row of pages {p}..{q} is locked: narrowing the range");
+                    step = ROW_BY_ROW_MAX_PAGES;
                 }
-                return Ok(total);
             }
             Err(e) if is_transient(&e) && retries < MAX_RETRIES => {
                 retries += 1;
-                tracing::warn!("cleanup sweep of pages {lo}..{hi} failed, retrying: {e}");
+                tracing::warn!("cleanup sweep of pages {p}..{q} failed, retrying: {e}");
+                step = (step / 4).max(1);
                 run.retry_pause(retries).await;
             }
             Err(e) => return Err(e),
         }
     }
+    Ok(total)
 }
 
 /// One sweep statement over pages `lo..hi`: the rows it deleted.
@@ -371,18 +375,17 @@ pub(super) async fn sweep_helpers(
             }
         };
         let mut conn = conn;
-        let set: Result<(String, String, String, Option<String>), sqlx::Error> = sqlx::query_as(
-            "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
-                    CASE WHEN $4 THEN current_setting('synchronous_commit')
-                         ELSE set_config('synchronous_commit', 'off', false) END,
-                    CASE WHEN $3::text IS NOT NULL THEN set_config('wal_compression', $3, false) END",
-        )
-        .bind(BATCH_STATEMENT_TIMEOUT)
-        .bind(BATCH_LOCK_TIMEOUT)
-        .bind(wal_compression)
-        .bind(sync_commit)
-        .fetch_one(&mut conn)
-        .await;
+        let set: Result<(String, String, String, Option<String>), sqlx::Error> =
+            sqlx::query_as(&format!(
+                "SELECT {SWEEP_SESSION_SETTINGS},
+                        CASE WHEN $4::text IS NOT NULL THEN set_config('wal_compression', $4, false) END"
+            ))
+            .bind(BATCH_STATEMENT_TIMEOUT)
+            .bind(BATCH_LOCK_TIMEOUT)
+            .bind(sync_commit)
+            .bind(wal_compression)
+            .fetch_one(&mut conn)
+            .await;
         match set {
             Ok(_) => helpers.push(conn),
             Err(e) => {

@@ -367,7 +367,9 @@ async fn a_sweep_on_two_connections_deletes_exactly_the_expired_rows() {
     let table = guide();
     let mut conn = connect(&url).await;
     let pool = pool(&url).await;
-    for workers in [2, 1] {
+    // Synchronous batch commits (the default) on two connections and on one, and asynchronous
+    // ones (`--sweep-async-commit`, with the final commit that waits for all of them).
+    for (workers, sync_commit) in [(2, true), (1, true), (2, false)] {
         // About 45 MB of heap: swept in three ranges.
         insert_mixed_padded(&mut conn, &table, 60_000, 600).await;
         sqlx::query(&format!(
@@ -386,6 +388,7 @@ async fn a_sweep_on_two_connections_deletes_exactly_the_expired_rows() {
             &table,
             &CleanupOptions {
                 sweep_workers: workers,
+                sweep_sync_commit: sync_commit,
                 ..CleanupOptions::default()
             },
             &CancellationToken::new(),
@@ -396,7 +399,7 @@ async fn a_sweep_on_two_connections_deletes_exactly_the_expired_rows() {
         assert_eq!(
             (s.method, s.deleted, s.skipped, s.stopped),
             (Method::Sweep, 40_000, 0, StopReason::CaughtUp),
-            "{workers} connections: {s:?}"
+            "{workers} connections, synchronous commits {sync_commit}: {s:?}"
         );
         assert!(s.batches >= 3, "{s:?}");
         assert!(s.method_reason.contains("planner's estimate"), "{s:?}");

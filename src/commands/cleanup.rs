@@ -54,11 +54,18 @@ pub struct CleanupArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(maintenance::MAX_SWEEP_WORKERS)))]
     pub sweep_workers: u32,
 
-    /// Each sweep batch waits for its own WAL flush, instead of committing asynchronously with
-    /// one commit at the end that waits for all of them: gentler on a busy server's other
-    /// commits, slower.
-    #[arg(long)]
+    /// Each sweep batch waits for its own WAL flush (the default; the flag is kept for scripts
+    /// that pass it).
+    #[arg(long, conflicts_with = "sweep_async_commit")]
     pub sweep_sync_commit: bool,
+
+    /// Sweep batches commit without waiting for their WAL flush, one commit at the end waits
+    /// for all of them: faster (1.13x the single DELETE at 10M rows against 0.93x), but the
+    /// WAL can then run ahead of the disk, and the application's commits wait behind it
+    /// (insert p99 4.6x idle against 2.5x; stalls of 60-90 ms seen on a faster-compressing
+    /// table).
+    #[arg(long)]
+    pub sweep_async_commit: bool,
 
     /// Format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -84,7 +91,7 @@ impl CleanupArgs {
             },
             sweep_batch: Duration::from_millis(self.sweep_batch_ms),
             sweep_workers: self.sweep_workers,
-            sweep_sync_commit: self.sweep_sync_commit,
+            sweep_sync_commit: !self.sweep_async_commit,
             max_duration: self.max_duration.map(Duration::from_secs),
             dry_run: self.dry_run,
             fixed_batch: self.batch_size,
@@ -522,7 +529,7 @@ mod tests {
             "5",
             "--sweep-workers",
             "1",
-            "--sweep-sync-commit",
+            "--sweep-async-commit",
         ])
         .unwrap();
         let o = h.args.options();
@@ -533,10 +540,18 @@ mod tests {
         assert_eq!(o.method, MethodChoice::Sweep);
         assert_eq!(o.sweep_batch, Duration::from_millis(5));
         assert_eq!(o.sweep_workers, 1);
-        assert!(o.sweep_sync_commit);
+        assert!(!o.sweep_sync_commit);
         assert_eq!(h.args.format, Format::Json);
+        let s = Harness::try_parse_from(["x", "--sweep-sync-commit"])
+            .unwrap()
+            .args;
+        assert!(s.options().sweep_sync_commit);
+        assert!(
+            Harness::try_parse_from(["x", "--sweep-sync-commit", "--sweep-async-commit"]).is_err()
+        );
         let d = Harness::try_parse_from(["x"]).unwrap().args;
         assert_eq!(d.options(), CleanupOptions::default());
+        assert!(d.options().sweep_sync_commit);
         assert_eq!(d.format, Format::Text);
         assert!(Harness::try_parse_from(["x", "--batch-size", "0"]).is_err());
         assert!(Harness::try_parse_from(["x", "--sweep-workers", "0"]).is_err());

@@ -67,9 +67,12 @@ pub struct BenchArgs {
     /// idemtop's side of the cleanup comparison: `--sweep-batch-ms MS`.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_batch_ms: Option<u64>,
-    /// idemtop's side of the cleanup comparison: `--sweep-sync-commit`.
-    #[arg(long)]
+    /// idemtop's side of the cleanup comparison: `--sweep-sync-commit` (its default).
+    #[arg(long, conflicts_with = "sweep_async_commit")]
     pub sweep_sync_commit: bool,
+    /// idemtop's side of the cleanup comparison: `--sweep-async-commit`.
+    #[arg(long)]
+    pub sweep_async_commit: bool,
     /// Hours over which created_at is spread (48: ~59.6% expired with the guide's TTLs).
     #[arg(long, default_value_t = 48.0, value_name = "H", hide = true)]
     pub spread_hours: f64,
@@ -130,6 +133,9 @@ impl BenchArgs {
         }
         if self.sweep_sync_commit {
             s.push_str(" --sweep-sync-commit");
+        }
+        if self.sweep_async_commit {
+            s.push_str(" --sweep-async-commit");
         }
         if let Some(j) = &self.json {
             s.push_str(&format!(" --json {}", j.display()));
@@ -206,7 +212,7 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
                 sweep_batch: args
                     .sweep_batch_ms
                     .map_or(d.sweep_batch, Duration::from_millis),
-                sweep_sync_commit: args.sweep_sync_commit,
+                sweep_sync_commit: !args.sweep_async_commit,
                 ..d
             }
         },

@@ -91,9 +91,10 @@ pub struct CleanupOptions {
     /// Connections that sweep at once (`--sweep-workers`, at least 1): while one waits for its
     /// commit's WAL flush, another deletes.
     pub sweep_workers: u32,
-    /// Each sweep batch waits for its own WAL flush (`--sweep-sync-commit`) instead of
-    /// committing asynchronously with one waiting commit at the end: gentler on the other
-    /// commits of a busy server, slower.
+    /// Each sweep batch waits for its own WAL flush (the default); `false`
+    /// (`--sweep-async-commit`): the batches commit asynchronously with one waiting commit at
+    /// the end, faster, but the WAL may run ahead of the disk and the server's other commits
+    /// wait behind it.
     pub sweep_sync_commit: bool,
     /// The `[[table]]` sections of the configuration: the table's mapping says what may be
     /// deleted ([`DeleteRule`]); without one, its detected shape does.
@@ -162,7 +163,7 @@ impl Default for CleanupOptions {
             method: MethodChoice::Auto,
             sweep_batch: Duration::from_millis(2),
             sweep_workers: DEFAULT_SWEEP_WORKERS,
-            sweep_sync_commit: false,
+            sweep_sync_commit: true,
             tables: Vec::new(),
         }
     }

@@ -79,7 +79,9 @@ pub struct BenchArgs {
     /// Seconds of the dashboard memory run.
     #[arg(long, default_value_t = 20, value_name = "SECS", hide = true)]
     pub dashboard_secs: u64,
-    /// The idemtop binary to run under tmux for the memory run (default: this executable).
+    /// The idemtop binary of the memory, key-to-frame and steady-state runs and of the
+    /// cleanup's idemtop side (default: the `idemtop` beside this executable; without one the
+    /// cleanup runs the same code in process).
     #[arg(long, value_name = "PATH", hide = true)]
     pub dashboard_bin: Option<PathBuf>,
 }

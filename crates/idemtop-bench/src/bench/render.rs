@@ -348,6 +348,12 @@ pub fn render(r: &Report) -> String {
             );
             let _ = writeln!(
                 s,
+                "   idemtop insert p99 of all {} inserts during its cleanups (every repetition): {:.1}x idle (the target's figure)",
+                c.p99_pooled_samples,
+                c.p99_pooled_vs_idle
+            );
+            let _ = writeln!(
+                s,
                 "   p99 vs idle divides by the server's idle p99, the median of all {} idle windows: {:.1} ms (windows {:.1}-{:.1} ms)",
                 c.runs.len() * 2,
                 c.idle_p99_ms,

@@ -155,13 +155,16 @@ pub(super) fn targets(
                 Some(c.throughput_ratio >= ratio_t),
             );
             check(
-                "insert p99 during cleanup vs idle (median of reps)",
+                "insert p99 during cleanup vs idle (all reps' inserts)",
                 format!(
-                    "{:.1}x (max {:.1}x)",
-                    c.p99_vs_idle_median, c.p99_vs_idle_max
+                    "{:.1}x ({} inserts; per rep {:.1}x median, {:.1}x max)",
+                    c.p99_pooled_vs_idle,
+                    c.p99_pooled_samples,
+                    c.p99_vs_idle_median,
+                    c.p99_vs_idle_max
                 ),
                 format!("<= {p99_t:.1}x"),
-                Some(c.p99_vs_idle_median <= p99_t),
+                Some(c.p99_pooled_vs_idle <= p99_t),
             );
         }
         None => {

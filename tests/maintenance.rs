@@ -402,6 +402,7 @@ async fn a_sweep_on_two_connections_deletes_exactly_the_expired_rows() {
             "{workers} connections, synchronous commits {sync_commit}: {s:?}"
         );
         assert!(s.batches >= 3, "{s:?}");
+        assert_eq!(s.sweep_connections, Some(workers), "{s:?}");
         assert!(s.method_reason.contains("planner's estimate"), "{s:?}");
         assert_eq!(s.expired_at_start, Some(40_000), "{s:?}");
         let last = seen.last().expect("progress was reported");

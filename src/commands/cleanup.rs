@@ -362,8 +362,15 @@ fn summary_line(s: &CleanupSummary) -> String {
         Some(_) => format!("; {}", s.method_reason),
         None => String::new(),
     };
+    let connections = match s.sweep_connections {
+        Some(n) => format!(
+            " on {n} {}",
+            plural(u64::from(n), "connection", "connections")
+        ),
+        None => String::new(),
+    };
     format!(
-        "deleted {} expired {} in {} {} ({}{unindexed}), {secs:.2} s ({why})",
+        "deleted {} expired {} in {} {} ({}{connections}{unindexed}), {secs:.2} s ({why})",
         s.deleted,
         plural(s.deleted, "row", "rows"),
         s.batches,
@@ -420,6 +427,7 @@ mod tests {
             rule: "expires_at <= cutoff".into(),
             references: Vec::new(),
             wal_compression: None,
+            sweep_connections: None,
         }
     }
 
@@ -442,6 +450,14 @@ mod tests {
         assert_eq!(
             render_summary(&left, Format::Text),
             "deleted 1234 expired rows in 5 batches (index walk), 0.42 s (incomplete: 1 expired row left behind, locked by other sessions; the next run takes them)"
+        );
+        let mut swept = summary(StopReason::CaughtUp, false);
+        swept.method = Method::Sweep;
+        swept.sweep_connections = Some(2);
+        assert!(
+            render_summary(&swept, Format::Text).contains("(heap sweep on 2 connections)"),
+            "{}",
+            render_summary(&swept, Format::Text)
         );
     }
 

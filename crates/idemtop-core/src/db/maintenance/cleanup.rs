@@ -77,6 +77,7 @@ pub async fn cleanup(
         rule: plan.rule.describe(),
         references: plan.rule.references.clone(),
         wal_compression: None,
+        sweep_connections: None,
     };
     if opts.dry_run {
         return Ok(summary(0, 0, StopReason::CaughtUp, plan.method, 0, planned));
@@ -186,6 +187,9 @@ pub async fn cleanup(
         None => Vec::new(),
     };
     let wal_compression = sweeper.as_ref().and_then(|s| s.wal_compression.clone());
+    let sweep_connections = sweeper
+        .as_ref()
+        .map(|_| 1 + u32::try_from(helpers.len()).unwrap_or(u32::MAX - 1));
     // The sweep's connection, kept to count what is left (then closed: that releases the
     // sweep's advisory lock).
     let mut swept = None;
@@ -248,6 +252,9 @@ pub async fn cleanup(
     }
     let mut done = summary(deleted, batches, stopped, method, skipped, partitions);
     done.wal_compression = wal_compression;
+    if method == Method::Sweep {
+        done.sweep_connections = sweep_connections;
+    }
     // A sweep chosen on the planner's estimate did not count first: what it deleted and what
     // the count after it found left are the backlog at the start (every expired row of the
     // pages that existed then). Stopped early, the backlog stays uncounted.

@@ -227,7 +227,7 @@ impl StopReason {
 /// What [`cleanup`] did. JSON: `deleted`, `batches`, `duration_ms`, `cutoff` (RFC 3339),
 /// `stopped` (`caught_up`, `cancelled`, `max_duration`, `incomplete`), `dry_run`,
 /// `expired_at_start`, `method` (`walk`, `sweep`), `method_reason`, `skipped`, `partitions`,
-/// `wal_compression`.
+/// `wal_compression`, `sweep_connections`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CleanupSummary {
     pub deleted: u64,
@@ -257,6 +257,9 @@ pub struct CleanupSummary {
     /// The `wal_compression` a sweep's sessions set for their full-page images (the role may
     /// set it and the server did not compress); `null` otherwise.
     pub wal_compression: Option<String>,
+    /// The connections that swept (`--sweep-workers` asks; fewer when the server or the pool
+    /// gave fewer within a second); `null` when the rows were not swept.
+    pub sweep_connections: Option<u32>,
 }
 
 /// One partition in a cleanup summary. JSON: the plan's fields (`name`, `action`, `proof`,
@@ -370,6 +373,7 @@ mod tests {
             rule: "expires_at <= cutoff".into(),
             references: Vec::new(),
             wal_compression: Some("lz4".into()),
+            sweep_connections: Some(2),
         };
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["method"], "sweep");
@@ -379,6 +383,7 @@ mod tests {
         assert_eq!(v["stopped"], "max_duration");
         assert_eq!(v["cutoff"], "1970-01-01T00:00:00Z");
         assert_eq!(v["wal_compression"], "lz4");
+        assert_eq!(v["sweep_connections"], 2);
     }
 
     #[test]

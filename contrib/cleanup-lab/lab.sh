@@ -96,7 +96,7 @@ SQL
     else
         out=$(PGHOST=$LAB PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres \
             "$IDEMTOP" cleanup --format=json "$@" 2>"$logs.err" |
-            python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["deleted"], d.get("batches"), d.get("method"), d.get("wal_compression"))')
+            python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["deleted"], d.get("batches"), d.get("method"), d.get("wal_compression"), d.get("sweep_connections"))')
     fi
     t1=$(date +%s.%N)
     wal=$(psql_ -c "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0'))")

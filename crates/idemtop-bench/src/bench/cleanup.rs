@@ -46,8 +46,7 @@ pub(super) fn latency_of(samples: &[(Instant, f64, bool)], from: Instant, to: In
         .iter()
         .filter(|s| s.0 >= from && s.0 <= to)
         .collect();
-    let ok: Vec<f64> = window.iter().filter(|s| s.2).map(|s| s.1).collect();
-    let st = Stats::of(&ok);
+    let st = Stats::of(&succeeded(samples, from, to));
     Latency {
         n: window.len(),
         failed: window.iter().filter(|s| !s.2).count(),
@@ -55,6 +54,15 @@ pub(super) fn latency_of(samples: &[(Instant, f64, bool)], from: Instant, to: In
         p99_ms: st.p99_ms,
         max_ms: st.max_ms,
     }
+}
+
+/// The latencies (ms) of the inserts scheduled in `from..=to` that succeeded.
+fn succeeded(samples: &[(Instant, f64, bool)], from: Instant, to: Instant) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|s| s.0 >= from && s.0 <= to && s.2)
+        .map(|s| s.1)
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -268,17 +276,21 @@ pub(super) async fn cleanup_variant(
     // start-up and connections inside the timed window, its own process beside the inserts'),
     // else the same code in this process.
     let bin = cfg.dashboard_bin.clone().filter(|b| b.is_file());
-    let defaults = cfg.cleanup_options == maintenance::CleanupOptions::default();
-    let what = match (variant, &bin, defaults) {
-        (Variant::Guide, _, _) => "guide: SELECT * FROM cleanup_expired_idempotency_records()",
-        (Variant::Idemtop, Some(_), true) => "idemtop: idemtop cleanup (real binary, defaults)",
-        (Variant::Idemtop, Some(_), false) => {
-            "idemtop: idemtop cleanup (real binary, options of the command line)"
-        }
-        (Variant::Idemtop, None, true) => "idemtop: maintenance::cleanup (default options)",
-        (Variant::Idemtop, None, false) => {
-            "idemtop: maintenance::cleanup (options of the command line)"
-        }
+    let what = match variant {
+        Variant::Guide => "guide: SELECT * FROM cleanup_expired_idempotency_records()".to_string(),
+        Variant::Idemtop => format!(
+            "idemtop: {} ({})",
+            if bin.is_some() {
+                "idemtop cleanup (real binary)"
+            } else {
+                "maintenance::cleanup"
+            },
+            if cfg.cleanup_options == maintenance::CleanupOptions::default() {
+                "defaults"
+            } else {
+                "options of the command line"
+            }
+        ),
     };
     log(started, &format!("  cleanup: {what}"));
     let lsn0: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
@@ -294,8 +306,8 @@ pub(super) async fn cleanup_variant(
     // Let the load settle into its schedule.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c0 = Instant::now();
-    let (deleted, batches, method) = match variant {
-        Variant::Guide => {
+    let (deleted, batches, method) = match (variant, bin.as_deref()) {
+        (Variant::Guide, _) => {
             let mut conn = env
                 .probe_cfg("bench guide cleanup", Duration::ZERO)
                 .connect()
@@ -307,13 +319,10 @@ pub(super) async fn cleanup_variant(
                 .await?;
             (n.max(0) as u64, None, None)
         }
-        Variant::Idemtop if bin.is_some() => {
-            let bin = bin.as_deref().unwrap_or(Path::new("idemtop"));
-            let (deleted, batches, method) =
-                cleanup_by_binary(env, bin, schema_name, &cfg.cleanup_options).await?;
-            (deleted, batches, method)
+        (Variant::Idemtop, Some(bin)) => {
+            cleanup_by_binary(env, bin, schema_name, &cfg.cleanup_options).await?
         }
-        Variant::Idemtop => {
+        (Variant::Idemtop, None) => {
             let pool = env
                 .probe_cfg("idemtop cleanup", Duration::from_secs(5))
                 .pool(4)
@@ -347,11 +356,7 @@ pub(super) async fn cleanup_variant(
     stop.cancel();
     let samples = h.await.context("insert task")?;
     let during = latency_of(&samples, c0, c1);
-    let during_ms: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.0 >= c0 && s.0 <= c1 && s.2)
-        .map(|s| s.1)
-        .collect();
+    let during_ms = succeeded(&samples, c0, c1);
     inserter.close().await;
     admin
         .execute(format!("DROP SCHEMA {} CASCADE", schema.quoted()).as_str())
@@ -359,7 +364,7 @@ pub(super) async fn cleanup_variant(
     admin.execute("CHECKPOINT").await?;
     let duration_secs = (c1 - c0).as_secs_f64();
     Ok(CleanupSide {
-        what: what.into(),
+        what,
         copy_secs,
         deleted,
         duration_secs,

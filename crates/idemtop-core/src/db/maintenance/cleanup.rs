@@ -187,9 +187,8 @@ pub async fn cleanup(
         None => Vec::new(),
     };
     let wal_compression = sweeper.as_ref().and_then(|s| s.wal_compression.clone());
-    let sweep_connections = sweeper
-        .as_ref()
-        .map(|_| 1 + u32::try_from(helpers.len()).unwrap_or(u32::MAX - 1));
+    // At most MAX_SWEEP_WORKERS - 1 helpers.
+    let sweep_connections = sweeper.as_ref().map(|_| 1 + helpers.len() as u32);
     // The sweep's connection, kept to count what is left (then closed: that releases the
     // sweep's advisory lock).
     let mut swept = None;

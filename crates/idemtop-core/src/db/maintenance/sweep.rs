@@ -32,12 +32,16 @@ pub(super) struct Sweeper {
 }
 
 /// The session settings of every sweep connection, `$1` to `$3`: the batches' statement and
-/// lock timeouts and, unless `$3` (synchronous commits, the default), asynchronous commits
-/// (`--sweep-async-commit`).
+/// lock timeouts and their commits: with `$3` (the default) each waits for its own flush (a
+/// role or database whose `synchronous_commit` is `off` gets `on` in these sessions: the sweep
+/// then skips its final waiting commit, so its batches must not skip theirs; `local` and the
+/// replication levels stay), else asynchronous (`--sweep-async-commit`).
 const SWEEP_SESSION_SETTINGS: &str = "set_config('statement_timeout', $1, false),
         set_config('lock_timeout', $2, false),
-        CASE WHEN $3 THEN current_setting('synchronous_commit')
-             ELSE set_config('synchronous_commit', 'off', false) END";
+        CASE WHEN NOT $3 THEN set_config('synchronous_commit', 'off', false)
+             WHEN current_setting('synchronous_commit') = 'off'
+             THEN set_config('synchronous_commit', 'on', false)
+             ELSE current_setting('synchronous_commit') END";
 
 /// Advisory lock key of the sweep of one table: two sweeps of a table would only wait for
 /// each other's rows, so a second cleanup walks the index (with `SKIP LOCKED`) instead.

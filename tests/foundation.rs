@@ -391,6 +391,35 @@ async fn pg_environment_variables_are_the_fallback() {
     assert!(out.contains("045 create idempotency records"), "{out}");
 }
 
+/// idemtop's sessions never JIT-compile: its statements are short or frequent, and on a large
+/// table the server's default would spend 20-200 ms compiling a cleanup's planning EXPLAIN.
+/// Both ways of connecting (one connection, a pool) carry the setting.
+#[tokio::test]
+async fn idemtop_sessions_have_jit_off_and_their_timeouts() {
+    let url = migrated_db().await;
+    let cfg = ConnectConfig::from_url(url.clone()).with_statement_timeout(Duration::from_secs(7));
+    let mut one = cfg.connect().await.unwrap();
+    let pool = cfg.pool(1).await.unwrap();
+    let mut pooled = pool.acquire().await.unwrap();
+    for conn in [&mut one, &mut *pooled] {
+        let (jit, timeout): (String, String) =
+            sqlx::query_as("SELECT current_setting('jit'), current_setting('statement_timeout')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!((jit.as_str(), timeout.as_str()), ("off", "7s"));
+    }
+    // A plain connection (sqlx's own, not idemtop's) keeps the server's default.
+    let mut plain = <PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let jit: String = sqlx::query_scalar("SELECT current_setting('jit')")
+        .fetch_one(&mut plain)
+        .await
+        .unwrap();
+    assert_eq!(jit, "on");
+}
+
 #[tokio::test]
 async fn bad_url_gives_one_readable_line_without_the_password() {
     // Nothing listens on port 1.

@@ -9,6 +9,13 @@
 #   contrib/cleanup-lab/lab.sh run NAME guide             # the guide's single DELETE
 #   contrib/cleanup-lab/lab.sh run NAME idemtop [FLAGS]   # idemtop cleanup FLAGS (real binary)
 #
+# Two floors, no cleanup at all, for what any cleanup must cost the inserts at a given pace:
+#   contrib/cleanup-lab/lab.sh run NAME wal BYTES CHUNK CONNS
+#       BYTES of WAL (e.g. a sweep's 930000000) as logical messages of CHUNK bytes, each its
+#       own synchronous commit, on CONNS connections, as fast as they go: the disk's share.
+#   contrib/cleanup-lab/lab.sh run NAME cpu CONNS [SECONDS]
+#       CONNS backends busy on arithmetic (no WAL, no I/O) for SECONDS (5): the CPU's share.
+#
 # Environment: PG_BIN (server binaries, default /usr/lib/postgresql/15/bin), IDEMTOP (default
 # target/release/idemtop), LAB (directory, default /tmp/idemtop-lab: ~12 GB), ROWS (10000000).
 # As root, the server runs as the `postgres` user. Prints one line per run: duration, rows/s,
@@ -93,6 +100,18 @@ SQL
     t0=$(date +%s.%N)
     if [ "$side" = guide ]; then
         out=$(psql_ -c "SELECT * FROM cleanup_expired_idempotency_records()")
+    elif [ "$side" = wal ]; then
+        local bytes=$1 chunk=$2 conns=$3
+        echo "SELECT pg_logical_emit_message(true, 'lab', repeat('x', $chunk));" >"$LAB/wal.sql"
+        "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$conns" -j "$conns" \
+            -t $((bytes / chunk / conns)) -f "$LAB/wal.sql" postgres >"$logs.err" 2>&1
+        out="0 wal floor: $chunk-byte commits on $conns connections"
+    elif [ "$side" = cpu ]; then
+        local conns=$1 secs=${2:-5}
+        echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
+        "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$conns" -j "$conns" \
+            -T "$secs" -f "$LAB/cpu.sql" postgres >"$logs.err" 2>&1
+        out="0 cpu floor: $conns busy backends"
     else
         out=$(PGHOST=$LAB PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres \
             "$IDEMTOP" cleanup --format=json "$@" 2>"$logs.err" |
@@ -132,11 +151,11 @@ case "${1:-}" in
 setup) setup ;;
 run)
     shift
-    [ $# -ge 2 ] || { echo "usage: $0 run NAME guide|idemtop [idemtop cleanup flags]" >&2; exit 2; }
+    [ $# -ge 2 ] || { echo "usage: $0 run NAME guide|idemtop [idemtop cleanup flags] | wal BYTES CHUNK CONNS | cpu CONNS [SECONDS]" >&2; exit 2; }
     run "$@"
     ;;
 *)
-    echo "usage: $0 setup | run NAME guide|idemtop [idemtop cleanup flags]" >&2
+    echo "usage: $0 setup | run NAME guide|idemtop [idemtop cleanup flags] | run NAME wal BYTES CHUNK CONNS | run NAME cpu CONNS [SECONDS]" >&2
     exit 2
     ;;
 esac

@@ -10,9 +10,11 @@
 #   contrib/cleanup-lab/lab.sh run NAME idemtop [FLAGS]   # idemtop cleanup FLAGS (real binary)
 #
 # Two floors, no cleanup at all, for what any cleanup must cost the inserts at a given pace:
-#   contrib/cleanup-lab/lab.sh run NAME wal BYTES CHUNK CONNS
+#   contrib/cleanup-lab/lab.sh run NAME wal BYTES CHUNK CONNS [BUSY]
 #       BYTES of WAL (e.g. a sweep's 930000000) as logical messages of CHUNK bytes, each its
-#       own synchronous commit, on CONNS connections, as fast as they go: the disk's share.
+#       own synchronous commit, on CONNS connections, as fast as they go: the disk's share;
+#       with BUSY backends busy on arithmetic meanwhile: both shares at once (a cleanup's
+#       deletion CPU with none of its overhead, on processes of its own).
 #   contrib/cleanup-lab/lab.sh run NAME cpu CONNS [SECONDS]
 #       CONNS backends busy on arithmetic (no WAL, no I/O) for SECONDS (5): the CPU's share.
 #
@@ -101,11 +103,21 @@ SQL
     if [ "$side" = guide ]; then
         out=$(psql_ -c "SELECT * FROM cleanup_expired_idempotency_records()")
     elif [ "$side" = wal ]; then
-        local bytes=$1 chunk=$2 conns=$3
+        local bytes=$1 chunk=$2 conns=$3 busy=${4:-0} cpu=
         echo "SELECT pg_logical_emit_message(true, 'lab', repeat('x', $chunk));" >"$LAB/wal.sql"
+        if [ "$busy" -gt 0 ]; then
+            echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
+            "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$busy" -j "$busy" \
+                -T 60 -f "$LAB/cpu.sql" postgres >"$logs.cpu.err" 2>&1 &
+            cpu=$!
+        fi
         "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$conns" -j "$conns" \
             -t $((bytes / chunk / conns)) -f "$LAB/wal.sql" postgres >"$logs.err" 2>&1
-        out="0 wal floor: $chunk-byte commits on $conns connections"
+        if [ -n "$cpu" ]; then
+            kill "$cpu" 2>/dev/null || true
+            wait "$cpu" 2>/dev/null || true
+        fi
+        out="0 wal floor: $chunk-byte commits on $conns connections, $busy busy backends"
     elif [ "$side" = cpu ]; then
         local conns=$1 secs=${2:-5}
         echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
@@ -151,11 +163,11 @@ case "${1:-}" in
 setup) setup ;;
 run)
     shift
-    [ $# -ge 2 ] || { echo "usage: $0 run NAME guide|idemtop [idemtop cleanup flags] | wal BYTES CHUNK CONNS | cpu CONNS [SECONDS]" >&2; exit 2; }
+    [ $# -ge 2 ] || { echo "usage: $0 run NAME guide|idemtop [idemtop cleanup flags] | wal BYTES CHUNK CONNS [BUSY] | cpu CONNS [SECONDS]" >&2; exit 2; }
     run "$@"
     ;;
 *)
-    echo "usage: $0 setup | run NAME guide|idemtop [idemtop cleanup flags] | run NAME wal BYTES CHUNK CONNS | run NAME cpu CONNS [SECONDS]" >&2
+    echo "usage: $0 setup | run NAME guide|idemtop [idemtop cleanup flags] | run NAME wal BYTES CHUNK CONNS [BUSY] | run NAME cpu CONNS [SECONDS]" >&2
     exit 2
     ;;
 esac

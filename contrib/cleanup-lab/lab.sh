@@ -75,6 +75,13 @@ SQL
     as_pg "$PG_BIN/pg_ctl -D $LAB/base -w stop -m fast" >/dev/null
 }
 
+# CONNS backends busy on arithmetic (no WAL, no I/O) for SECONDS.
+busy_backends() {
+    echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
+    "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$1" -j "$1" -T "$2" \
+        -f "$LAB/cpu.sql" postgres
+}
+
 run() {
     local name=$1 side=$2
     shift 2
@@ -106,9 +113,7 @@ SQL
         local bytes=$1 chunk=$2 conns=$3 busy=${4:-0} cpu=
         echo "SELECT pg_logical_emit_message(true, 'lab', repeat('x', $chunk));" >"$LAB/wal.sql"
         if [ "$busy" -gt 0 ]; then
-            echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
-            "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$busy" -j "$busy" \
-                -T 60 -f "$LAB/cpu.sql" postgres >"$logs.cpu.err" 2>&1 &
+            busy_backends "$busy" 60 >"$logs.cpu.err" 2>&1 &
             cpu=$!
         fi
         "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$conns" -j "$conns" \
@@ -120,9 +125,7 @@ SQL
         out="0 wal floor: $chunk-byte commits on $conns connections, $busy busy backends"
     elif [ "$side" = cpu ]; then
         local conns=$1 secs=${2:-5}
-        echo "SELECT sum(i) FROM generate_series(1, 200000) i;" >"$LAB/cpu.sql"
-        "$PG_BIN/pgbench" -h "$LAB" -p $PORT -U postgres -n -c "$conns" -j "$conns" \
-            -T "$secs" -f "$LAB/cpu.sql" postgres >"$logs.err" 2>&1
+        busy_backends "$conns" "$secs" >"$logs.err" 2>&1
         out="0 cpu floor: $conns busy backends"
     else
         out=$(PGHOST=$LAB PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres \

@@ -187,7 +187,7 @@ pub async fn cleanup(
         None => Vec::new(),
     };
     let wal_compression = sweeper.as_ref().and_then(|s| s.wal_compression.clone());
-    // At most MAX_SWEEP_WORKERS - 1 helpers.
+    // The lead connection and its helpers; `None` when the rows are walked.
     let sweep_connections = sweeper.as_ref().map(|_| 1 + helpers.len() as u32);
     // The sweep's connection, kept to count what is left (then closed: that releases the
     // sweep's advisory lock).
@@ -251,9 +251,7 @@ pub async fn cleanup(
     }
     let mut done = summary(deleted, batches, stopped, method, skipped, partitions);
     done.wal_compression = wal_compression;
-    if method == Method::Sweep {
-        done.sweep_connections = sweep_connections;
-    }
+    done.sweep_connections = sweep_connections;
     // A sweep chosen on the planner's estimate did not count first: what it deleted and what
     // the count after it found left are the backlog at the start (every expired row of the
     // pages that existed then). Stopped early, the backlog stays uncounted.
